@@ -1,0 +1,58 @@
+# DynamicSparse — build, test and run experiments.
+#   make deps          install system packages (OpenBLAS, zlib, Fashion-MNIST) when missing
+#   make build         release build of the `dst` tool
+#   make test          run the test suite (debug build)
+#   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
+#   make bench-train   training throughput, side by side with PyTorch (benchmark only)
+#   make clean         remove build products
+
+SWIFT ?= swift
+CONFIG ?= configs/quickstart.yaml
+ARGS ?=
+THREADS ?= 2
+APT_PACKAGES := libopenblas-dev zlib1g-dev dataset-fashion-mnist
+# Release builds of numeric code need the CPU's vector units (FMA/AVX); the default
+# x86-64 target has neither.
+ARCH := $(shell uname -m)
+NATIVE := $(if $(filter x86_64,$(ARCH)),-Xswiftc -target-cpu -Xswiftc native,)
+RELEASE := -c release $(NATIVE)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VENV := .build-venv/bench
+
+.PHONY: deps build test experiment bench-train clean
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; else \
+	  echo "deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing ) || \
+	  ( sleep 5; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing ); \
+	fi
+
+build: deps
+	$(SWIFT) build $(RELEASE) --product dst
+
+test: deps
+	$(SWIFT) test
+
+experiment: build
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst run $(CONFIG) $(ARGS)
+
+$(VENV)/.ready:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch scipy
+	touch $@
+
+bench-train: deps $(VENV)/.ready
+	$(SWIFT) build $(RELEASE) --product dst-bench
+	mkdir -p results/bench
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench train --threads $(THREADS) \
+	  --models mlp,resnet20,resnet18 --csv results/bench/train_dynamicsparse.csv
+	$(VENV)/bin/python experiments/bench_train_torch.py --threads $(THREADS) \
+	  --csv results/bench/train_torch.csv
+	@python3 experiments/bench_table.py results/bench/train_dynamicsparse.csv results/bench/train_torch.csv
+
+clean:
+	rm -rf .build

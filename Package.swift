@@ -1,0 +1,46 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// Module graph (each arrow points one way only):
+// COpenBLAS, CZlib → DSCore → DSLayers → DSTraining → DSData → DSExperiment → dst
+let package = Package(
+    name: "DynamicSparse",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dst", targets: ["dst"]),
+        .library(name: "DSExperiment", targets: ["DSExperiment"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "DSCore", dependencies: ["COpenBLAS"]),
+        .target(name: "DSLayers", dependencies: ["DSCore"]),
+        .target(name: "DSTraining", dependencies: ["DSCore", "DSLayers"]),
+        .target(name: "DSData", dependencies: ["DSCore", "CZlib"]),
+        .target(name: "DSExperiment", dependencies: [
+            "DSCore", "DSLayers", "DSTraining", "DSData",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "dst", dependencies: [
+            "DSExperiment", "DSData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "dst-bench", dependencies: [
+            "DSCore", "DSLayers", "DSTraining", "DSExperiment",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "DSTestSupport", dependencies: ["DSCore", "DSLayers", "DSData"],
+                path: "Tests/DSTestSupport"),
+        .testTarget(name: "DSCoreTests", dependencies: ["DSCore", "DSTestSupport"]),
+        .testTarget(name: "DSLayersTests", dependencies: ["DSLayers", "DSTestSupport"]),
+        .testTarget(name: "DSTrainingTests", dependencies: ["DSTraining", "DSTestSupport"]),
+        .testTarget(name: "DSDataTests", dependencies: ["DSData", "DSTestSupport"]),
+        .testTarget(name: "DSExperimentTests", dependencies: ["DSExperiment", "DSTestSupport"]),
+    ]
+)

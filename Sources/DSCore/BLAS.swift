@@ -1,0 +1,117 @@
+import COpenBLAS
+import Dispatch
+
+/// Thin wrappers over OpenBLAS. Every GEMM in the library goes through `gemm`, which
+/// splits large products over `Parallel.threads` (OpenBLAS itself runs one thread).
+public enum BLAS {
+    /// `C[M,N] = alpha · op(A) · op(B) + beta · C`, row-major.
+    ///
+    /// `op(A)` is `[M, K]` (`A` stored `[M, K]`, or `[K, M]` when `transposeA`);
+    /// `op(B)` is `[K, N]` (`B` stored `[K, N]`, or `[N, K]` when `transposeB`).
+    @inlinable
+    public static func gemm(
+        transposeA: Bool = false, transposeB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta == 0 { c.update(repeating: 0, count: m * ldc) }
+            return
+        }
+        let flops = m * n * k
+        let threads = Parallel.threads
+        if threads <= 1 || flops < 4_000_000 {
+            sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        } else if n >= 64 * threads && n >= m {
+            // Columns of C: op(B)[:, n0..<n1].
+            Parallel.forRanges(n, work: flops) { r in
+                let bOffset = transposeB ? r.lowerBound * ldb : r.lowerBound
+                sgemm(transposeA, transposeB, m, r.count, k, alpha, a, lda, b + bOffset, ldb, beta,
+                      c + r.lowerBound, ldc)
+            }
+        } else if m >= 16 * threads {
+            // Rows of C: op(A)[m0..<m1, :].
+            Parallel.forRanges(m, work: flops) { r in
+                let aOffset = transposeA ? r.lowerBound : r.lowerBound * lda
+                sgemm(transposeA, transposeB, r.count, n, k, alpha, a + aOffset, lda, b, ldb, beta,
+                      c + r.lowerBound * ldc, ldc)
+            }
+        } else {
+            // Small C, long K (weight gradients): partial products over K, summed in a
+            // fixed order so the result is the same every run.
+            let parts = min(threads, max(k / 256, 1))
+            var partial = [Float](repeating: 0, count: (parts - 1) * m * n)
+            partial.withUnsafeMutableBufferPointer { tmp in
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    let k0 = k * p / parts, k1 = k * (p + 1) / parts
+                    let aOffset = transposeA ? k0 * lda : k0
+                    let bOffset = transposeB ? k0 : k0 * ldb
+                    if p == 0 {
+                        sgemm(transposeA, transposeB, m, n, k1 - k0, alpha, a + aOffset, lda, b + bOffset, ldb,
+                              beta, c, ldc)
+                    } else {
+                        sgemm(transposeA, transposeB, m, n, k1 - k0, alpha, a + aOffset, lda, b + bOffset, ldb,
+                              0, tmp.baseAddress! + (p - 1) * m * n, n)
+                    }
+                }
+                for p in 1..<parts {
+                    let t = tmp.baseAddress! + (p - 1) * m * n
+                    for i in 0..<m {
+                        for j in 0..<n { c[i * ldc + j] += t[i * n + j] }
+                    }
+                }
+            }
+        }
+    }
+
+    @inlinable
+    static func sgemm(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// `y[M] = alpha · op(A) · x + beta · y` with `A` stored `[M, N]` row-major.
+    @inlinable
+    public static func gemv(
+        transpose: Bool = false, m: Int, n: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>,
+        beta: Float = 0, y: UnsafeMutablePointer<Float>
+    ) {
+        cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+    }
+}
+
+/// Matrix products on whole tensors (2-D, row-major).
+extension Tensor {
+    /// `op(a) · op(b)`, with shapes checked.
+    public static func matmul(_ a: Tensor, _ b: Tensor,
+                              transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "matmul needs 2-D tensors, got \(a.shape) and \(b.shape)")
+        let m = transposeA ? a.shape[1] : a.shape[0]
+        let k = transposeA ? a.shape[0] : a.shape[1]
+        let kb = transposeB ? b.shape[1] : b.shape[0]
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        precondition(k == kb, "matmul inner dimensions differ: \(a.shape) · \(b.shape)")
+        var c = Tensor(shape: [m, n])
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                    BLAS.gemm(transposeA: transposeA, transposeB: transposeB,
+                              m: m, n: n, k: k,
+                              a: pa.baseAddress!, lda: a.shape[1],
+                              b: pb.baseAddress!, ldb: b.shape[1],
+                              c: pc.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return c
+    }
+}

@@ -1,0 +1,59 @@
+import COpenBLAS
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The library's threading: OpenBLAS runs single-threaded and the library splits
+/// large GEMMs and loops over its own threads (GCD), so no BLAS worker spins while
+/// library code runs on the other core.
+public enum Parallel {
+    /// All cores (what `threads` is outside any `withThreads` scope).
+    public static let processors = max(Int(openblas_get_num_procs()), 1)
+
+    @TaskLocal static var scopedThreads: Int?
+
+    /// Threads used for GEMMs and parallel loops here: the innermost `withThreads`
+    /// value, else all cores.
+    public static var threads: Int { scopedThreads ?? processors }
+
+    /// Runs `body` with `count` threads (`0` = all cores). The setting is scoped to
+    /// this task, so concurrent runs with different counts do not interfere.
+    public static func withThreads<T>(_ count: Int, _ body: () throws -> T) rethrows -> T {
+        prepareProcess()
+        return try $scopedThreads.withValue(count > 0 ? count : processors, operation: body)
+    }
+
+    /// Process set-up, idempotent: OpenBLAS runs one thread (the library splits GEMMs
+    /// itself), and large freed blocks stay in the heap, so per-step activation
+    /// buffers are reused without page faults.
+    public static func prepareProcess() {
+        openblas_set_num_threads(1)
+        #if os(Linux)
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
+        #endif
+    }
+
+    /// Runs `body(i)` for `i` in `0..<count`, on several threads when `work`
+    /// (an estimate of the elements touched) is large enough to pay for waking them.
+    @inlinable
+    public static func forEach(_ count: Int, work: Int, _ body: (Int) -> Void) {
+        if count <= 1 || work < 32_768 || threads <= 1 {
+            for i in 0..<count { body(i) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        }
+    }
+
+    /// Splits `0..<total` into `threads` contiguous ranges and runs them in parallel
+    /// (serially when `work` is small).
+    @inlinable
+    public static func forRanges(_ total: Int, work: Int, _ body: (Range<Int>) -> Void) {
+        let parts = (work < 65_536 || threads <= 1) ? 1 : min(threads, total)
+        if parts <= 1 { body(0..<total); return }
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            body((total * p / parts)..<(total * (p + 1) / parts))
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Collects every configuration problem, so one run reports them all at once.
+final class IssueSink {
+    var issues: [String] = []
+    func add(_ path: [CodingKey], _ message: String) {
+        issues.append("\(ConfigPath.string(path)): \(message)")
+    }
+}
+
+enum ConfigPath {
+    static func string(_ path: [CodingKey]) -> String {
+        let parts = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+        return parts.isEmpty ? "(top level)" : parts.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+    }
+}
+
+extension CodingUserInfoKey {
+    static let configIssues = CodingUserInfoKey(rawValue: "dst.configIssues")!
+}
+
+/// Reads a config section's keys with defaults; a value of the wrong type is
+/// recorded as an issue (with its key path) and replaced by the default, so decoding
+/// continues and every problem is reported together.
+struct Fields<Key: CodingKey> {
+    let container: KeyedDecodingContainer<Key>?
+    let sink: IssueSink
+
+    init(_ decoder: Decoder, _ keys: Key.Type) {
+        sink = decoder.userInfo[.configIssues] as? IssueSink ?? IssueSink()
+        do {
+            container = try decoder.container(keyedBy: Key.self)
+        } catch {
+            sink.add(decoder.codingPath, "expected a mapping of keys")
+            container = nil
+        }
+    }
+
+    func callAsFunction<T: Decodable>(_ key: Key, _ fallback: T) -> T {
+        guard let container else { return fallback }
+        do {
+            return try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+        } catch let DecodingError.typeMismatch(_, context) {
+            sink.add(context.codingPath.isEmpty ? container.codingPath + [key] : context.codingPath,
+                     "expected \(Fields.describe(T.self))")
+        } catch let DecodingError.dataCorrupted(context) {
+            sink.add(context.codingPath.isEmpty ? container.codingPath + [key] : context.codingPath,
+                     "expected \(Fields.describe(T.self)) (\(context.debugDescription))")
+        } catch {
+            sink.add(container.codingPath + [key], "\(error)")
+        }
+        return fallback
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        let names: [(Any.Type, String)] = [
+            (Int.self, "an integer"), (UInt64.self, "a non-negative integer"), (Double.self, "a number"),
+            (Bool.self, "true or false"), (String.self, "a string"), ([Int].self, "a list of integers"),
+            ([Double].self, "a list of numbers"), ([String].self, "a list of strings"),
+        ]
+        return names.first { $0.0 == type }?.1 ?? "a mapping of keys"
+    }
+}

@@ -1,0 +1,165 @@
+import DSData
+import DSLayers
+import Foundation
+import Yams
+
+/// Every problem found in a config, each naming its key path.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    /// The config file (or `<string>`).
+    public let source: String
+    public let problems: [String]
+    public var description: String {
+        problems.count == 1
+            ? "\(source): \(problems[0])"
+            : "\(source): \(problems.count) problems:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Reads YAML configs: parse, apply `--set` overrides, decode with defaults, reject
+/// unknown keys, validate.
+public enum ConfigLoader {
+    /// Loads and validates the config file at `path` with `overrides` (`a.b=value`).
+    public static func load(file path: String, overrides: [String] = []) throws -> ExperimentConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(source: path, problems: ["cannot read the file"])
+        }
+        return try load(yaml: text, source: path, overrides: overrides)
+    }
+
+    /// Loads and validates config text; `source` names it in errors.
+    public static func load(yaml text: String, source: String = "<string>",
+                            overrides: [String] = []) throws -> ExperimentConfig {
+        var node: Node
+        do {
+            node = try Yams.compose(yaml: text) ?? Node.mapping([:])
+        } catch {
+            throw ConfigError(source: source, problems: ["YAML syntax error: \(error)"])
+        }
+        var problems: [String] = []
+        for override in overrides {
+            do { node = try apply(override: override, to: node) } catch let e as ConfigError {
+                problems += e.problems
+            }
+        }
+        let sink = IssueSink()
+        let config: ExperimentConfig
+        do {
+            config = try YAMLDecoder().decode(ExperimentConfig.self, from: node, userInfo: [.configIssues: sink])
+        } catch {
+            throw ConfigError(source: source, problems: problems + ["\(error)"])
+        }
+        problems += sink.issues
+        if let reference = try? Yams.compose(yaml: render(config)) {
+            problems += unknownKeys(in: node, reference: reference, path: [])
+        }
+        problems += config.validate()
+        guard problems.isEmpty else { throw ConfigError(source: source, problems: problems) }
+        return config
+    }
+
+    /// The fully resolved config as YAML (every key, defaults included).
+    public static func render(_ config: ExperimentConfig) -> String {
+        (try? YAMLEncoder().encode(config)) ?? ""
+    }
+
+    /// Applies one `key.path=value` override; the value is parsed as YAML
+    /// (`--set model.hidden=[512,256]`).
+    static func apply(override: String, to node: Node) throws -> Node {
+        guard let eq = override.firstIndex(of: "="), eq != override.startIndex else {
+            throw ConfigError(source: "--set", problems: ["--set \(override): expected key.path=value"])
+        }
+        let path = override[..<eq].split(separator: ".").map(String.init)
+        let valueText = String(override[override.index(after: eq)...])
+        let value = (try? Yams.compose(yaml: valueText)) ?? nil
+        return try setting(node, path: path[...], to: value ?? Node(valueText), override: override)
+    }
+
+    static func setting(_ node: Node, path: ArraySlice<String>, to value: Node, override: String) throws -> Node {
+        guard let key = path.first else { return value }
+        var mapping: Node.Mapping
+        switch node {
+        case .mapping(let m): mapping = m
+        case .scalar(let s) where s.string == "" || s.string == "null" || s.string == "~": mapping = [:]
+        default:
+            throw ConfigError(source: "--set", problems: ["--set \(override): '\(key)' is inside a value that is not a mapping"])
+        }
+        let child = mapping[key] ?? Node.mapping([:])
+        mapping[key] = try setting(child, path: path.dropFirst(), to: value, override: override)
+        return .mapping(mapping)
+    }
+
+    /// Keys present in `node` but not in `reference` (the re-encoded config, which
+    /// holds every known key).
+    static func unknownKeys(in node: Node, reference: Node, path: [String]) -> [String] {
+        guard case .mapping(let m) = node, case .mapping(let ref) = reference else { return [] }
+        var problems: [String] = []
+        for (k, v) in m {
+            let key = k.string ?? "\(k)"
+            let here = path + [key]
+            if let r = ref[key] {
+                problems += unknownKeys(in: v, reference: r, path: here)
+            } else {
+                let valid = ref.keys.compactMap(\.string).sorted().joined(separator: ", ")
+                let section = path.isEmpty ? "at the top level" : "in \(path.joined(separator: "."))"
+                problems.append("\(here.joined(separator: ".")): unknown key '\(key)' \(section); valid keys: \(valid)")
+            }
+        }
+        return problems
+    }
+}
+
+extension ExperimentConfig {
+    /// The choices each named option accepts.
+    public static let optimizers = ["adamw", "sgd"]
+    public static let schedules = ["constant", "cosine", "multistep", "step"]
+    public static let strategies = ["dense"]
+
+    /// Every semantic problem, each with its key path (empty when valid).
+    public func validate() -> [String] {
+        var p: [String] = []
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) { if !ok { p.append(message()) } }
+        check(!name.isEmpty && !name.contains("/") && name != "." && name != "..",
+              "name: '\(name)' must be a non-empty folder name without '/'")
+        check(DatasetCatalog.datasets[data.dataset] != nil,
+              "data.dataset: unknown dataset '\(data.dataset)'; valid datasets: \(DatasetCatalog.names.joined(separator: ", "))")
+        check(data.validationSize >= 0, "data.validation_size: must be ≥ 0, got \(data.validationSize)")
+        check(data.augmentation.randomCropPadding >= 0,
+              "data.augmentation.random_crop_padding: must be ≥ 0, got \(data.augmentation.randomCropPadding)")
+        check(ModelRegistry.builders[model.name] != nil,
+              "model.name: unknown model '\(model.name)'; valid models: \(ModelRegistry.names.joined(separator: ", "))")
+        check(model.hidden.allSatisfy { $0 > 0 }, "model.hidden: every size must be positive, got \(model.hidden)")
+        check(model.widthMultiplier > 0, "model.width_multiplier: must be positive, got \(model.widthMultiplier)")
+        check(model.dropout >= 0 && model.dropout < 1, "model.dropout: must be in [0, 1), got \(model.dropout)")
+        check(Self.optimizers.contains(optimizer.name),
+              "optimizer.name: unknown optimizer '\(optimizer.name)'; valid optimizers: \(Self.optimizers.joined(separator: ", "))")
+        check(optimizer.lr > 0, "optimizer.lr: must be positive, got \(optimizer.lr)")
+        check(optimizer.momentum >= 0 && optimizer.momentum < 1, "optimizer.momentum: must be in [0, 1), got \(optimizer.momentum)")
+        check(!optimizer.nesterov || optimizer.momentum > 0 || optimizer.name != "sgd",
+              "optimizer.nesterov: needs optimizer.momentum > 0")
+        check(optimizer.weightDecay >= 0, "optimizer.weight_decay: must be ≥ 0, got \(optimizer.weightDecay)")
+        check(optimizer.betas.count == 2 && optimizer.betas.allSatisfy { $0 >= 0 && $0 < 1 },
+              "optimizer.betas: expected two numbers in [0, 1), got \(optimizer.betas)")
+        check(optimizer.eps > 0, "optimizer.eps: must be positive, got \(optimizer.eps)")
+        check(Self.schedules.contains(schedule.name),
+              "schedule.name: unknown schedule '\(schedule.name)'; valid schedules: \(Self.schedules.joined(separator: ", "))")
+        check(schedule.stepSize > 0, "schedule.step_size: must be positive, got \(schedule.stepSize)")
+        check(schedule.milestones == schedule.milestones.sorted() && schedule.milestones.allSatisfy { $0 > 0 },
+              "schedule.milestones: must be positive epochs in increasing order, got \(schedule.milestones)")
+        check(schedule.gamma > 0, "schedule.gamma: must be positive, got \(schedule.gamma)")
+        check(schedule.minLr >= 0, "schedule.min_lr: must be ≥ 0, got \(schedule.minLr)")
+        check(schedule.warmupEpochs >= 0, "schedule.warmup_epochs: must be ≥ 0, got \(schedule.warmupEpochs)")
+        check(schedule.warmupStartFactor >= 0 && schedule.warmupStartFactor <= 1,
+              "schedule.warmup_start_factor: must be in [0, 1], got \(schedule.warmupStartFactor)")
+        check(training.epochs > 0, "training.epochs: must be positive, got \(training.epochs)")
+        check(training.batchSize > 0, "training.batch_size: must be positive, got \(training.batchSize)")
+        check(training.evalBatchSize > 0, "training.eval_batch_size: must be positive, got \(training.evalBatchSize)")
+        check(training.labelSmoothing >= 0 && training.labelSmoothing < 1,
+              "training.label_smoothing: must be in [0, 1), got \(training.labelSmoothing)")
+        check(training.threads >= 0, "training.threads: must be ≥ 0 (0 = all cores), got \(training.threads)")
+        check(training.maxBatchesPerEpoch >= 0, "training.max_batches_per_epoch: must be ≥ 0, got \(training.maxBatchesPerEpoch)")
+        check(!output.root.isEmpty, "output.root: must not be empty")
+        check(Self.strategies.contains(sparsity.strategy),
+              "sparsity.strategy: unknown strategy '\(sparsity.strategy)'; valid strategies: \(Self.strategies.joined(separator: ", "))")
+        return p
+    }
+}

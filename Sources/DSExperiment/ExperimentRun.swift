@@ -1,0 +1,137 @@
+import DSCore
+import DSData
+import DSLayers
+import DSTraining
+import Foundation
+
+/// A problem with a run folder or a run's inputs.
+public struct RunError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What a run reports while it trains (the CLI renders it).
+public enum RunEvent {
+    case started(folder: String, parameters: Int, trainSamples: Int, testSamples: Int)
+    /// Within an epoch: batches done of total, running loss and accuracy.
+    case batch(epoch: Int, epochs: Int, done: Int, total: Int, loss: Double, accuracy: Double, elapsed: Double)
+    /// After an epoch: the row written to `metrics.csv`.
+    case epoch(epoch: Int, epochs: Int, row: [String: String])
+}
+
+/// One experiment: trains the configured model and writes its run folder
+/// (`config.yaml`, `metrics.csv`).
+public struct ExperimentRun {
+    /// `metrics.csv` columns (SPEC §5, then the validation split's columns).
+    public static let metricColumns = [
+        "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+        "sparsity", "active_neurons", "ablated_neurons", "itop", "epoch_seconds", "val_loss", "val_acc",
+    ]
+
+    public let config: ExperimentConfig
+    /// The run folder, `<output.root>/<name>`.
+    public let folder: String
+
+    public init(config: ExperimentConfig, folder: String? = nil) {
+        self.config = config
+        self.folder = folder ?? (config.output.root as NSString).appendingPathComponent(config.name)
+    }
+
+    /// Creates the run folder (refusing an existing one unless `force`), then trains.
+    public func run(force: Bool = false, events: (RunEvent) -> Void = { _ in }) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: folder) {
+            guard force else {
+                throw RunError("\(folder) already exists; choose another name (--set name=...) or pass --force to replace it")
+            }
+            try fm.removeItem(atPath: folder)
+        }
+        // Load data before creating the folder, so a missing dataset leaves nothing behind.
+        let splits = try DatasetCatalog.load(config.data.dataset, root: config.data.root)
+        guard config.data.validationSize < splits.train.count else {
+            throw RunError("data.validation_size: \(config.data.validationSize) is not below the \(splits.train.count) training samples of \(config.data.dataset)")
+        }
+        do {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw RunError("\(folder): cannot create the run folder: \(error.localizedDescription)")
+        }
+        try FileReading.writeAtomically(Data(ConfigLoader.render(config).utf8), to: folder + "/config.yaml")
+        try Parallel.withThreads(config.training.threads) { try train(splits, events: events) }
+    }
+
+    func train(_ splits: DatasetSplits, events: (RunEvent) -> Void) throws {
+        var master = Xoshiro256(seed: config.seed)
+        var modelRNG = master.split()
+        var dataRNG = master.split()
+
+        let model = try ModelRegistry.build(config.model.name, input: config.modelInput(splits),
+                                            options: config.modelOptions, rng: &modelRNG)
+        let parameters = model.namedParameters().map(\.parameter)
+
+        var trainIndices: [Int]? = nil, validation: BatchLoader? = nil
+        if config.data.validationSize > 0 {
+            let split = splits.train.validationSplit(size: config.data.validationSize, seed: config.seed)
+            trainIndices = split.train
+            validation = BatchLoader(dataset: splits.train, indices: split.validation,
+                                     batchSize: config.training.evalBatchSize, mean: splits.mean, std: splits.std)
+        }
+        let augmentation = Augmentation(cropPadding: config.data.augmentation.randomCropPadding,
+                                        horizontalFlip: config.data.augmentation.horizontalFlip)
+        let trainLoader = BatchLoader(dataset: splits.train, indices: trainIndices, batchSize: config.training.batchSize,
+                                      mean: splits.mean, std: splits.std, augmentation: augmentation)
+        let testLoader = BatchLoader(dataset: splits.test, batchSize: config.training.evalBatchSize,
+                                     mean: splits.mean, std: splits.std)
+        let maxBatches = config.training.maxBatchesPerEpoch
+        let stepsPerEpoch = maxBatches > 0 ? min(maxBatches, trainLoader.batchesPerEpoch) : trainLoader.batchesPerEpoch
+        let trainer = Trainer(model: model, optimizer: config.makeOptimizer(parameters),
+                              loss: CrossEntropy(labelSmoothing: Float(config.training.labelSmoothing)),
+                              schedule: config.makeSchedule(stepsPerEpoch: stepsPerEpoch))
+        let stats = DenseStatistics(model: model)
+
+        events(.started(folder: folder, parameters: parameters.reduce(0) { $0 + $1.value.count },
+                        trainSamples: trainLoader.count, testSamples: testLoader.count))
+        var metrics = CSVTable(path: folder + "/metrics.csv", columns: Self.metricColumns)
+        let epochs = config.training.epochs
+        for epoch in 1...epochs {
+            let start = Date()
+            let train = trainer.trainEpoch(trainLoader, rng: &dataRNG, maxBatches: maxBatches) { done, total, loss, acc in
+                events(.batch(epoch: epoch, epochs: epochs, done: done, total: total, loss: loss, accuracy: acc,
+                              elapsed: Date().timeIntervalSince(start)))
+            }
+            let lastLR = trainer.schedule.learningRate(atStep: max(trainer.step - 1, 0))
+            let test = trainer.evaluate(testLoader)
+            let val = validation.map { trainer.evaluate($0) }
+            var row: [String: String] = [
+                "epoch": String(epoch), "step": String(trainer.step), "lr": format(lastLR, 6),
+                "train_loss": format(train.loss), "train_acc": format(train.accuracy),
+                "test_loss": format(test.loss), "test_acc": format(test.accuracy),
+                "sparsity": format(stats.sparsity), "active_neurons": String(stats.activeNeurons),
+                "ablated_neurons": "0", "itop": format(1.0),
+                "epoch_seconds": String(format: "%.3f", Date().timeIntervalSince(start)),
+            ]
+            if let val {
+                row["val_loss"] = format(val.loss)
+                row["val_acc"] = format(val.accuracy)
+            }
+            try metrics.append(row)
+            events(.epoch(epoch: epoch, epochs: epochs, row: row))
+        }
+    }
+
+    func format(_ x: Double, _ digits: Int = 6) -> String {
+        String(format: "%.\(digits)g", x)
+    }
+}
+
+/// Sparsity columns of a dense model: no weight is masked and every neuron of a
+/// prunable layer is active.
+struct DenseStatistics {
+    let sparsity = 0.0
+    let activeNeurons: Int
+    init(model: Layer) {
+        activeNeurons = model.namedParameters().filter { $0.parameter.role == .weight }
+            .reduce(0) { $0 + $1.parameter.matrixShape.rows }
+    }
+}

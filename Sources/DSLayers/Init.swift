@@ -1,0 +1,20 @@
+import DSCore
+
+/// Weight initialisation.
+public enum Initializer {
+    /// Kaiming-normal with ReLU gain, fan-in mode (PyTorch's
+    /// `kaiming_normal_(mode="fan_in", nonlinearity="relu")`): `std = sqrt(2 / fanIn)`.
+    public static func kaimingNormal(shape: [Int], fanIn: Int, rng: inout Xoshiro256) -> Tensor {
+        let std = (2.0 / Float(fanIn)).squareRoot()
+        var t = Tensor(shape: shape)
+        for i in 0..<t.count { t.storage[i] = rng.normal() * std }
+        return t
+    }
+
+    /// Uniform in `[-bound, bound]` (PyTorch's default bias init uses `1/sqrt(fanIn)`).
+    public static func uniform(shape: [Int], bound: Float, rng: inout Xoshiro256) -> Tensor {
+        var t = Tensor(shape: shape)
+        for i in 0..<t.count { t.storage[i] = (rng.uniformFloat() * 2 - 1) * bound }
+        return t
+    }
+}

@@ -1,0 +1,129 @@
+import DSCore
+import DSLayers
+
+/// An optimizer updates parameters from their accumulated gradients.
+///
+/// State is kept per parameter, in the order of `parameters`, and is public so the
+/// sparsity code can zero the state of inactive or newly grown weights and
+/// checkpoints can save it.
+public protocol Optimizer: AnyObject {
+    /// The parameters being optimised, in a fixed order.
+    var parameters: [Parameter] { get }
+    /// Applies one step with learning rate `learningRate`.
+    func step(learningRate: Float)
+    /// Per-parameter state tensors (e.g. momentum), each shaped like its parameter.
+    var stateNames: [String] { get }
+    /// The state tensor `name` of parameter `index`.
+    func state(_ name: String, parameter index: Int) -> Tensor
+    /// Replaces the state tensor `name` of parameter `index`.
+    func setState(_ name: String, parameter index: Int, _ value: Tensor)
+}
+
+/// SGD with momentum, optional Nesterov and L2 weight decay (PyTorch semantics):
+/// `g ← ∇ + λw`, `b ← μb + g`, `w ← w − η·(g + μb)` (Nesterov) or `w − η·b`.
+public final class SGD: Optimizer {
+    public let parameters: [Parameter]
+    public var momentum: Float
+    public var nesterov: Bool
+    public var weightDecay: Float
+    private var velocity: [Tensor]
+
+    public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = false,
+                weightDecay: Float = 0) {
+        precondition(!nesterov || momentum > 0, "Nesterov momentum needs momentum > 0")
+        self.parameters = parameters
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+        velocity = parameters.map { Tensor(shape: $0.value.shape) }
+    }
+
+    public var stateNames: [String] { ["momentum"] }
+    public func state(_ name: String, parameter index: Int) -> Tensor { velocity[index] }
+    public func setState(_ name: String, parameter index: Int, _ value: Tensor) {
+        precondition(value.shape == velocity[index].shape, "SGD state shape mismatch for parameter \(index)")
+        velocity[index] = value
+    }
+
+    public func step(learningRate lr: Float) {
+        let mu = momentum, wd = weightDecay, nesterov = nesterov
+        for (i, p) in parameters.enumerated() {
+            p.value.storage.withUnsafeMutableBufferPointer { w in
+                p.gradient.storage.withUnsafeBufferPointer { g in
+                    velocity[i].storage.withUnsafeMutableBufferPointer { b in
+                        for t in 0..<w.count {
+                            let grad = g[t] + wd * w[t]
+                            if mu == 0 {
+                                w[t] -= lr * grad
+                            } else {
+                                let v = mu * b[t] + grad
+                                b[t] = v
+                                w[t] -= lr * (nesterov ? grad + mu * v : v)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// AdamW (Loshchilov & Hutter 2019): decoupled weight decay `w ← w − ηλw`, then
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `w ← w − η·m̂/(sqrt(v̂) + ε)` with bias
+/// correction `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`.
+public final class AdamW: Optimizer {
+    public let parameters: [Parameter]
+    public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    /// Number of steps taken (for bias correction); saved in checkpoints.
+    public var stepCount = 0
+    private var firstMoment: [Tensor]
+    private var secondMoment: [Tensor]
+
+    public init(parameters: [Parameter], beta1: Float = 0.9, beta2: Float = 0.999,
+                epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+        self.parameters = parameters
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay
+        firstMoment = parameters.map { Tensor(shape: $0.value.shape) }
+        secondMoment = parameters.map { Tensor(shape: $0.value.shape) }
+    }
+
+    public var stateNames: [String] { ["exp_avg", "exp_avg_sq"] }
+    public func state(_ name: String, parameter index: Int) -> Tensor {
+        name == "exp_avg" ? firstMoment[index] : secondMoment[index]
+    }
+    public func setState(_ name: String, parameter index: Int, _ value: Tensor) {
+        precondition(value.shape == firstMoment[index].shape, "AdamW state shape mismatch for parameter \(index)")
+        if name == "exp_avg" { firstMoment[index] = value } else { secondMoment[index] = value }
+    }
+
+    public func step(learningRate lr: Float) {
+        stepCount += 1
+        let b1 = beta1, b2 = beta2, eps = epsilon, decay = 1 - lr * weightDecay
+        let c1 = 1 / (1 - Float(Double(b1).power(stepCount)))
+        let c2 = 1 / (1 - Float(Double(b2).power(stepCount)))
+        for (i, p) in parameters.enumerated() {
+            p.value.storage.withUnsafeMutableBufferPointer { w in
+                p.gradient.storage.withUnsafeBufferPointer { g in
+                    firstMoment[i].storage.withUnsafeMutableBufferPointer { m in
+                        secondMoment[i].storage.withUnsafeMutableBufferPointer { v in
+                            for t in 0..<w.count {
+                                m[t] = b1 * m[t] + (1 - b1) * g[t]
+                                v[t] = b2 * v[t] + (1 - b2) * g[t] * g[t]
+                                w[t] = w[t] * decay - lr * (m[t] * c1) / ((v[t] * c2).squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension Double {
+    /// `self` raised to a non-negative integer power.
+    func power(_ n: Int) -> Double {
+        var result = 1.0, base = self, e = n
+        while e > 0 { if e & 1 == 1 { result *= base }; base *= base; e >>= 1 }
+        return result
+    }
+}

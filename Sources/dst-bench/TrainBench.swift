@@ -1,0 +1,88 @@
+import ArgumentParser
+import DSCore
+import DSData
+import DSLayers
+import DSTraining
+import Foundation
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dst-bench", abstract: "Benchmarks of the training engine.",
+        subcommands: [TrainThroughput.self])
+}
+
+/// Training throughput (forward + backward + SGD step) on synthetic CIFAR-shaped
+/// batches, reported as images per second.
+struct TrainThroughput: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train")
+
+    @Option(help: "Comma-separated model names.") var models = "mlp,resnet20,resnet18"
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Threads (OpenBLAS and the library's loops).") var threads = 2
+    @Option(help: "Timed steps per model (after warm-up).") var steps = 10
+    @Option(help: "Warm-up steps.") var warmup = 2
+    @Option(help: "Write a CSV of the results here.") var csv: String?
+    @Flag(help: "Print a per-layer time breakdown of one step.") var profile = false
+
+    func run() throws {
+        try Parallel.withThreads(threads) { try measure() }
+    }
+
+    func measure() throws {
+        var lines = ["framework,model,batch,threads,images_per_second"]
+        for name in models.split(separator: ",").map(String.init) {
+            var rng = Xoshiro256(seed: 1)
+            let input = name == "mlp" ? ModelInput(channels: 1, height: 28, width: 28, classes: 10)
+                                      : ModelInput(channels: 3, height: 32, width: 32, classes: 10)
+            let model = try ModelRegistry.build(name, input: input, rng: &rng)
+            let optimizer = SGD(parameters: model.namedParameters().map(\.parameter), momentum: 0.9,
+                                nesterov: true, weightDecay: 5e-4)
+            var x = Tensor(shape: [input.channels, batch, input.height, input.width])
+            for i in 0..<x.count { x.storage[i] = rng.normal() }
+            let labels = (0..<batch).map { _ in rng.index(below: input.classes) }
+            let loss = CrossEntropy()
+            func step() {
+                model.zeroGradients()
+                let logits = model.forward(x, training: true)
+                let r = loss.evaluate(logits: logits, labels: labels)
+                _ = model.backward(r.gradient)
+                optimizer.step(learningRate: 0.01)
+            }
+            for _ in 0..<warmup { step() }
+            let start = Date()
+            for _ in 0..<steps { step() }
+            let seconds = Date().timeIntervalSince(start)
+            let rate = Double(steps * batch) / seconds
+            print(String(format: "%-10@ batch %d threads %d: %.1f images/s (%.1f ms/step)",
+                         name as NSString, batch, threads, rate, seconds / Double(steps) * 1000))
+            lines.append("dynamicsparse,\(name),\(batch),\(threads),\(String(format: "%.1f", rate))")
+            if profile { Profiler.profile(model, x, labels) }
+        }
+        if let csv {
+            try FileReading.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: csv)
+        }
+    }
+}
+
+/// Times each top-level layer's forward and backward once.
+enum Profiler {
+    static func profile(_ model: Sequential, _ x: Tensor, _ labels: [Int]) {
+        var h = x
+        var forward: [(String, Double)] = []
+        for (name, layer) in model.layers {
+            let t = Date(); h = layer.forward(h, training: true)
+            forward.append((name, Date().timeIntervalSince(t)))
+        }
+        var g = CrossEntropy().evaluate(logits: h, labels: labels).gradient
+        var backward: [String: Double] = [:]
+        for (name, layer) in model.layers.reversed() {
+            let t = Date(); g = layer.backward(g)
+            backward[name] = Date().timeIntervalSince(t)
+        }
+        for (name, f) in forward {
+            print(String(format: "  %-10@ forward %7.1f ms  backward %7.1f ms", name as NSString, f * 1000,
+                         (backward[name] ?? 0) * 1000))
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import DSData
+import DSExperiment
+import DSLayers
+import Foundation
+
+@main
+struct DST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dst",
+        abstract: "Dynamic sparse training experiments on the CPU.",
+        subcommands: [Run.self, Validate.self, Models.self, DataCommand.self])
+}
+
+/// Prints a library error plainly and exits non-zero (the library never exits):
+/// 2 for a bad config, 3 for a data problem, 1 for anything else.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ConfigError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(2)
+    } catch let error as DataError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(3)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(1)
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train the experiment described by a YAML config.")
+
+    @Argument(help: "The YAML config file.") var config: String
+    @Option(name: .customLong("set"), help: "Override a config value, e.g. --set training.epochs=3 (repeatable).")
+    var overrides: [String] = []
+    @Flag(help: "Replace an existing run folder of the same name.") var force = false
+
+    func run() throws {
+        try reportingErrors {
+            let cfg = try ConfigLoader.load(file: config, overrides: overrides)
+            let printer = ProgressPrinter()
+            try ExperimentRun(config: cfg).run(force: force, events: printer.handle)
+        }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check a config and print it fully resolved.")
+
+    @Argument(help: "The YAML config file.") var config: String
+    @Option(name: .customLong("set"), help: "Override a config value (repeatable).") var overrides: [String] = []
+
+    func run() throws {
+        try reportingErrors {
+            let cfg = try ConfigLoader.load(file: config, overrides: overrides)
+            print(ConfigLoader.render(cfg), terminator: "")
+        }
+    }
+}
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the registered models.")
+    func run() throws {
+        for name in ModelRegistry.names { print(name) }
+    }
+}
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Manage datasets.",
+                                                    subcommands: [Get.self])
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Download a dataset (\(DatasetCatalog.names.joined(separator: ", "))) with checksum verification.")
+
+        @Argument(help: "Dataset name.") var name: String
+        @Option(help: "Folder that receives <root>/<name>/.") var root = "data"
+        @Option(help: "Base URL to fetch from instead of the canonical one (a mirror).") var mirror: String?
+
+        func run() throws {
+            try reportingErrors {
+                try Downloader(root: root, baseURL: mirror, log: { print($0) }).fetch(name)
+            }
+        }
+    }
+}

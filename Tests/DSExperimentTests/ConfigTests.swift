@@ -1,0 +1,98 @@
+import DSExperiment
+import Foundation
+import Testing
+
+@Suite struct ConfigTests {
+    func problems(_ yaml: String, overrides: [String] = []) -> [String] {
+        do {
+            _ = try ConfigLoader.load(yaml: yaml, source: "test.yaml", overrides: overrides)
+            return []
+        } catch let e as ConfigError {
+            #expect(e.source == "test.yaml")
+            return e.problems
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return []
+        }
+    }
+
+    @Test func emptyConfigTakesEveryDefault() throws {
+        let c = try ConfigLoader.load(yaml: "{}")
+        #expect(c == ExperimentConfig())
+    }
+
+    @Test func valuesAreDecoded() throws {
+        let c = try ConfigLoader.load(yaml: """
+            name: run1
+            seed: 7
+            model: {name: resnet20, width_multiplier: 0.5}
+            optimizer: {name: sgd, lr: 0.05, nesterov: true, weight_decay: 5.0e-4}
+            schedule: {name: multistep, milestones: [77, 154], gamma: 0.2}
+            training: {epochs: 3, batch_size: 64}
+            data: {dataset: cifar10, augmentation: {random_crop_padding: 4, horizontal_flip: true}}
+            """)
+        #expect(c.name == "run1" && c.seed == 7 && c.model.widthMultiplier == 0.5)
+        #expect(c.optimizer.nesterov && c.optimizer.weightDecay == 5e-4)
+        #expect(c.schedule.milestones == [77, 154] && c.data.augmentation.randomCropPadding == 4)
+        #expect(c.training.batchSize == 64 && c.model.hidden == [300, 100])
+    }
+
+    @Test func unknownKeysNameTheirPathAndTheValidKeys() {
+        let p = problems("optimizer: {name: sgd, learning_rate: 0.1}\nmodle: {name: mlp}\n")
+        #expect(p.count == 2)
+        #expect(p.contains { $0.hasPrefix("optimizer.learning_rate: unknown key") && $0.contains("lr") && $0.contains("weight_decay") })
+        #expect(p.contains { $0.hasPrefix("modle: unknown key") && $0.contains("model") })
+    }
+
+    @Test func wrongTypesAndBadValuesAreAllReportedAtOnce() {
+        let p = problems("""
+            optimizer: {lr: fast, name: rmsprop}
+            training: {epochs: -1, batch_size: [1]}
+            model: {name: resnet9000}
+            data: plain
+            """)
+        #expect(p.contains { $0.hasPrefix("optimizer.lr: expected a number") })
+        #expect(p.contains { $0.hasPrefix("optimizer.name: unknown optimizer 'rmsprop'") && $0.contains("adamw, sgd") })
+        #expect(p.contains { $0.hasPrefix("training.epochs: must be positive") })
+        #expect(p.contains { $0.hasPrefix("training.batch_size: expected an integer") })
+        #expect(p.contains { $0.hasPrefix("model.name: unknown model 'resnet9000'") && $0.contains("resnet20") })
+        #expect(p.contains { $0.hasPrefix("data: expected a mapping") })
+        #expect(p.count == 6)
+    }
+
+    @Test func syntaxErrorsAreReportedWithTheFile() {
+        let p = problems("model: [unclosed\n")
+        #expect(p.count == 1 && p[0].contains("YAML syntax error"))
+    }
+
+    @Test func overridesSetNestedValues() throws {
+        let c = try ConfigLoader.load(yaml: "training: {epochs: 5}",
+                                      overrides: ["training.epochs=2", "model.hidden=[64, 32]", "name=sweep-a",
+                                                  "optimizer.nesterov=true"])
+        #expect(c.training.epochs == 2 && c.model.hidden == [64, 32] && c.name == "sweep-a" && c.optimizer.nesterov)
+        #expect(problems("training: {epochs: 5}", overrides: ["training.epochs.x=1"]).first?.contains("not a mapping") == true)
+        #expect(problems("{}", overrides: ["training.epoch=1"]).first?.hasPrefix("training.epoch: unknown key") == true)
+        #expect(problems("{}", overrides: ["noequals"]).first?.contains("key.path=value") == true)
+    }
+
+    @Test func renderedConfigReloadsIdentically() throws {
+        var c = ExperimentConfig()
+        c.name = "x"; c.model.name = "lenet5"; c.schedule.milestones = [3, 6]
+        let again = try ConfigLoader.load(yaml: ConfigLoader.render(c))
+        #expect(again == c)
+    }
+
+    @Test("every shipped config validates", arguments: ShippedConfigs.files)
+    func shippedConfigsValidate(file: String) throws {
+        _ = try ConfigLoader.load(file: file)
+    }
+}
+
+enum ShippedConfigs {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs").path
+    static var files: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".yaml") }.sorted().map { directory + "/" + $0 }
+    }
+}

@@ -1,0 +1,129 @@
+import DSCore
+import DSLayers
+import DSTestSupport
+import Testing
+
+/// Finite-difference checks of every layer's hand-written backward.
+@Suite struct GradientCheckTests {
+    func expectPasses(_ layer: Layer, _ input: Tensor, _ check: GradientCheck = GradientCheck(),
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+        let bad = check.mismatches(layer, input: input)
+        #expect(bad.isEmpty, "\(type(of: layer)): \(bad.prefix(5))", sourceLocation: sourceLocation)
+    }
+
+    @Test func linear() {
+        var rng = Xoshiro256(seed: 1)
+        expectPasses(Linear(inputFeatures: 5, outputFeatures: 4, rng: &rng), randomTensor([3, 5], seed: 2))
+        expectPasses(Linear(inputFeatures: 5, outputFeatures: 4, bias: false, rng: &rng), randomTensor([3, 5], seed: 3))
+    }
+
+    @Test(arguments: [(3, 1, 1, true), (3, 2, 1, false), (1, 1, 0, false), (1, 2, 0, true), (5, 1, 2, true)])
+    func conv2d(kernel: Int, stride: Int, padding: Int, bias: Bool) {
+        var rng = Xoshiro256(seed: 4)
+        let conv = Conv2d(inputChannels: 2, outputChannels: 3, kernelSize: kernel, stride: stride,
+                          padding: padding, bias: bias, rng: &rng)
+        expectPasses(conv, randomTensor([2, 2, 6, 5], seed: 5))
+    }
+
+    @Test func conv2dWithoutInputGradientStillTrainsWeights() {
+        var rng = Xoshiro256(seed: 4)
+        let conv = Conv2d(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, rng: &rng)
+        conv.computesInputGradient = false
+        expectPasses(conv, randomTensor([2, 2, 4, 4], seed: 6))
+    }
+
+    @Test func batchNorm2dAnd1d() {
+        expectPasses(BatchNorm(features: 3), randomTensor([3, 4, 3, 2], seed: 7))
+        expectPasses(BatchNorm(features: 5), randomTensor([6, 5], seed: 8))
+    }
+
+    @Test func activationsAndPooling() {
+        expectPasses(ReLU(), randomTensor([2, 3, 4, 4], seed: 9))
+        expectPasses(MaxPool2d(kernelSize: 2), randomTensor([2, 3, 4, 6], seed: 10))
+        expectPasses(MaxPool2d(kernelSize: 3, stride: 2), randomTensor([1, 2, 7, 7], seed: 11))
+        expectPasses(AvgPool2d(kernelSize: 2), randomTensor([2, 3, 4, 6], seed: 12))
+        expectPasses(GlobalAvgPool(), randomTensor([3, 2, 3, 3], seed: 13))
+        expectPasses(Flatten(), randomTensor([3, 2, 2, 3], seed: 14))
+    }
+
+    @Test func residualBlocks() {
+        var rng = Xoshiro256(seed: 15)
+        // A small step keeps ReLU kinks (after batch norm) out of the central difference.
+        let check = GradientCheck(step: 5e-4, tolerance: 3e-2, samples: 10)
+        expectPasses(BasicBlock(inputChannels: 2, outputChannels: 2, stride: 1, rng: &rng),
+                     randomTensor([2, 3, 4, 4], seed: 16), check)
+        expectPasses(BasicBlock(inputChannels: 2, outputChannels: 3, stride: 2, rng: &rng),
+                     randomTensor([2, 3, 5, 5], seed: 17), check)
+        expectPasses(PreActivationBlock(inputChannels: 2, outputChannels: 2, stride: 1, dropout: 0, rng: &rng),
+                     randomTensor([2, 3, 4, 4], seed: 18), check)
+        expectPasses(PreActivationBlock(inputChannels: 2, outputChannels: 4, stride: 2, dropout: 0, rng: &rng),
+                     randomTensor([2, 3, 4, 4], seed: 19), check)
+    }
+
+    @Test func sequentialChainsBackward() {
+        var rng = Xoshiro256(seed: 20)
+        let model = Sequential([
+            Conv2d(inputChannels: 1, outputChannels: 2, kernelSize: 3, padding: 1, bias: true, rng: &rng),
+            ReLU(), Flatten(), Linear(inputFeatures: 2 * 4 * 4, outputFeatures: 3, rng: &rng),
+        ])
+        expectPasses(model, randomTensor([1, 2, 4, 4], seed: 21))
+    }
+}
+
+@Suite struct LayerBehaviourTests {
+    @Test func conv2dMatchesDirectConvolution() {
+        var rng = Xoshiro256(seed: 30)
+        let conv = Conv2d(inputChannels: 3, outputChannels: 4, kernelSize: 3, stride: 2, padding: 1,
+                          bias: true, rng: &rng)
+        let xNCHW = randomTensor([2, 3, 7, 7], seed: 31)
+        let y = conv.forward(xNCHW.swappingOuterAxes(), training: false).swappingOuterAxes()
+        let expected = Reference.conv2d(xNCHW, weight: conv.weight.value, bias: conv.bias!.value,
+                                        stride: 2, padding: 1)
+        #expect(y.shape == expected.shape)
+        for (a, b) in zip(y.storage, expected.storage) { #expect(abs(a - b) < 1e-4) }
+    }
+
+    @Test func batchNormUsesRunningStatisticsInEvaluation() {
+        let bn = BatchNorm(features: 2, momentum: 1)   // running stats = last batch's
+        let x = randomTensor([2, 8, 2, 2], seed: 32)
+        let train = bn.forward(x, training: true)
+        let eval = bn.forward(x, training: false)
+        // Same statistics, except the running variance is unbiased (m/(m−1)).
+        for (a, b) in zip(train.storage, eval.storage) { #expect(abs(a - b) < 0.05 * max(1, abs(a))) }
+        let m = 32.0
+        let mean0 = x.storage[0..<32].reduce(0, +) / 32
+        #expect(abs(bn.runningMean.value.storage[0] - mean0) < 1e-5)
+        let var0 = x.storage[0..<32].map { Double(($0 - mean0) * ($0 - mean0)) }.reduce(0, +) / (m - 1)
+        #expect(abs(Double(bn.runningVariance.value.storage[0]) - var0) < 1e-4)
+    }
+
+    @Test func dropoutScalesKeptValuesAndMasksTheGradient() {
+        var rng = Xoshiro256(seed: 33)
+        let drop = Dropout(probability: 0.5, rng: &rng)
+        let x = Tensor(shape: [1000], repeating: 1)
+        let y = drop.forward(x, training: true)
+        let kept = y.storage.filter { $0 != 0 }
+        #expect(kept.allSatisfy { $0 == 2 })
+        #expect(kept.count > 400 && kept.count < 600)
+        let dx = drop.backward(Tensor(shape: [1000], repeating: 3))
+        for (g, v) in zip(dx.storage, y.storage) { #expect(g == (v == 0 ? 0 : 6)) }
+        #expect(drop.forward(x, training: false) == x)
+    }
+
+    @Test func flattenOrdersLikePyTorch() {
+        // [C=2, N=1, H=1, W=2] → sample 0 is (c0w0, c0w1, c1w0, c1w1).
+        let x = Tensor(shape: [2, 1, 1, 2], values: [1, 2, 3, 4])
+        #expect(Flatten().forward(x, training: false).storage == [1, 2, 3, 4])
+        let x2 = Tensor(shape: [2, 2, 1, 1], values: [1, 2, 3, 4])   // n0: c0=1,c1=3; n1: c0=2,c1=4
+        #expect(Flatten().forward(x2, training: false).storage == [1, 3, 2, 4])
+    }
+
+    @Test func kaimingInitialisationHasFanInVariance() {
+        var rng = Xoshiro256(seed: 34)
+        let conv = Conv2d(inputChannels: 16, outputChannels: 32, kernelSize: 3, rng: &rng)
+        let w = conv.weight.value.storage.map(Double.init)
+        let variance = w.map { $0 * $0 }.reduce(0, +) / Double(w.count)
+        #expect(abs(variance - 2.0 / 144) / (2.0 / 144) < 0.1)
+        #expect(conv.weight.matrixShape.rows == 32 && conv.weight.matrixShape.columns == 144)
+    }
+}
