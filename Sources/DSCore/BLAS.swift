@@ -8,6 +8,8 @@ public enum BLAS {
     ///
     /// `op(A)` is `[M, K]` (`A` stored `[M, K]`, or `[K, M]` when `transposeA`);
     /// `op(B)` is `[K, N]` (`B` stored `[K, N]`, or `[N, K]` when `transposeB`).
+    /// `parallel: false` keeps the product on the calling thread (for callers that
+    /// parallelise over their own work items).
     @inlinable
     public static func gemm(
         transposeA: Bool = false, transposeB: Bool = false,
@@ -16,7 +18,8 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        parallel: Bool = true
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
@@ -25,7 +28,7 @@ public enum BLAS {
         }
         let flops = m * n * k
         let threads = Parallel.threads
-        if threads <= 1 || flops < 4_000_000 {
+        if !parallel || threads <= 1 || flops < 4_000_000 {
             sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         } else if n >= 64 * threads && n >= m {
             // Columns of C: op(B)[:, n0..<n1].

@@ -33,30 +33,64 @@ public struct ConvGeometry: Equatable, Sendable {
 /// `(n·Ho + oh)·Wo + ow` holds `x[c, n, oh·s − p + i, ow·s − p + j]` (0 outside).
 /// A convolution is then one GEMM, `W[Cout, C·kh·kw] · col = y[Cout, N, Ho, Wo]`.
 public enum Im2Col {
+    /// The output positions `o` whose input index `o·stride − padding + k` lies in
+    /// `0..<extent`, for kernel offset `k`.
+    @inlinable
+    static func validRange(extent: Int, outputs: Int, stride: Int, padding: Int, offset k: Int) -> Range<Int> {
+        let shift = padding - k
+        let lo = shift <= 0 ? 0 : (shift + stride - 1) / stride
+        let top = extent - 1 + shift
+        let hi = top < 0 ? 0 : min(outputs, top / stride + 1)
+        return lo < hi ? lo..<hi : 0..<0
+    }
+
     /// Fills `col` (`geometry.columnRows × geometry.columnCount`) from `x`.
     public static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry,
                               into col: UnsafeMutablePointer<Float>) {
+        Parallel.forEach(g.channels, work: g.columnRows * g.columnCount) { c in
+            im2col(x, g, images: 0..<g.batch, channel: c, into: col)
+        }
+    }
+
+    /// The column matrix of the images `images` only (`[C·kh·kw, images.count·Ho·Wo]`),
+    /// computed on the calling thread.
+    public static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
+                              into col: UnsafeMutablePointer<Float>) {
+        for c in 0..<g.channels { im2col(x, g, images: images, channel: c, into: col) }
+    }
+
+    @inlinable
+    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>, channel c: Int,
+                       into col: UnsafeMutablePointer<Float>) {
         let ho = g.outputHeight, wo = g.outputWidth
         let kk = g.kernelHeight * g.kernelWidth
         let plane = g.height * g.width
-        let colCount = g.columnCount
-        Parallel.forEach(g.channels, work: g.columnRows * colCount) { c in
+        let colCount = images.count * ho * wo
+        let s = g.stride, p = g.padding, w = g.width
+        do {
             for ki in 0..<g.kernelHeight {
+                let rows = validRange(extent: g.height, outputs: ho, stride: s, padding: p, offset: ki)
                 for kj in 0..<g.kernelWidth {
+                    let cols = validRange(extent: w, outputs: wo, stride: s, padding: p, offset: kj)
                     let row = c &* kk &+ ki &* g.kernelWidth &+ kj
+                    let shift = kj &- p
                     var dst = col + row &* colCount
-                    for n in 0..<g.batch {
+                    for n in images {
                         let src = x + (c &* g.batch &+ n) &* plane
                         for oh in 0..<ho {
-                            let ih = oh &* g.stride &- g.padding &+ ki
-                            if ih < 0 || ih >= g.height {
-                                dst.update(repeating: 0, count: wo)
-                            } else {
-                                let srow = src + ih &* g.width
-                                for ow in 0..<wo {
-                                    let iw = ow &* g.stride &- g.padding &+ kj
-                                    dst[ow] = (iw >= 0 && iw < g.width) ? srow[iw] : 0
+                            if rows.contains(oh) {
+                                let srow = src + (oh &* s &- p &+ ki) &* w
+                                if cols.lowerBound > 0 { dst.update(repeating: 0, count: cols.lowerBound) }
+                                if s == 1 {
+                                    (dst + cols.lowerBound).update(from: srow + (cols.lowerBound &+ shift), count: cols.count)
+                                } else {
+                                    for ow in cols { dst[ow] = srow[ow &* s &+ shift] }
                                 }
+                                if cols.upperBound < wo {
+                                    (dst + cols.upperBound).update(repeating: 0, count: wo &- cols.upperBound)
+                                }
+                            } else {
+                                dst.update(repeating: 0, count: wo)
                             }
                             dst += wo
                         }
@@ -70,27 +104,44 @@ public enum Im2Col {
     /// of `im2col`. `dx` is accumulated into, not overwritten.
     public static func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry,
                               addingInto dx: UnsafeMutablePointer<Float>) {
+        Parallel.forEach(g.channels, work: g.columnRows * g.columnCount) { c in
+            col2im(col, g, images: 0..<g.batch, channel: c, addingInto: dx)
+        }
+    }
+
+    /// `col2im` for the column matrix of the images `images` only, on the calling thread.
+    public static func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
+                              addingInto dx: UnsafeMutablePointer<Float>) {
+        for c in 0..<g.channels { col2im(col, g, images: images, channel: c, addingInto: dx) }
+    }
+
+    @inlinable
+    static func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>, channel c: Int,
+                       addingInto dx: UnsafeMutablePointer<Float>) {
         let ho = g.outputHeight, wo = g.outputWidth
         let kk = g.kernelHeight * g.kernelWidth
         let plane = g.height * g.width
-        let colCount = g.columnCount
-        Parallel.forEach(g.channels, work: g.columnRows * colCount) { c in
+        let colCount = images.count * ho * wo
+        let s = g.stride, p = g.padding, w = g.width
+        do {
             for ki in 0..<g.kernelHeight {
+                let rows = validRange(extent: g.height, outputs: ho, stride: s, padding: p, offset: ki)
                 for kj in 0..<g.kernelWidth {
+                    let cols = validRange(extent: w, outputs: wo, stride: s, padding: p, offset: kj)
                     let row = c &* kk &+ ki &* g.kernelWidth &+ kj
-                    var src = col + row &* colCount
-                    for n in 0..<g.batch {
+                    let shift = kj &- p
+                    for n in images {
                         let dst = dx + (c &* g.batch &+ n) &* plane
-                        for oh in 0..<ho {
-                            let ih = oh &* g.stride &- g.padding &+ ki
-                            if ih >= 0 && ih < g.height {
-                                let drow = dst + ih &* g.width
-                                for ow in 0..<wo {
-                                    let iw = ow &* g.stride &- g.padding &+ kj
-                                    if iw >= 0 && iw < g.width { drow[iw] += src[ow] }
-                                }
+                        let base = col + (row &* colCount &+ (n &- images.lowerBound) &* ho &* wo)
+                        for oh in rows {
+                            let src = base + oh &* wo
+                            let drow = dst + (oh &* s &- p &+ ki) &* w
+                            if s == 1 {
+                                let d = drow + shift
+                                for ow in cols { d[ow] += src[ow] }
+                            } else {
+                                for ow in cols { drow[ow &* s &+ shift] += src[ow] }
                             }
-                            src += wo
                         }
                     }
                 }

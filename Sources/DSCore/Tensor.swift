@@ -16,6 +16,14 @@ public struct Tensor: Equatable, Sendable {
         self.storage = [Float](repeating: value, count: shape.reduce(1, *))
     }
 
+    /// A tensor of `shape` whose values are left unset, for outputs that a kernel
+    /// overwrites completely (skips zero-filling large buffers).
+    public init(uninitializedShape shape: [Int]) {
+        let count = shape.reduce(1, *)
+        self.shape = shape
+        self.storage = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
+    }
+
     /// A tensor of `shape` holding `values` in row-major order.
     public init(shape: [Int], values: [Float]) {
         precondition(values.count == shape.reduce(1, *),

@@ -50,7 +50,7 @@ public final class BatchNorm: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let xc = channelMajor(x)
         let m = xc.count / features
-        var y = Tensor(shape: xc.shape)
+        var y = Tensor(uninitializedShape: xc.shape)
         if !training {
             xc.storage.withUnsafeBufferPointer { px in
                 y.storage.withUnsafeMutableBufferPointer { py in
@@ -66,7 +66,7 @@ public final class BatchNorm: Layer {
             return restore(y, like: x.shape)
         }
         precondition(m > 1, "BatchNorm in training needs more than one value per channel, got \(x.shape)")
-        var xhat = Tensor(shape: xc.shape)
+        var xhat = Tensor(uninitializedShape: xc.shape)
         var invStd = [Float](repeating: 0, count: features)
         var means = [Float](repeating: 0, count: features)
         var variances = [Float](repeating: 0, count: features)
@@ -115,7 +115,7 @@ public final class BatchNorm: Layer {
         precondition(dy.shape == inputShape, "BatchNorm.backward: gradient \(dy.shape) vs input \(inputShape)")
         let dyc = channelMajor(dy)
         let m = dyc.count / features
-        var dx = Tensor(shape: dyc.shape)
+        var dx = Tensor(uninitializedShape: dyc.shape)
         var dGamma = [Float](repeating: 0, count: features)
         var dBeta = [Float](repeating: 0, count: features)
         dyc.storage.withUnsafeBufferPointer { pdy in

@@ -16,7 +16,6 @@ public final class Conv2d: Layer {
     /// When false, `backward` skips `dL/dx` (for a network's first layer) and
     /// returns an empty tensor.
     public var computesInputGradient = true
-    private var columns = Tensor(shape: [0])
     private var geometry: ConvGeometry?
 
     public init(inputChannels: Int, outputChannels: Int, kernelSize: Int,
@@ -43,6 +42,57 @@ public final class Conv2d: Layer {
 
     /// True for a 1×1, stride-1, unpadded convolution, whose column matrix is the input.
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
+    /// The last training forward's input (backward recomputes its columns).
+    private var input = Tensor(shape: [0])
+
+    /// Images per work chunk: a chunk's column matrix stays near 1M floats (cache
+    /// sized), and there are at least two chunks per thread when the batch allows.
+    private func imagesPerChunk(_ g: ConvGeometry) -> Int {
+        let plane = g.outputHeight * g.outputWidth
+        let bySize = max(1, (1 << 24) / max(g.columnRows * plane, 1))
+        let byThreads = max(1, g.batch / (2 * Parallel.threads))
+        return min(bySize, byThreads)
+    }
+
+    /// Calls `body(chunkIndex, images)` for consecutive image ranges, in parallel.
+    private func forEachChunk(_ g: ConvGeometry, _ body: (Int, Range<Int>) -> Void) {
+        let per = imagesPerChunk(g)
+        let chunks = (g.batch + per - 1) / per
+        Parallel.forEach(chunks, work: g.columnRows * g.columnCount) { i in
+            body(i, (i * per)..<min((i + 1) * per, g.batch))
+        }
+    }
+
+    /// Column matrices of the last training forward, one per chunk, kept so backward
+    /// does not recompute them; backward then reuses each for its column gradient.
+    private let stored = ColumnStore()
+
+    /// Runs `body` with the column matrix of `images` (`[Cin·kh·kw, images·Ho·Wo]`) and
+    /// its leading dimension. Pointwise convolutions read the input in place; with
+    /// `keep`, the matrix is built into chunk `chunk`'s stored buffer.
+    private func withColumns(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ images: Range<Int>,
+                             chunk: Int, keep: Bool, _ body: (UnsafePointer<Float>, Int) -> Void) {
+        let plane = g.outputHeight * g.outputWidth
+        if isPointwise {
+            body(x + images.lowerBound * plane, g.batch * plane)
+            return
+        }
+        if keep {
+            Im2Col.im2col(x, g, images: images, into: stored.buffers[chunk])
+            body(stored.buffers[chunk], images.count * plane)
+            return
+        }
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * images.count * plane)
+        defer { col.deallocate() }
+        Im2Col.im2col(x, g, images: images, into: col)
+        body(col, images.count * plane)
+    }
+
+    /// Chunk `i`'s image range.
+    private func chunkSizes(_ g: ConvGeometry) -> [Int] {
+        let per = imagesPerChunk(g)
+        return Swift.stride(from: 0, to: g.batch, by: per).map { min(per, g.batch - $0) }
+    }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4 && x.shape[0] == inputChannels,
@@ -52,20 +102,8 @@ public final class Conv2d: Layer {
                              stride: stride, padding: padding)
         precondition(g.outputHeight > 0 && g.outputWidth > 0,
                      "Conv2d: input \(x.shape) is smaller than the \(kernelSize)x\(kernelSize) kernel")
-        let col: Tensor
-        if isPointwise {
-            col = x
-        } else {
-            var c = Tensor(shape: [g.columnRows, g.columnCount])
-            x.storage.withUnsafeBufferPointer { px in
-                c.storage.withUnsafeMutableBufferPointer { pc in
-                    Im2Col.im2col(px.baseAddress!, g, into: pc.baseAddress!)
-                }
-            }
-            col = c
-        }
-        let cols = g.columnCount
-        var y = Tensor(shape: [outputChannels, g.batch, g.outputHeight, g.outputWidth])
+        let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
+        var y = Tensor(uninitializedShape: [outputChannels, g.batch, g.outputHeight, g.outputWidth])
         if let bias {
             y.storage.withUnsafeMutableBufferPointer { py in
                 for o in 0..<outputChannels {
@@ -73,38 +111,45 @@ public final class Conv2d: Layer {
                 }
             }
         }
-        col.storage.withUnsafeBufferPointer { pc in
+        let beta: Float = bias == nil ? 0 : 1
+        let keep = training && !isPointwise
+        stored.release()
+        if keep { stored.allocate(chunkSizes(g).map { g.columnRows * $0 * plane }) }
+        x.storage.withUnsafeBufferPointer { px in
             weight.value.storage.withUnsafeBufferPointer { pw in
                 y.storage.withUnsafeMutableBufferPointer { py in
-                    BLAS.gemm(m: outputChannels, n: cols, k: g.columnRows,
-                              a: pw.baseAddress!, lda: g.columnRows,
-                              b: pc.baseAddress!, ldb: cols,
-                              beta: bias == nil ? 0 : 1, c: py.baseAddress!, ldc: cols)
+                    let out = py.baseAddress!
+                    // y[:, images] = W · col(images), written in place (ldc = N·Ho·Wo).
+                    forEachChunk(g) { chunk, images in
+                        withColumns(px.baseAddress!, g, images, chunk: chunk, keep: keep) { col, ld in
+                            BLAS.gemm(m: outputChannels, n: images.count * plane, k: g.columnRows,
+                                      a: pw.baseAddress!, lda: g.columnRows, b: col, ldb: ld,
+                                      beta: beta, c: out + images.lowerBound * plane, ldc: cols, parallel: false)
+                        }
+                    }
                 }
             }
         }
         if training {
-            columns = col
             geometry = g
+            input = isPointwise ? x : Tensor(shape: [0])
         }
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("Conv2d.backward without a training forward") }
-        let cols = g.columnCount
+        let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
         precondition(dy.count == outputChannels * cols, "Conv2d.backward: gradient \(dy.shape) does not match output")
+        let fanIn = g.columnRows
+        let per = imagesPerChunk(g)
+        let chunks = (g.batch + per - 1) / per
+        // One partial dW per chunk, summed in chunk order: the result does not depend
+        // on the thread count.
+        var partials = [Float](repeating: 0, count: chunks * outputChannels * fanIn)
         var dx = Tensor(shape: computesInputGradient ? [g.channels, g.batch, g.height, g.width] : [0])
+        let wantInput = computesInputGradient
         dy.storage.withUnsafeBufferPointer { pdy in
-            // dW[Cout, CK] += dy[Cout, cols] · colᵀ[cols, CK]
-            columns.storage.withUnsafeBufferPointer { pc in
-                weight.gradient.storage.withUnsafeMutableBufferPointer { pdw in
-                    BLAS.gemm(transposeB: true, m: outputChannels, n: g.columnRows, k: cols,
-                              a: pdy.baseAddress!, lda: cols,
-                              b: pc.baseAddress!, ldb: cols,
-                              beta: 1, c: pdw.baseAddress!, ldc: g.columnRows)
-                }
-            }
             if let bias {
                 bias.gradient.storage.withUnsafeMutableBufferPointer { pdb in
                     for o in 0..<outputChannels {
@@ -112,28 +157,69 @@ public final class Conv2d: Layer {
                     }
                 }
             }
-            guard computesInputGradient else { return }
-            weight.value.storage.withUnsafeBufferPointer { pw in
-                dx.storage.withUnsafeMutableBufferPointer { pdx in
-                    if isPointwise {
-                        // dx[Cin, cols] = Wᵀ[Cin, Cout] · dy[Cout, cols]
-                        BLAS.gemm(transposeA: true, m: g.columnRows, n: cols, k: outputChannels,
-                                  a: pw.baseAddress!, lda: g.columnRows,
-                                  b: pdy.baseAddress!, ldb: cols,
-                                  c: pdx.baseAddress!, ldc: cols)
-                    } else {
-                        var dcol = [Float](repeating: 0, count: g.columnRows * cols)
-                        dcol.withUnsafeMutableBufferPointer { pdc in
-                            BLAS.gemm(transposeA: true, m: g.columnRows, n: cols, k: outputChannels,
-                                      a: pw.baseAddress!, lda: g.columnRows,
-                                      b: pdy.baseAddress!, ldb: cols,
-                                      c: pdc.baseAddress!, ldc: cols)
-                            Im2Col.col2im(UnsafePointer(pdc.baseAddress!), g, addingInto: pdx.baseAddress!)
+            input.storage.withUnsafeBufferPointer { px in
+                weight.value.storage.withUnsafeBufferPointer { pw in
+                    partials.withUnsafeMutableBufferPointer { pp in
+                        dx.storage.withUnsafeMutableBufferPointer { pdx in
+                            let partial = pp.baseAddress!, dxBase = pdx.baseAddress
+                            forEachChunk(g) { chunk, images in
+                                let dyChunk = pdy.baseAddress! + images.lowerBound * plane
+                                let n = images.count * plane
+                                let col = isPointwise ? px.baseAddress! + images.lowerBound * plane
+                                                      : UnsafePointer(stored.buffers[chunk])
+                                let ld = isPointwise ? cols : n
+                                // dW_chunk[Cout, CK] = dy[:, chunk] · col(chunk)ᵀ
+                                BLAS.gemm(transposeB: true, m: outputChannels, n: fanIn, k: n,
+                                          a: dyChunk, lda: cols, b: col, ldb: ld,
+                                          c: partial + chunk * outputChannels * fanIn, ldc: fanIn,
+                                          parallel: false)
+                                guard wantInput, let dxBase else { return }
+                                if isPointwise {
+                                    // dx[:, chunk] = Wᵀ · dy[:, chunk], in place.
+                                    BLAS.gemm(transposeA: true, m: fanIn, n: n, k: outputChannels,
+                                              a: pw.baseAddress!, lda: fanIn, b: dyChunk, ldb: cols,
+                                              c: dxBase + images.lowerBound * plane, ldc: cols, parallel: false)
+                                } else {
+                                    let dcol = stored.buffers[chunk]   // its columns are no longer needed
+                                    BLAS.gemm(transposeA: true, m: fanIn, n: n, k: outputChannels,
+                                              a: pw.baseAddress!, lda: fanIn, b: dyChunk, ldb: cols,
+                                              c: dcol, ldc: n, parallel: false)
+                                    Im2Col.col2im(dcol, g, images: images, addingInto: dxBase)
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+        weight.gradient.storage.withUnsafeMutableBufferPointer { pdw in
+            partials.withUnsafeBufferPointer { pp in
+                for chunk in 0..<chunks {
+                    let src = pp.baseAddress! + chunk * outputChannels * fanIn
+                    for i in 0..<(outputChannels * fanIn) { pdw[i] += src[i] }
+                }
+            }
+        }
+        geometry = nil
+        input = Tensor(shape: [0])
+        stored.release()
         return dx
     }
+}
+
+/// Raw buffers that outlive one call (freed on `release` or with the owner).
+final class ColumnStore {
+    private(set) var buffers: [UnsafeMutablePointer<Float>] = []
+
+    func allocate(_ counts: [Int]) {
+        release()
+        buffers = counts.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0, 1)) }
+    }
+
+    func release() {
+        for b in buffers { b.deallocate() }
+        buffers = []
+    }
+
+    deinit { release() }
 }
