@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (each arrow points one way only):
-// COpenBLAS, CZlib → DSCore → DSLayers → DSTraining → DSData → DSExperiment → dst
+// COpenBLAS, CZlib → DSCore → DSLayers → DSSparsity → DSTraining → DSData → DSExperiment → dst
 let package = Package(
     name: "DynamicSparse",
     platforms: [.macOS(.v13)],
@@ -21,6 +21,7 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "DSCore", dependencies: ["COpenBLAS"]),
         .target(name: "DSLayers", dependencies: ["DSCore"]),
+        .target(name: "DSSparsity", dependencies: ["DSCore", "DSLayers"]),
         .target(name: "DSTraining", dependencies: ["DSCore", "DSLayers"]),
         .target(name: "DSData", dependencies: ["DSCore", "CZlib"]),
         .target(name: "DSExperiment", dependencies: [
@@ -39,6 +40,7 @@ let package = Package(
                 path: "Tests/DSTestSupport"),
         .testTarget(name: "DSCoreTests", dependencies: ["DSCore", "DSTestSupport"]),
         .testTarget(name: "DSLayersTests", dependencies: ["DSLayers", "DSTestSupport"]),
+        .testTarget(name: "DSSparsityTests", dependencies: ["DSSparsity", "DSTestSupport"]),
         .testTarget(name: "DSTrainingTests", dependencies: ["DSTraining", "DSTestSupport"]),
         .testTarget(name: "DSDataTests", dependencies: ["DSData", "DSTestSupport"]),
         .testTarget(name: "DSExperimentTests", dependencies: ["DSExperiment", "DSTestSupport"]),

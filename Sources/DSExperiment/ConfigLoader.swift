@@ -122,6 +122,10 @@ extension ExperimentConfig {
               "name: '\(name)' must be a non-empty folder name without '/'")
         check(DatasetCatalog.datasets[data.dataset] != nil,
               "data.dataset: unknown dataset '\(data.dataset)'; valid datasets: \(DatasetCatalog.names.joined(separator: ", "))")
+        if let info = DatasetCatalog.datasets[data.dataset] {
+            check(!data.augmentation.horizontalFlip || info.flipsAreNatural,
+                  "data.augmentation.horizontal_flip: \(data.dataset) images are not mirror-symmetric (digits); set it to false")
+        }
         check(data.validationSize >= 0, "data.validation_size: must be ≥ 0, got \(data.validationSize)")
         check(data.augmentation.randomCropPadding >= 0,
               "data.augmentation.random_crop_padding: must be ≥ 0, got \(data.augmentation.randomCropPadding)")

@@ -137,6 +137,35 @@ public final class Conv2d: Layer {
         return y
     }
 
+    /// Geometry of the stride-1 backward-data convolution over `dy [Cout, N, Ho, Wo]`:
+    /// kernel `k`, padding `k − 1 − p`, giving `[Cin, N, H, W]`.
+    private func transposedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
+        let pad = kernelSize - 1 - padding
+        guard pad >= 0 else { return nil }
+        let t = ConvGeometry(channels: outputChannels, batch: g.batch, height: g.outputHeight, width: g.outputWidth,
+                             kernelHeight: kernelSize, kernelWidth: kernelSize, stride: 1, padding: pad)
+        return t.outputHeight == g.height && t.outputWidth == g.width ? t : nil
+    }
+
+    /// `W'[ci, (co·k + a)·k + b] = W[co, ci, k−1−a, k−1−b]`, shape `[Cin, Cout·k·k]`.
+    private func flippedWeight() -> [Float] {
+        let k = kernelSize, kk = k * k
+        var out = [Float](repeating: 0, count: weight.value.count)
+        weight.value.storage.withUnsafeBufferPointer { w in
+            for co in 0..<outputChannels {
+                for ci in 0..<inputChannels {
+                    for a in 0..<k {
+                        for b in 0..<k {
+                            out[ci * outputChannels * kk + (co * k + a) * k + b] =
+                                w[(co * inputChannels + ci) * kk + (k - 1 - a) * k + (k - 1 - b)]
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     public func backward(_ dy: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("Conv2d.backward without a training forward") }
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
@@ -147,7 +176,15 @@ public final class Conv2d: Layer {
         // One partial dW per chunk, summed in chunk order: the result does not depend
         // on the thread count.
         var partials = [Float](repeating: 0, count: chunks * outputChannels * fanIn)
-        var dx = Tensor(shape: computesInputGradient ? [g.channels, g.batch, g.height, g.width] : [0])
+        // Stride-1 convolutions get dL/dx as a forward convolution of dy with the
+        // flipped, transposed kernel (one efficient GEMM, no scatter-add); others use
+        // col2im on Wᵀ·dy.
+        let transposed = stride == 1 && !isPointwise ? transposedGeometry(g) : nil
+        let flipped = transposed != nil && computesInputGradient ? flippedWeight() : []
+        let inPlane = g.height * g.width
+        var dx = !computesInputGradient ? Tensor(shape: [0])
+            : transposed != nil ? Tensor(uninitializedShape: [g.channels, g.batch, g.height, g.width])
+            : Tensor(shape: [g.channels, g.batch, g.height, g.width])
         let wantInput = computesInputGradient
         dy.storage.withUnsafeBufferPointer { pdy in
             if let bias {
@@ -161,7 +198,7 @@ public final class Conv2d: Layer {
                 weight.value.storage.withUnsafeBufferPointer { pw in
                     partials.withUnsafeMutableBufferPointer { pp in
                         dx.storage.withUnsafeMutableBufferPointer { pdx in
-                            let partial = pp.baseAddress!, dxBase = pdx.baseAddress
+                            let partial = pp.baseAddress!, dxBase = pdx.baseAddress, dyBase = pdy.baseAddress!
                             forEachChunk(g) { chunk, images in
                                 let dyChunk = pdy.baseAddress! + images.lowerBound * plane
                                 let n = images.count * plane
@@ -174,7 +211,21 @@ public final class Conv2d: Layer {
                                           c: partial + chunk * outputChannels * fanIn, ldc: fanIn,
                                           parallel: false)
                                 guard wantInput, let dxBase else { return }
-                                if isPointwise {
+                                if let tg = transposed {
+                                    // dx[:, chunk] = W'[Cin, Cout·kh·kw] · im2col'(dy chunk)
+                                    let tn = images.count * inPlane
+                                    let count = tg.columnRows * tn
+                                    let reuse = count <= g.columnRows * n
+                                    let dcol = reuse ? stored.buffers[chunk] : .allocate(capacity: count)
+                                    defer { if !reuse { dcol.deallocate() } }
+                                    Im2Col.im2col(dyBase, tg, images: images, into: dcol)
+                                    flipped.withUnsafeBufferPointer { pf in
+                                        BLAS.gemm(m: g.channels, n: tn, k: tg.columnRows,
+                                                  a: pf.baseAddress!, lda: tg.columnRows, b: dcol, ldb: tn,
+                                                  c: dxBase + images.lowerBound * inPlane, ldc: g.batch * inPlane,
+                                                  parallel: false)
+                                    }
+                                } else if isPointwise {
                                     // dx[:, chunk] = Wᵀ · dy[:, chunk], in place.
                                     BLAS.gemm(transposeA: true, m: fanIn, n: n, k: outputChannels,
                                               a: pw.baseAddress!, lda: fanIn, b: dyChunk, ldb: cols,

@@ -60,6 +60,12 @@ import Testing
         #expect(p.count == 6)
     }
 
+    @Test func flipsAreRefusedForDigits() {
+        let p = problems("data: {dataset: mnist, augmentation: {horizontal_flip: true}}")
+        #expect(p.count == 1 && p[0].hasPrefix("data.augmentation.horizontal_flip:"))
+        #expect(problems("data: {dataset: fashion-mnist, augmentation: {horizontal_flip: true}}").isEmpty)
+    }
+
     @Test func syntaxErrorsAreReportedWithTheFile() {
         let p = problems("model: [unclosed\n")
         #expect(p.count == 1 && p[0].contains("YAML syntax error"))

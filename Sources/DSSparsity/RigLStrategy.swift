@@ -1,0 +1,26 @@
+import DSCore
+
+/// RigL (Evci et al. 2020): drop like SET, grow the `nDrop` positions of largest
+/// dense-gradient magnitude among those not kept.
+public struct RigLStrategy: SparsityScheduler {
+    public init() {}
+    public var name: String { "rigl" }
+    public var usesDenseGradient: Bool { true }
+    public var isDynamic: Bool { true }
+
+    public func initialMask(name: String, rows: Int, columns: Int, budget: Int,
+                            rng: inout Xoshiro256) throws -> SparseMask {
+        InitialMask.random(rows: rows, columns: columns, budget: budget, rng: &rng)
+    }
+
+    public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
+        let (keep, drop) = layer.keepAndDrop
+        var next = SparseMask(rows: layer.mask.rows, columns: layer.mask.columns,
+                              activeIndices: layer.keptByMagnitude(keep))
+        let free = next.active.indices.filter { !next.active[$0] }
+        for i in Selection.largest(drop, of: free, score: { abs(layer.denseGradient[$0]) }) {
+            next.active[i] = true
+        }
+        return LayerUpdateResult(mask: next)
+    }
+}

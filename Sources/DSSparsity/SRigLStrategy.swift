@@ -1,0 +1,74 @@
+import DSCore
+
+/// SRigL (Lasby et al. 2024): RigL under a constant fan-in constraint, with neuron
+/// ablation. Every active neuron keeps exactly `k` incoming weights; neurons with too
+/// few salient weights are ablated and their budget goes to the rest (SPEC §3).
+public struct SRigLStrategy: SparsityScheduler {
+    /// `γ_sal`: a neuron needs `max(1, floor(γ_sal · k0))` salient weights to stay
+    /// active (`γ_sal ≥ 1` is an absolute count).
+    public var salienceThreshold: Double
+    /// Neuron ablation on or off.
+    public var ablation: Bool
+
+    public init(salienceThreshold: Double = 0.3, ablation: Bool = true) {
+        self.salienceThreshold = salienceThreshold
+        self.ablation = ablation
+    }
+
+    public var name: String { "srigl" }
+    public var usesDenseGradient: Bool { true }
+    public var isDynamic: Bool { true }
+
+    public func initialMask(name: String, rows: Int, columns: Int, budget: Int,
+                            rng: inout Xoshiro256) throws -> SparseMask {
+        try InitialMask.constantFanIn(name: name, rows: rows, columns: columns, budget: budget, rng: &rng)
+    }
+
+    public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
+        let rows = layer.mask.rows, columns = layer.mask.columns, budget = layer.budget
+        let (keep, drop) = layer.keepAndDrop
+        let magnitude = { (i: Int) in abs(layer.weights[i]) }
+        let gradient = { (i: Int) in abs(layer.denseGradient[i]) }
+
+        // 1. Salience: the nKeep largest |w| and the nDrop largest |g| over the layer.
+        var salientPerRow = [Int](repeating: 0, count: rows)
+        var salient = Set(layer.keptByMagnitude(keep))
+        salient.formUnion(Selection.largest(drop, of: Array(0..<(rows * columns)), score: gradient))
+        for i in salient { salientPerRow[i / columns] += 1 }
+
+        // 2. Ablation: rows with fewer than `thr` salient weights.
+        var ablated = Set<Int>()
+        if ablation && layer.mayAblate {
+            let k0 = budget / rows
+            var threshold = salienceThreshold >= 1
+                ? max(1, Int(salienceThreshold))
+                : max(1, Int((salienceThreshold * Double(k0)).rounded(.down)))
+            let fewestRows = budget / columns
+            if fewestRows < rows {
+                let descending = salientPerRow.sorted(by: >)
+                threshold = min(threshold, descending[fewestRows])
+            }
+            ablated = Set((0..<rows).filter { salientPerRow[$0] < threshold })
+        }
+
+        // 3. The new fan-in keeps the layer's density.
+        let fanIn = budget / (rows - ablated.count)
+
+        // 4. Drop: ablated rows lose everything; elsewhere keep the nKeep largest
+        //    nonzero |w|, then cut any row above the new fan-in to its largest |w|.
+        let candidates = layer.mask.activeIndices.filter { !ablated.contains($0 / columns) && layer.weights[$0] != 0 }
+        var keptByRow = [[Int]](repeating: [], count: rows)
+        for i in Selection.largest(keep, of: candidates, score: magnitude) { keptByRow[i / columns].append(i) }
+
+        // 5. Grow: fill every active row to exactly the new fan-in by |g|.
+        var next = SparseMask(rows: rows, columns: columns, active: [Bool](repeating: false, count: rows * columns))
+        for r in 0..<rows where !ablated.contains(r) {
+            let kept = keptByRow[r].count > fanIn ? Selection.largest(fanIn, of: keptByRow[r], score: magnitude)
+                                                  : keptByRow[r]
+            for i in kept { next.active[i] = true }
+            let free = (r * columns..<(r + 1) * columns).filter { !next.active[$0] }
+            for i in Selection.largest(fanIn - kept.count, of: free, score: gradient) { next.active[i] = true }
+        }
+        return LayerUpdateResult(mask: next, ablatedRows: ablated.sorted())
+    }
+}
