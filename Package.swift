@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "DSTraining", dependencies: ["DSCore", "DSLayers"]),
         .target(name: "DSData", dependencies: ["DSCore", "CZlib"]),
         .target(name: "DSExperiment", dependencies: [
-            "DSCore", "DSLayers", "DSTraining", "DSData",
+            "DSCore", "DSLayers", "DSSparsity", "DSTraining", "DSData",
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "dst", dependencies: [

@@ -1,6 +1,7 @@
 import DSCore
 import DSData
 import DSLayers
+import DSSparsity
 import DSTraining
 
 extension ExperimentConfig {
@@ -38,5 +39,47 @@ extension ExperimentConfig {
         return LearningRateSchedule(base: optimizer.lr, decay: decay, warmupEpochs: schedule.warmupEpochs,
                                     warmupStartFactor: schedule.warmupStartFactor,
                                     totalEpochs: training.epochs, stepsPerEpoch: stepsPerEpoch)
+    }
+}
+
+extension ExperimentConfig {
+    /// The sparse view of `model` for `sparsity.*`; `dense` keeps every layer dense.
+    /// Layer names in `dense_layers` / `no_ablation_layers` must exist (`classifier`
+    /// is the model's last Linear layer).
+    public func makeSparseModel(_ model: Sequential, parameters: [Parameter], totalSteps: Int,
+                                rng: inout Xoshiro256) throws -> SparseModel {
+        let names = model.namedParameters().filter { $0.parameter.role == .weight }
+            .map { SparseModel.layerName($0.name) }
+        let classifier = model.namedLayers().last { $0.layer is Linear }.map(\.name)
+        func resolve(_ list: [String], key: String) throws -> Set<String> {
+            var result = Set<String>()
+            for name in list {
+                let resolved = name == "classifier" ? classifier : name
+                guard let resolved, names.contains(resolved) else {
+                    throw RunError("sparsity.\(key): no prunable layer '\(name)' in \(self.model.name); "
+                                   + "valid layers: classifier, \(names.joined(separator: ", "))")
+                }
+                result.insert(resolved)
+            }
+            return result
+        }
+        let dense = sparsity.strategy == "dense"
+        let settings = SparsitySettings(
+            strategy: StrategyRegistry.builders[sparsity.strategy]?(sparsity) ?? StaticStrategy(),
+            sparsity: dense ? 0 : sparsity.sparsity,
+            distribution: DensityDistribution(rawValue: sparsity.distribution) ?? .erk,
+            denseLayers: dense ? Set(names) : try resolve(sparsity.denseLayers, key: "dense_layers"),
+            protectedLayers: try resolve(sparsity.noAblationLayers, key: "no_ablation_layers"),
+            schedule: UpdateSchedule(interval: sparsity.updateInterval, endFraction: sparsity.endFraction,
+                                     dropFraction: sparsity.dropFraction, totalSteps: totalSteps),
+            gradientAccumulation: sparsity.gradAccumulation,
+            initialization: SparseInitialization(rawValue: sparsity.initialization) ?? .sparseKaiming)
+        do {
+            return try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
+        } catch let error as SparsityError {
+            throw RunError("sparsity: \(error.message)")
+        } catch let error as DistributionError {
+            throw RunError("sparsity: \(error.message)")
+        }
     }
 }

@@ -1,5 +1,6 @@
 import DSData
 import DSLayers
+import DSSparsity
 import Foundation
 import Yams
 
@@ -112,7 +113,6 @@ extension ExperimentConfig {
     /// The choices each named option accepts.
     public static let optimizers = ["adamw", "sgd"]
     public static let schedules = ["constant", "cosine", "multistep", "step"]
-    public static let strategies = ["dense"]
 
     /// Every semantic problem, each with its key path (empty when valid).
     public func validate() -> [String] {
@@ -162,8 +162,25 @@ extension ExperimentConfig {
         check(training.threads >= 0, "training.threads: must be ≥ 0 (0 = all cores), got \(training.threads)")
         check(training.maxBatchesPerEpoch >= 0, "training.max_batches_per_epoch: must be ≥ 0, got \(training.maxBatchesPerEpoch)")
         check(!output.root.isEmpty, "output.root: must not be empty")
-        check(Self.strategies.contains(sparsity.strategy),
-              "sparsity.strategy: unknown strategy '\(sparsity.strategy)'; valid strategies: \(Self.strategies.joined(separator: ", "))")
+        check(StrategyRegistry.names.contains(sparsity.strategy),
+              "sparsity.strategy: unknown strategy '\(sparsity.strategy)'; valid strategies: \(StrategyRegistry.names.joined(separator: ", "))")
+        check(sparsity.sparsity >= 0 && sparsity.sparsity < 1, "sparsity.sparsity: must be in [0, 1), got \(sparsity.sparsity)")
+        let distributions = DensityDistribution.allCases.map(\.rawValue).sorted()
+        check(distributions.contains(sparsity.distribution),
+              "sparsity.distribution: unknown distribution '\(sparsity.distribution)'; valid distributions: \(distributions.joined(separator: ", "))")
+        check(sparsity.updateInterval > 0, "sparsity.update_interval: must be positive, got \(sparsity.updateInterval)")
+        check(sparsity.endFraction > 0 && sparsity.endFraction <= 1,
+              "sparsity.end_fraction: must be in (0, 1], got \(sparsity.endFraction)")
+        check(sparsity.dropFraction >= 0 && sparsity.dropFraction <= 1,
+              "sparsity.drop_fraction: must be in [0, 1], got \(sparsity.dropFraction)")
+        check(sparsity.gradAccumulation >= 1 && sparsity.gradAccumulation <= sparsity.updateInterval,
+              "sparsity.grad_accumulation: must be in 1...update_interval (\(sparsity.updateInterval)), got \(sparsity.gradAccumulation)")
+        check(sparsity.gammaSal > 0, "sparsity.gamma_sal: must be positive, got \(sparsity.gammaSal)")
+        check(!sparsity.constantFanIn || sparsity.strategy == "static",
+              "sparsity.constant_fan_in: applies to strategy static only (srigl always has constant fan-in)")
+        let inits = SparseInitialization.allCases.map(\.rawValue).sorted()
+        check(inits.contains(sparsity.initialization),
+              "sparsity.init: unknown initialisation '\(sparsity.initialization)'; valid: \(inits.joined(separator: ", "))")
         return p
     }
 }

@@ -185,12 +185,48 @@ public struct OutputConfig: Codable, Equatable {
 }
 
 public struct SparsityConfig: Codable, Equatable {
-    /// The sparsity strategy; this build trains dense models (`dense`).
+    /// `dense`, `static`, `set`, `rigl` or `srigl`.
     public var strategy = "dense"
+    /// Overall target sparsity `s` in [0, 1) over every Linear/Conv2d weight.
+    public var sparsity = 0.9
+    /// `erk` or `uniform`.
+    public var distribution = "erk"
+    /// Layers kept dense (names as in `sparsity.csv`, e.g. `conv1`, `fc`).
+    public var denseLayers: [String] = []
+    /// `ΔT`: optimizer steps between mask updates.
+    public var updateInterval = 100
+    /// `T_end` as a fraction of all optimizer steps.
+    public var endFraction = 0.75
+    /// `α`: the initial drop fraction (cosine-decayed to 0 at `T_end`).
+    public var dropFraction = 0.3
+    /// Backward passes averaged into the dense gradient used by RigL/SRigL updates.
+    public var gradAccumulation = 1
+    /// `γ_sal` (SRigL): salient weights a neuron needs, as a fraction of its fan-in
+    /// (≥ 1: an absolute count).
+    public var gammaSal = 0.3
+    /// SRigL neuron ablation.
+    public var ablation = true
+    /// Layers never ablated; `classifier` names the model's last Linear layer.
+    public var noAblationLayers = ["classifier"]
+    /// `static`: draw a constant fan-in mask (the structured static baseline).
+    public var constantFanIn = false
+    /// Initial active weights: `sparse_kaiming`, `dense` or `authors`.
+    public var initialization = "sparse_kaiming"
     public init() {}
-    enum CodingKeys: String, CodingKey { case strategy }
+    enum CodingKeys: String, CodingKey {
+        case strategy, sparsity, distribution, ablation
+        case denseLayers = "dense_layers", updateInterval = "update_interval", endFraction = "end_fraction"
+        case dropFraction = "drop_fraction", gradAccumulation = "grad_accumulation", gammaSal = "gamma_sal"
+        case noAblationLayers = "no_ablation_layers", constantFanIn = "constant_fan_in", initialization = "init"
+    }
     public init(from decoder: Decoder) throws {
-        let f = Fields(decoder, CodingKeys.self)
-        strategy = f(.strategy, SparsityConfig().strategy)
+        let f = Fields(decoder, CodingKeys.self), d = SparsityConfig()
+        strategy = f(.strategy, d.strategy); sparsity = f(.sparsity, d.sparsity)
+        distribution = f(.distribution, d.distribution); denseLayers = f(.denseLayers, d.denseLayers)
+        updateInterval = f(.updateInterval, d.updateInterval); endFraction = f(.endFraction, d.endFraction)
+        dropFraction = f(.dropFraction, d.dropFraction); gradAccumulation = f(.gradAccumulation, d.gradAccumulation)
+        gammaSal = f(.gammaSal, d.gammaSal); ablation = f(.ablation, d.ablation)
+        noAblationLayers = f(.noAblationLayers, d.noAblationLayers); constantFanIn = f(.constantFanIn, d.constantFanIn)
+        initialization = f(.initialization, d.initialization)
     }
 }

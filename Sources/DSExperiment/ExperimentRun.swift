@@ -1,6 +1,7 @@
 import DSCore
 import DSData
 import DSLayers
+import DSSparsity
 import DSTraining
 import Foundation
 
@@ -52,19 +53,34 @@ public struct ExperimentRun {
         guard config.data.validationSize < splits.train.count else {
             throw RunError("data.validation_size: \(config.data.validationSize) is not below the \(splits.train.count) training samples of \(config.data.dataset)")
         }
+        var session = try prepare(splits)
         do {
             try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
             throw RunError("\(folder): cannot create the run folder: \(error.localizedDescription)")
         }
         try FileReading.writeAtomically(Data(ConfigLoader.render(config).utf8), to: folder + "/config.yaml")
-        try Parallel.withThreads(config.training.threads) { try train(splits, events: events) }
+        try Parallel.withThreads(config.training.threads) { try train(&session, events: events) }
     }
 
-    func train(_ splits: DatasetSplits, events: (RunEvent) -> Void) throws {
+    /// Everything a run needs, built before its folder exists (so a bad layer name or
+    /// an impossible sparsity leaves nothing behind).
+    struct Session {
+        var trainer: Trainer
+        var sparse: SparseModel
+        var trainLoader: BatchLoader
+        var testLoader: BatchLoader
+        var validation: BatchLoader?
+        var dataRNG: Xoshiro256
+        var sparsityRNG: Xoshiro256
+        var parameterCount: Int
+    }
+
+    func prepare(_ splits: DatasetSplits) throws -> Session {
         var master = Xoshiro256(seed: config.seed)
         var modelRNG = master.split()
-        var dataRNG = master.split()
+        let dataRNG = master.split()
+        var sparsityRNG = master.split()
 
         let model = try ModelRegistry.build(config.model.name, input: config.modelInput(splits),
                                             options: config.modelOptions, rng: &modelRNG)
@@ -85,30 +101,67 @@ public struct ExperimentRun {
                                      mean: splits.mean, std: splits.std)
         let maxBatches = config.training.maxBatchesPerEpoch
         let stepsPerEpoch = maxBatches > 0 ? min(maxBatches, trainLoader.batchesPerEpoch) : trainLoader.batchesPerEpoch
+        let sparse = try config.makeSparseModel(model, parameters: parameters,
+                                                totalSteps: stepsPerEpoch * config.training.epochs, rng: &sparsityRNG)
         let trainer = Trainer(model: model, optimizer: config.makeOptimizer(parameters),
                               loss: CrossEntropy(labelSmoothing: Float(config.training.labelSmoothing)),
-                              schedule: config.makeSchedule(stepsPerEpoch: stepsPerEpoch))
-        let stats = DenseStatistics(model: model)
+                              schedule: config.makeSchedule(stepsPerEpoch: stepsPerEpoch), sparse: sparse)
+        return Session(trainer: trainer, sparse: sparse, trainLoader: trainLoader, testLoader: testLoader,
+                       validation: validation, dataRNG: dataRNG, sparsityRNG: sparsityRNG,
+                       parameterCount: parameters.reduce(0) { $0 + $1.value.count })
+    }
 
-        events(.started(folder: folder, parameters: parameters.reduce(0) { $0 + $1.value.count },
-                        trainSamples: trainLoader.count, testSamples: testLoader.count))
+    /// `sparsity.csv` columns (SPEC §5).
+    public static let layerColumns = [
+        "step", "layer", "n_out", "fan_in_dense", "density", "nnz", "fan_in_min", "fan_in_max", "fan_in_mean",
+        "active_neurons", "ablated_neurons", "dropped", "grown", "drop_fraction",
+    ]
+
+    func layerRow(_ s: LayerStatistics, step: Int) -> [String: String] {
+        ["step": String(step), "layer": s.layer, "n_out": String(s.outputs), "fan_in_dense": String(s.denseFanIn),
+         "density": format(s.density), "nnz": String(s.nonzero), "fan_in_min": String(s.fanInMin),
+         "fan_in_max": String(s.fanInMax), "fan_in_mean": format(s.fanInMean),
+         "active_neurons": String(s.activeNeurons), "ablated_neurons": String(s.ablatedNeurons),
+         "dropped": String(s.dropped), "grown": String(s.grown), "drop_fraction": format(s.dropFraction)]
+    }
+
+    func train(_ session: inout Session, events: (RunEvent) -> Void) throws {
+        let trainer = session.trainer
+        events(.started(folder: folder, parameters: session.parameterCount,
+                        trainSamples: session.trainLoader.count, testSamples: session.testLoader.count))
+        var layerTable = CSVTable(path: folder + "/sparsity.csv", columns: Self.layerColumns)
+        for layer in session.sparse.layers {
+            try layerTable.append(layerRow(LayerStatistics(layer), step: 0))
+        }
         var metrics = CSVTable(path: folder + "/metrics.csv", columns: Self.metricColumns)
         let epochs = config.training.epochs
+        var pendingError: Error?
         for epoch in 1...epochs {
             let start = Date()
-            let train = trainer.trainEpoch(trainLoader, rng: &dataRNG, maxBatches: maxBatches) { done, total, loss, acc in
+            let train = trainer.trainEpoch(session.trainLoader, rng: &session.dataRNG, sparsityRNG: &session.sparsityRNG,
+                                           maxBatches: config.training.maxBatchesPerEpoch,
+                                           onMaskUpdate: { step, updates in
+                for u in updates {
+                    do {
+                        try layerTable.append(layerRow(LayerStatistics(u.layer, change: u.change, dropFraction: u.dropFraction),
+                                                       step: step))
+                    } catch { pendingError = error }
+                }
+            }) { done, total, loss, acc in
                 events(.batch(epoch: epoch, epochs: epochs, done: done, total: total, loss: loss, accuracy: acc,
                               elapsed: Date().timeIntervalSince(start)))
             }
+            if let pendingError { throw pendingError }
             let lastLR = trainer.schedule.learningRate(atStep: max(trainer.step - 1, 0))
-            let test = trainer.evaluate(testLoader)
-            let val = validation.map { trainer.evaluate($0) }
+            let test = trainer.evaluate(session.testLoader)
+            let val = session.validation.map { trainer.evaluate($0) }
+            let stats = SparsityStatistics(session.sparse)
             var row: [String: String] = [
                 "epoch": String(epoch), "step": String(trainer.step), "lr": format(lastLR, 6),
                 "train_loss": format(train.loss), "train_acc": format(train.accuracy),
                 "test_loss": format(test.loss), "test_acc": format(test.accuracy),
                 "sparsity": format(stats.sparsity), "active_neurons": String(stats.activeNeurons),
-                "ablated_neurons": "0", "itop": format(1.0),
+                "ablated_neurons": String(stats.ablatedNeurons), "itop": format(stats.itop),
                 "epoch_seconds": String(format: "%.3f", Date().timeIntervalSince(start)),
             ]
             if let val {
@@ -122,16 +175,5 @@ public struct ExperimentRun {
 
     func format(_ x: Double, _ digits: Int = 6) -> String {
         String(format: "%.\(digits)g", x)
-    }
-}
-
-/// Sparsity columns of a dense model: no weight is masked and every neuron of a
-/// prunable layer is active.
-struct DenseStatistics {
-    let sparsity = 0.0
-    let activeNeurons: Int
-    init(model: Layer) {
-        activeNeurons = model.namedParameters().filter { $0.parameter.role == .weight }
-            .reduce(0) { $0 + $1.parameter.matrixShape.rows }
     }
 }

@@ -1,6 +1,7 @@
 import DSCore
 import DSData
 import DSLayers
+import DSSparsity
 import DSTraining
 
 /// Loss and accuracy over one pass.
@@ -16,37 +17,55 @@ public final class Trainer {
     public let optimizer: Optimizer
     public let loss: CrossEntropy
     public let schedule: LearningRateSchedule
+    /// The model's masks; every step keeps inactive weights, gradients and optimizer
+    /// state at zero, and runs the strategy's mask updates on schedule.
+    public let sparse: SparseModel?
     /// Optimizer steps taken so far.
     public private(set) var step = 0
 
-    public init(model: Sequential, optimizer: Optimizer, loss: CrossEntropy, schedule: LearningRateSchedule) {
+    public init(model: Sequential, optimizer: Optimizer, loss: CrossEntropy, schedule: LearningRateSchedule,
+                sparse: SparseModel? = nil) {
         self.model = model; self.optimizer = optimizer; self.loss = loss; self.schedule = schedule
+        self.sparse = sparse
     }
 
     /// The learning rate the next step will use.
     public var currentLearningRate: Double { schedule.learningRate(atStep: step) }
 
-    /// One optimisation step on `batch`; returns the batch loss and correct count.
-    public func trainStep(_ batch: Batch) -> (loss: Float, correct: Int) {
+    /// One optimisation step on `batch` (SPEC §3 order: forward/backward keeping the
+    /// dense gradient → masked optimizer step → mask update, whose dropped and grown
+    /// positions get zero optimizer state). Returns the batch loss, the correct count
+    /// and the mask changes (empty unless an update ran).
+    public func trainStep(_ batch: Batch, sparsityRNG: inout Xoshiro256) -> (loss: Float, correct: Int, updates: MaskUpdates) {
         model.zeroGradients()
         let logits = model.forward(batch.images, training: true)
         let result = loss.evaluate(logits: logits, labels: batch.labels)
         _ = model.backward(result.gradient)
+        sparse?.prepareGradients(forStep: step + 1)
         optimizer.step(learningRate: Float(schedule.learningRate(atStep: step)))
         step += 1
-        return (result.loss, result.correct)
+        let updates = sparse?.afterStep(step, rng: &sparsityRNG) ?? []
+        for u in updates {
+            optimizer.zeroState(parameter: u.layer.parameterIndex, at: u.change.dropped + u.change.grown)
+        }
+        return (result.loss, result.correct, updates)
     }
 
     /// One epoch over `loader` in an order shuffled by `rng` (which also drives
-    /// augmentation). `maxBatches` > 0 stops early; `progress(done, total, loss, acc)`.
-    public func trainEpoch(_ loader: BatchLoader, rng: inout Xoshiro256, maxBatches: Int = 0,
+    /// augmentation); `sparsityRNG` drives random mask growth. `maxBatches` > 0 stops
+    /// early; `onMaskUpdate(step, changes)` follows each mask update;
+    /// `progress(done, total, loss, acc)` follows each batch.
+    public func trainEpoch(_ loader: BatchLoader, rng: inout Xoshiro256, sparsityRNG: inout Xoshiro256,
+                           maxBatches: Int = 0,
+                           onMaskUpdate: (Int, MaskUpdates) -> Void = { _, _ in },
                            progress: (Int, Int, Double, Double) -> Void = { _, _, _, _ in }) -> PassResult {
         let order = loader.shuffledOrder(&rng)
         let total = maxBatches > 0 ? min(maxBatches, loader.batchesPerEpoch) : loader.batchesPerEpoch
         var lossSum = 0.0, correct = 0, seen = 0
         for b in 0..<total {
             let batch = loader.batch(b, of: order, augmentWith: &rng)
-            let r = trainStep(batch)
+            let r = trainStep(batch, sparsityRNG: &sparsityRNG)
+            if !r.updates.isEmpty { onMaskUpdate(step, r.updates) }
             lossSum += Double(r.loss) * Double(batch.labels.count)
             correct += r.correct
             seen += batch.labels.count

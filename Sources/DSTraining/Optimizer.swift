@@ -17,6 +17,9 @@ public protocol Optimizer: AnyObject {
     func state(_ name: String, parameter index: Int) -> Tensor
     /// Replaces the state tensor `name` of parameter `index`.
     func setState(_ name: String, parameter index: Int, _ value: Tensor)
+    /// Zeroes every state tensor of parameter `index` at the flat `positions` (weights
+    /// that were dropped or grown by a mask update).
+    func zeroState(parameter index: Int, at positions: [Int])
 }
 
 /// SGD with momentum, optional Nesterov and L2 weight decay (PyTorch semantics):
@@ -43,6 +46,10 @@ public final class SGD: Optimizer {
     public func setState(_ name: String, parameter index: Int, _ value: Tensor) {
         precondition(value.shape == velocity[index].shape, "SGD state shape mismatch for parameter \(index)")
         velocity[index] = value
+    }
+
+    public func zeroState(parameter index: Int, at positions: [Int]) {
+        for i in positions { velocity[index].storage[i] = 0 }
     }
 
     public func step(learningRate lr: Float) {
@@ -94,6 +101,13 @@ public final class AdamW: Optimizer {
     public func setState(_ name: String, parameter index: Int, _ value: Tensor) {
         precondition(value.shape == firstMoment[index].shape, "AdamW state shape mismatch for parameter \(index)")
         if name == "exp_avg" { firstMoment[index] = value } else { secondMoment[index] = value }
+    }
+
+    public func zeroState(parameter index: Int, at positions: [Int]) {
+        for i in positions {
+            firstMoment[index].storage[i] = 0
+            secondMoment[index].storage[i] = 0
+        }
     }
 
     public func step(learningRate lr: Float) {

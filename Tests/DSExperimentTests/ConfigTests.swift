@@ -60,6 +60,20 @@ import Testing
         #expect(p.count == 6)
     }
 
+    @Test func sparsityKeysAreValidated() {
+        let p = problems("""
+            sparsity: {strategy: gmp, sparsity: 1.2, distribution: normal, update_interval: 0,
+                       grad_accumulation: 3, constant_fan_in: true, init: xavier}
+            """)
+        #expect(p.contains { $0.hasPrefix("sparsity.strategy: unknown strategy 'gmp'") && $0.contains("dense, rigl, set, srigl, static") })
+        #expect(p.contains { $0.hasPrefix("sparsity.sparsity: must be in [0, 1)") })
+        #expect(p.contains { $0.hasPrefix("sparsity.distribution: unknown distribution 'normal'") && $0.contains("erk, uniform") })
+        #expect(p.contains { $0.hasPrefix("sparsity.update_interval: must be positive") })
+        #expect(p.contains { $0.hasPrefix("sparsity.grad_accumulation:") })
+        #expect(p.contains { $0.hasPrefix("sparsity.constant_fan_in: applies to strategy static only") })
+        #expect(p.contains { $0.hasPrefix("sparsity.init: unknown initialisation 'xavier'") })
+    }
+
     @Test func flipsAreRefusedForDigits() {
         let p = problems("data: {dataset: mnist, augmentation: {horizontal_flip: true}}")
         #expect(p.count == 1 && p[0].hasPrefix("data.augmentation.horizontal_flip:"))

@@ -77,6 +77,58 @@ import Testing
         #expect(try readCSV(root + "/results/tiny/metrics.csv").count == 1)
     }
 
+    @Test func sriglRunWritesLayerStatisticsAtInitAndEveryUpdate() throws {
+        let root = Fixtures.temporaryDirectory("srigl")
+        Fixtures.writeIDXDataset(root: root + "/data", train: 96, test: 32)
+        var cfg = try config(root: root, name: "srigl")
+        cfg.data.validationSize = 0
+        cfg.model.hidden = [32]
+        cfg.sparsity.strategy = "srigl"
+        cfg.sparsity.sparsity = 0.9
+        cfg.sparsity.distribution = "uniform"
+        cfg.sparsity.updateInterval = 4
+        cfg.sparsity.gammaSal = 0.9
+        try ExperimentRun(config: cfg).run()
+        let layers = try readCSV(root + "/results/srigl/sparsity.csv")
+        // 18 steps, T_end = floor(0.75 · 18) = 13: updates after steps 4, 8, 12.
+        #expect(Set(layers.map { $0["step"]! }) == ["0", "4", "8", "12"])
+        #expect(Set(layers.map { $0["layer"]! }) == ["fc1", "fc2"])
+        for row in layers where row["layer"] == "fc1" {
+            #expect(row["fan_in_min"] == row["fan_in_max"], "constant fan-in: \(row)")
+            let active = Int(row["active_neurons"]!)!, fanIn = Int(row["fan_in_min"]!)!
+            #expect(active * fanIn == Int(row["nnz"]!)!)
+            #expect(active + Int(row["ablated_neurons"]!)! == 32)
+        }
+        // The first update drops f(4)·nnz weights in each layer and regrows as many.
+        #expect(layers.filter { $0["step"] == "4" }.allSatisfy { Int($0["dropped"]!)! > 0 && $0["dropped"] == $0["grown"] })
+        let metrics = try readCSV(root + "/results/srigl/metrics.csv")
+        #expect(metrics.allSatisfy { Double($0["sparsity"]!)! >= 0.9 && Double($0["itop"]!)! > 0.1 })
+    }
+
+    @Test func badSparsityLayerNamesLeaveNoRunFolder() throws {
+        let root = Fixtures.temporaryDirectory("badlayer")
+        Fixtures.writeIDXDataset(root: root + "/data", train: 32, test: 16)
+        var cfg = try config(root: root)
+        cfg.sparsity.strategy = "rigl"
+        cfg.sparsity.denseLayers = ["fc9"]
+        do {
+            try ExperimentRun(config: cfg).run()
+            Issue.record("an unknown layer was accepted")
+        } catch let e as RunError {
+            #expect(e.message.contains("sparsity.dense_layers") && e.message.contains("fc9") && e.message.contains("fc1, fc2"))
+        }
+        cfg.sparsity.denseLayers = []
+        cfg.sparsity.strategy = "srigl"
+        cfg.sparsity.sparsity = 0.99
+        do {
+            try ExperimentRun(config: cfg).run()
+            Issue.record("fan-in 0 was accepted")
+        } catch let e as RunError {
+            #expect(e.message.contains("fc1") && e.message.contains("fan-in 0"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: root + "/results/tiny"))
+    }
+
     @Test func missingDatasetLeavesNoRunFolder() throws {
         let root = Fixtures.temporaryDirectory("nodata")
         var cfg = try config(root: root)

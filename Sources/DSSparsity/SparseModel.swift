@@ -1,0 +1,190 @@
+import DSCore
+import DSLayers
+
+/// How a model's weights are made sparse: the strategy, the overall sparsity and
+/// its distribution, the update schedule and the per-layer options (SPEC §1–§3).
+public struct SparsitySettings {
+    public var strategy: any SparsityScheduler
+    public var sparsity: Double
+    public var distribution: DensityDistribution
+    /// Layers kept dense (no mask).
+    public var denseLayers: Set<String>
+    /// Layers never ablated (SRigL).
+    public var protectedLayers: Set<String>
+    public var schedule: UpdateSchedule
+    /// Backward passes averaged into the dense gradient of an update (≥ 1).
+    public var gradientAccumulation: Int
+    public var initialization: SparseInitialization
+
+    public init(strategy: any SparsityScheduler, sparsity: Double, distribution: DensityDistribution,
+                denseLayers: Set<String> = [], protectedLayers: Set<String> = [], schedule: UpdateSchedule,
+                gradientAccumulation: Int = 1, initialization: SparseInitialization = .sparseKaiming) {
+        self.strategy = strategy; self.sparsity = sparsity; self.distribution = distribution
+        self.denseLayers = denseLayers; self.protectedLayers = protectedLayers; self.schedule = schedule
+        self.gradientAccumulation = gradientAccumulation; self.initialization = initialization
+    }
+}
+
+/// How the active weights are drawn once the initial masks exist (SPEC §2).
+public enum SparseInitialization: String, CaseIterable, Sendable {
+    /// Each neuron's active weights ~ N(0, sqrt(2 / k_j)), `k_j` its sparse fan-in.
+    case sparseKaiming = "sparse_kaiming"
+    /// Keep the dense Kaiming draw.
+    case dense
+    /// The SRigL authors' std `2 / k_j`.
+    case authors
+}
+
+/// One prunable weight and its mask.
+public final class SparseLayer {
+    /// The weight's path without `.weight` (`layer1.0.conv1`, `fc`).
+    public let name: String
+    public let parameter: Parameter
+    /// Index of the parameter in the optimizer's parameter list.
+    public let parameterIndex: Int
+    public let density: LayerDensity
+    /// Nil for a dense layer.
+    public internal(set) var mask: SparseMask?
+    /// Positions that were active at some point (for ITOP).
+    public internal(set) var everActive: [Bool]
+    /// Never ablated (SRigL).
+    public let isProtected: Bool
+    /// Sum of the last backward passes' dense gradients before an update.
+    var accumulatedGradient: [Float] = []
+    var accumulatedPasses = 0
+
+    init(name: String, parameter: Parameter, parameterIndex: Int, density: LayerDensity, isProtected: Bool) {
+        self.name = name; self.parameter = parameter; self.parameterIndex = parameterIndex
+        self.density = density; self.isProtected = isProtected
+        everActive = [Bool](repeating: density.isDense, count: parameter.value.count)
+    }
+
+    public var rows: Int { parameter.matrixShape.rows }
+    public var columns: Int { parameter.matrixShape.columns }
+    /// Active weights per neuron (all `columns` for a dense layer).
+    public var rowCounts: [Int] { mask?.rowCounts ?? [Int](repeating: columns, count: rows) }
+    public var activeCount: Int { mask?.count ?? parameter.value.count }
+}
+
+/// What an update did to each layer, keyed by layer name.
+public typealias MaskUpdates = [(layer: SparseLayer, change: MaskChange, dropFraction: Double)]
+
+/// A model's sparse layers under one strategy: draws the initial masks, keeps inactive
+/// weights and their gradients at zero, and runs the strategy's mask updates.
+public final class SparseModel {
+    public let settings: SparsitySettings
+    public let layers: [SparseLayer]
+
+    /// Masks every Linear/Conv2d weight of `model` (`parameters` is the optimizer's
+    /// list, for state indices). The classifier alias is resolved by the caller.
+    public init(model: Layer, parameters: [Parameter], settings: SparsitySettings,
+                rng: inout Xoshiro256) throws {
+        self.settings = settings
+        let weights = model.namedParameters().filter { $0.parameter.role == .weight }
+        let shapes = weights.map { SparseLayerShape(name: Self.layerName($0.name), dimensions: $0.parameter.value.shape) }
+        let densities = try settings.distribution.densities(for: shapes, sparsity: settings.sparsity,
+                                                            denseLayers: settings.denseLayers)
+        var layers: [SparseLayer] = []
+        for ((_, parameter), density) in zip(weights, densities) {
+            guard let index = parameters.firstIndex(where: { $0 === parameter }) else {
+                preconditionFailure("SparseModel: weight \(density.name) is not in the optimizer's parameter list")
+            }
+            let layer = SparseLayer(name: density.name, parameter: parameter, parameterIndex: index,
+                                    density: density, isProtected: settings.protectedLayers.contains(density.name))
+            if !density.isDense {
+                let mask = try settings.strategy.initialMask(name: density.name, rows: layer.rows, columns: layer.columns,
+                                                             budget: density.budget, rng: &rng)
+                layer.mask = mask
+                layer.everActive = mask.active
+                Self.initialize(layer, settings.initialization, rng: &rng)
+            }
+            layers.append(layer)
+        }
+        self.layers = layers
+        applyMasks()
+    }
+
+    /// `layer1.0.conv1.weight` → `layer1.0.conv1`.
+    public static func layerName(_ parameterPath: String) -> String {
+        parameterPath.hasSuffix(".weight") ? String(parameterPath.dropLast(".weight".count)) : parameterPath
+    }
+
+    /// Redraws the active weights of every neuron for its sparse fan-in.
+    static func initialize(_ layer: SparseLayer, _ mode: SparseInitialization, rng: inout Xoshiro256) {
+        guard mode != .dense, let mask = layer.mask else { return }
+        let counts = mask.rowCounts
+        for r in 0..<layer.rows where counts[r] > 0 {
+            let k = Float(counts[r])
+            let std = mode == .authors ? 2 / k : (2 / k).squareRoot()
+            for c in 0..<layer.columns where mask.active[r * layer.columns + c] {
+                layer.parameter.value.storage[r * layer.columns + c] = rng.normal() * std
+            }
+        }
+    }
+
+    /// Sets every inactive weight to zero.
+    public func applyMasks() {
+        for layer in layers {
+            guard let mask = layer.mask else { continue }
+            layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
+                for i in 0..<w.count where !mask.active[i] { w[i] = 0 }
+            }
+        }
+    }
+
+    /// Before the optimizer step that will be step `step` (1-based): keeps the dense
+    /// gradient when an update follows within `gradientAccumulation` steps, then zeroes
+    /// the gradients of inactive weights.
+    public func prepareGradients(forStep step: Int) {
+        let dynamic = settings.strategy.isDynamic && settings.strategy.usesDenseGradient
+        let interval = settings.schedule.interval
+        let nextUpdate = (step + interval - 1) / interval * interval
+        let collect = dynamic && nextUpdate - step < settings.gradientAccumulation
+            && settings.schedule.isUpdate(afterStep: nextUpdate)
+        for layer in layers {
+            guard let mask = layer.mask else { continue }
+            if collect {
+                if layer.accumulatedPasses == 0 {
+                    layer.accumulatedGradient = layer.parameter.gradient.storage
+                } else {
+                    for i in layer.accumulatedGradient.indices { layer.accumulatedGradient[i] += layer.parameter.gradient.storage[i] }
+                }
+                layer.accumulatedPasses += 1
+            }
+            layer.parameter.gradient.storage.withUnsafeMutableBufferPointer { g in
+                for i in 0..<g.count where !mask.active[i] { g[i] = 0 }
+            }
+        }
+    }
+
+    /// After optimizer step `step` (1-based): re-applies the masks and, on an update
+    /// step, runs the strategy on every sparse layer. Returns what changed (empty when
+    /// no update ran); the caller zeroes optimizer state at dropped and grown positions.
+    public func afterStep(_ step: Int, rng: inout Xoshiro256) -> MaskUpdates {
+        applyMasks()
+        guard settings.strategy.isDynamic, settings.schedule.isUpdate(afterStep: step) else { return [] }
+        let fraction = settings.schedule.dropFraction(atStep: step)
+        var updates: MaskUpdates = []
+        for layer in layers {
+            guard let mask = layer.mask else { continue }
+            let gradient = layer.accumulatedPasses > 0
+                ? layer.accumulatedGradient.map { $0 / Float(layer.accumulatedPasses) }
+                : [Float](repeating: 0, count: mask.active.count)
+            let input = LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
+                                         denseGradient: gradient, budget: layer.density.budget,
+                                         dropFraction: fraction, mayAblate: !layer.isProtected)
+            let result = settings.strategy.update(input, rng: &rng)
+            let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
+            layer.mask = result.mask
+            for i in change.grown {
+                layer.parameter.value.storage[i] = 0
+                layer.everActive[i] = true
+            }
+            layer.accumulatedGradient = []
+            layer.accumulatedPasses = 0
+            updates.append((layer, change, fraction))
+        }
+        applyMasks()
+        return updates
+    }
+}

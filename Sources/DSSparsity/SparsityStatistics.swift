@@ -1,0 +1,65 @@
+/// Model-wide sparsity figures for `metrics.csv` (SPEC §5).
+public struct SparsityStatistics: Equatable {
+    /// `1 − active / total` over every prunable weight (dense layers count as active).
+    public var sparsity: Double
+    /// Output neurons (rows) with at least one active weight, over all prunable layers.
+    public var activeNeurons: Int
+    /// Rows with no active weight.
+    public var ablatedNeurons: Int
+    /// In-time over-parameterisation: the fraction of the masked layers' weights that
+    /// have been active at some point (1 when no layer is masked).
+    public var itop: Double
+
+    public init(_ model: SparseModel) {
+        var total = 0, active = 0, rowsActive = 0, rowsEmpty = 0, maskedTotal = 0, ever = 0
+        for layer in model.layers {
+            total += layer.parameter.value.count
+            active += layer.activeCount
+            for count in layer.rowCounts { if count > 0 { rowsActive += 1 } else { rowsEmpty += 1 } }
+            if layer.mask != nil {
+                maskedTotal += layer.parameter.value.count
+                ever += layer.everActive.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+        }
+        sparsity = total > 0 ? 1 - Double(active) / Double(total) : 0
+        activeNeurons = rowsActive
+        ablatedNeurons = rowsEmpty
+        itop = maskedTotal > 0 ? Double(ever) / Double(maskedTotal) : 1
+    }
+}
+
+/// One row of `sparsity.csv`: a layer at initialisation or after a mask update.
+public struct LayerStatistics: Equatable {
+    public var layer: String
+    public var outputs: Int
+    public var denseFanIn: Int
+    public var density: Double
+    public var nonzero: Int
+    public var fanInMin: Int
+    public var fanInMax: Int
+    public var fanInMean: Double
+    public var activeNeurons: Int
+    public var ablatedNeurons: Int
+    public var dropped: Int
+    public var grown: Int
+    public var dropFraction: Double
+
+    /// Fan-in figures are over the layer's active neurons (0 when none is active).
+    public init(_ layer: SparseLayer, change: MaskChange? = nil, dropFraction: Double = 0) {
+        let counts = layer.rowCounts
+        let active = counts.filter { $0 > 0 }
+        self.layer = layer.name
+        outputs = layer.rows
+        denseFanIn = layer.columns
+        nonzero = layer.activeCount
+        density = Double(nonzero) / Double(layer.parameter.value.count)
+        fanInMin = active.min() ?? 0
+        fanInMax = active.max() ?? 0
+        fanInMean = active.isEmpty ? 0 : Double(active.reduce(0, +)) / Double(active.count)
+        activeNeurons = active.count
+        ablatedNeurons = counts.count - active.count
+        dropped = change?.dropped.count ?? 0
+        grown = change?.grown.count ?? 0
+        self.dropFraction = dropFraction
+    }
+}

@@ -1,0 +1,115 @@
+import DSCore
+import DSData
+import DSExperiment
+import DSLayers
+import DSSparsity
+import DSTestSupport
+import DSTraining
+import Testing
+
+/// Masks inside real training steps: every strategy keeps inactive weights, their
+/// gradients and optimizer state at zero, and grown weights start from zero.
+@Suite struct SparseTrainingTests {
+    static let strategies: [any SparsityScheduler] = [StaticStrategy(), SETStrategy(), RigLStrategy(), SRigLStrategy()]
+
+    func setup(_ strategy: any SparsityScheduler, sparsity: Double, optimizer name: String,
+               accumulation: Int = 1) throws -> (Trainer, SparseModel, BatchLoader) {
+        var rng = Xoshiro256(seed: 11)
+        let input = ModelInput(channels: 1, height: 8, width: 8, classes: 4)
+        let model = Sequential(named: [
+            ("conv", Conv2d(inputChannels: 1, outputChannels: 6, kernelSize: 3, padding: 1, rng: &rng)),
+            ("relu", ReLU()), ("flatten", Flatten()),
+            ("fc1", Linear(inputFeatures: 6 * 64, outputFeatures: 24, rng: &rng)), ("relu1", ReLU()),
+            ("fc2", Linear(inputFeatures: 24, outputFeatures: input.classes, rng: &rng)),
+        ])
+        let parameters = model.namedParameters().map(\.parameter)
+        let settings = SparsitySettings(strategy: strategy, sparsity: sparsity, distribution: .uniform,
+                                        protectedLayers: ["fc2"],
+                                        schedule: UpdateSchedule(interval: 2, endStep: 12, initialDropFraction: 0.3),
+                                        gradientAccumulation: accumulation)
+        let sparse = try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
+        let optimizer: Optimizer = name == "sgd"
+            ? SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 1e-3)
+            : AdamW(parameters: parameters, weightDecay: 1e-2)
+        let trainer = Trainer(model: model, optimizer: optimizer, loss: CrossEntropy(),
+                              schedule: LearningRateSchedule(base: 0.05, decay: .constant, totalEpochs: 1, stepsPerEpoch: 16),
+                              sparse: sparse)
+        let data = Fixtures.bandImages(count: 64, classes: 4, size: 8, seed: 3)
+        let ds = ImageDataset(pixels: data.pixels, labels: data.labels, channels: 1, height: 8, width: 8)
+        return (trainer, sparse, BatchLoader(dataset: ds, batchSize: 8, mean: [0.5], std: [0.25]))
+    }
+
+    @Test(arguments: ["sgd", "adamw"])
+    func inactiveWeightsAndStateStayZero(optimizer name: String) throws {
+        for strategy in Self.strategies {
+            let (trainer, sparse, loader) = try setup(strategy, sparsity: 0.8, optimizer: name)
+            var dataRNG = Xoshiro256(seed: 1), maskRNG = Xoshiro256(seed: 2)
+            let initialCounts = sparse.layers.map(\.activeCount)
+            var updatesSeen = 0
+            for b in 0..<16 {
+                let before = sparse.layers.map { $0.mask }
+                let r = trainer.trainStep(loader.batch(b % loader.batchesPerEpoch, of: Array(0..<64), augmentWith: &dataRNG),
+                                          sparsityRNG: &maskRNG)
+                updatesSeen += r.updates.isEmpty ? 0 : 1
+                for (layer, old) in zip(sparse.layers, before) {
+                    guard let mask = layer.mask else { continue }
+                    let context = "\(strategy.name)/\(name) step \(trainer.step) \(layer.name)"
+                    for i in mask.active.indices where !mask.active[i] {
+                        #expect(layer.parameter.value.storage[i] == 0, "\(context): inactive weight \(i)")
+                        for state in trainer.optimizer.stateNames {
+                            #expect(trainer.optimizer.state(state, parameter: layer.parameterIndex).storage[i] == 0,
+                                    "\(context): \(state) at inactive \(i)")
+                        }
+                    }
+                    if let change = r.updates.first(where: { $0.layer === layer })?.change {
+                        for i in change.grown {
+                            #expect(old!.active[i] == false)
+                            #expect(layer.parameter.value.storage[i] == 0, "\(context): grown weight starts at 0")
+                            for state in trainer.optimizer.stateNames {
+                                #expect(trainer.optimizer.state(state, parameter: layer.parameterIndex).storage[i] == 0)
+                            }
+                        }
+                    }
+                }
+            }
+            if strategy is SRigLStrategy {
+                for layer in sparse.layers where layer.mask != nil {
+                    let active = layer.rowCounts.filter { $0 > 0 }
+                    #expect(Set(active).count == 1, "\(layer.name): constant fan-in")
+                    #expect(layer.activeCount <= layer.density.budget)
+                }
+            } else {
+                #expect(sparse.layers.map(\.activeCount) == initialCounts, "\(strategy.name): active counts preserved")
+            }
+            #expect(updatesSeen == (strategy.isDynamic ? 5 : 0), "\(strategy.name): updates after steps 2, 4, …, 10")
+            let itop = SparsityStatistics(sparse).itop
+            if strategy.isDynamic { #expect(itop > 0.2) } else { #expect(abs(itop - 0.2) < 0.01) }
+        }
+    }
+
+    @Test func realisedSparsityAndNeuronsAreReported() throws {
+        let (_, sparse, _) = try setup(SRigLStrategy(), sparsity: 0.8, optimizer: "sgd")
+        let stats = SparsityStatistics(sparse)
+        let total = sparse.layers.reduce(0) { $0 + $1.parameter.value.count }
+        let budget = sparse.layers.reduce(0) { $0 + $1.density.budget }
+        #expect(stats.sparsity >= 0.8 && stats.sparsity < 0.8 + 0.02)
+        #expect(stats.sparsity <= 1 - Double(sparse.layers.reduce(0) { $0 + $1.activeCount }) / Double(total) + 1e-12)
+        #expect(budget <= total / 5 + 1)
+        #expect(stats.activeNeurons == 6 + 24 + 4 && stats.ablatedNeurons == 0)
+    }
+
+    @Test func sparseKaimingDrawsForTheSparseFanIn() throws {
+        var rng = Xoshiro256(seed: 3)
+        let fc = Linear(inputFeatures: 2000, outputFeatures: 50, rng: &rng)
+        let model = Sequential(named: [("fc", fc)])
+        let settings = SparsitySettings(strategy: SRigLStrategy(), sparsity: 0.95, distribution: .uniform,
+                                        schedule: UpdateSchedule(interval: 1, endStep: 0, initialDropFraction: 0))
+        let sparse = try SparseModel(model: model, parameters: model.namedParameters().map(\.parameter),
+                                     settings: settings, rng: &rng)
+        let mask = sparse.layers[0].mask!
+        let values = mask.activeIndices.map { Double(fc.weight.value.storage[$0]) }
+        let variance = values.map { $0 * $0 }.reduce(0, +) / Double(values.count)
+        #expect(Set(mask.rowCounts) == [100])
+        #expect(abs(variance - 2.0 / 100) / (2.0 / 100) < 0.1, "variance \(variance) vs 2/k = 0.02")
+    }
+}
