@@ -2,6 +2,7 @@ import ArgumentParser
 import DSCore
 import DSData
 import DSLayers
+import DSSparsity
 import DSTraining
 import Foundation
 
@@ -9,7 +10,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst-bench", abstract: "Benchmarks of the training engine.",
-        subcommands: [TrainThroughput.self])
+        subcommands: [TrainThroughput.self, MaskUpdateCost.self])
 }
 
 /// Training throughput (forward + backward + SGD step) on synthetic CIFAR-shaped
