@@ -112,4 +112,29 @@ import Testing
         #expect(Set(mask.rowCounts) == [100])
         #expect(abs(variance - 2.0 / 100) / (2.0 / 100) < 0.1, "variance \(variance) vs 2/k = 0.02")
     }
+
+    @Test(arguments: [1, 2])
+    func denseGradientIsAveragedOverTheLastPasses(accumulation: Int) throws {
+        var rng = Xoshiro256(seed: 4)
+        let fc = Linear(inputFeatures: 4, outputFeatures: 1, bias: false, rng: &rng)
+        let model = Sequential(named: [("fc", fc)])
+        let settings = SparsitySettings(strategy: RigLStrategy(), sparsity: 0.5, distribution: .uniform,
+                                        schedule: UpdateSchedule(interval: 2, endStep: 1000, initialDropFraction: 0.6),
+                                        gradientAccumulation: accumulation)
+        let sparse = try SparseModel(model: model, parameters: [fc.weight], settings: settings, rng: &rng)
+        let active = sparse.layers[0].mask!.activeIndices
+        let inactive = (0..<4).filter { !active.contains($0) }
+        // Pass 1 favours inactive[0] strongly, pass 2 favours inactive[1]: the mean
+        // (5 vs 2) grows inactive[0]; pass 2 alone grows inactive[1].
+        for (step, favoured, value) in [(1, inactive[0], Float(10)), (2, inactive[1], Float(4))] {
+            fc.weight.gradient = Tensor(shape: [1, 4])
+            fc.weight.gradient.storage[favoured] = value
+            sparse.prepareGradients(forStep: step)
+        }
+        fc.weight.value.storage[active[0]] = 1
+        fc.weight.value.storage[active[1]] = 0.1
+        let updates = sparse.afterStep(2, rng: &rng)
+        #expect(updates.count == 1 && updates[0].change.dropped == [active[1]])
+        #expect(updates[0].change.grown == [accumulation == 2 ? inactive[0] : inactive[1]])
+    }
 }
