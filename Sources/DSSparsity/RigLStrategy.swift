@@ -14,13 +14,8 @@ public struct RigLStrategy: SparsityScheduler {
     }
 
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
-        let (keep, drop) = layer.keepAndDrop
-        var next = SparseMask(rows: layer.mask.rows, columns: layer.mask.columns,
-                              activeIndices: layer.keptByMagnitude(keep))
-        let free = next.active.indices.filter { !next.active[$0] }
-        for i in Selection.largest(drop, of: free, score: { abs(layer.denseGradient[$0]) }) {
-            next.active[i] = true
+        layer.dropAndGrow { free, count in
+            Selection.largest(count, of: free) { abs(layer.denseGradient[$0]) }
         }
-        return LayerUpdateResult(mask: next)
     }
 }

@@ -14,11 +14,6 @@ public struct SETStrategy: SparsityScheduler {
     }
 
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
-        let (keep, drop) = layer.keepAndDrop
-        var next = SparseMask(rows: layer.mask.rows, columns: layer.mask.columns,
-                              activeIndices: layer.keptByMagnitude(keep))
-        let free = next.active.indices.filter { !next.active[$0] }
-        for i in Selection.random(drop, of: free, using: &rng) { next.active[i] = true }
-        return LayerUpdateResult(mask: next)
+        layer.dropAndGrow { free, count in Selection.random(count, of: free, using: &rng) }
     }
 }

@@ -34,6 +34,17 @@ public struct LayerUpdateInput {
     public func keptByMagnitude(_ keep: Int) -> [Int] {
         Selection.largest(keep, of: mask.activeIndices) { abs(weights[$0]) }
     }
+
+    /// The layer-wide drop-and-grow of SET and RigL: keep the `nKeep` largest `|w|`,
+    /// then activate the `nDrop` positions that `grow(free, nDrop)` picks among those
+    /// not kept.
+    public func dropAndGrow(_ grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
+        let (keep, drop) = keepAndDrop
+        var next = SparseMask(rows: mask.rows, columns: mask.columns, activeIndices: keptByMagnitude(keep))
+        let free = next.active.indices.filter { !next.active[$0] }
+        for i in grow(free, drop) { next.active[i] = true }
+        return LayerUpdateResult(mask: next)
+    }
 }
 
 /// The new mask an update produced and the neurons it ablated.
