@@ -6,8 +6,9 @@ import DSSparsity
 import DSTraining
 import Foundation
 
-/// The cost of one mask update per strategy, as a share of the training time between
-/// two updates (`ΔT` steps), both measured in the same run.
+/// The cost of sparsity per strategy: one mask update plus `ΔT` steps of masking
+/// gradients and weights, as a share of the training time between two updates, all
+/// measured in the same run.
 struct MaskUpdateCost: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "mask-update")
 
@@ -23,7 +24,7 @@ struct MaskUpdateCost: ParsableCommand {
     func run() throws { try Parallel.withThreads(threads) { try measure() } }
 
     func measure() throws {
-        var lines = ["model,strategy,sparsity,update_ms,step_ms,interval,share_of_training"]
+        var lines = ["model,strategy,sparsity,update_ms,masking_ms_per_step,step_ms,interval,share_of_training"]
         for name in models.split(separator: ",").map(String.init) {
             var rng = Xoshiro256(seed: 1)
             let input = ModelInput(channels: 3, height: 32, width: 32, classes: 10)
@@ -60,12 +61,23 @@ struct MaskUpdateCost: ParsableCommand {
                     times.append(Date().timeIntervalSince(t))
                 }
                 let updateTime = times.sorted()[times.count / 2]
-                let share = updateTime / (updateTime + Double(interval) * stepTime)
-                print(String(format: "%-9@ %-6@ sparsity %.2f: update %.1f ms, step %.1f ms, share at ΔT=%d: %.2f%%",
-                             name as NSString, strategy.name as NSString, sparsity, updateTime * 1000,
+                // The per-step masking of gradients and weights between updates.
+                var maskTimes: [Double] = []
+                for _ in 0..<updates {
+                    let t = Date()
+                    sparse.prepareGradients(forStep: 1)
+                    _ = sparse.afterStep(1, rng: &maskRNG)
+                    maskTimes.append(Date().timeIntervalSince(t))
+                }
+                let maskTime = maskTimes.sorted()[maskTimes.count / 2]
+                let overhead = updateTime + Double(interval) * maskTime
+                let share = overhead / (overhead + Double(interval) * stepTime)
+                print(String(format: "%-9@ %-6@ sparsity %.2f: update %.1f ms, masking %.2f ms/step, step %.1f ms; "
+                             + "share of training at ΔT=%d: %.2f%%",
+                             name as NSString, strategy.name as NSString, sparsity, updateTime * 1000, maskTime * 1000,
                              stepTime * 1000, interval, share * 100))
-                lines.append(String(format: "%@,%@,%.2f,%.2f,%.2f,%d,%.5f", name, strategy.name, sparsity,
-                                    updateTime * 1000, stepTime * 1000, interval, share))
+                lines.append(String(format: "%@,%@,%.2f,%.2f,%.3f,%.2f,%d,%.5f", name, strategy.name, sparsity,
+                                    updateTime * 1000, maskTime * 1000, stepTime * 1000, interval, share))
             }
         }
         if let csv {
