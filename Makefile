@@ -4,6 +4,7 @@
 #   make test          run the test suite (debug build)
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
 #   make bench-train   training throughput, side by side with PyTorch (benchmark only)
+#   make bench-masks   cost of mask updates and masking as a share of training time
 #   make clean         remove build products
 
 SWIFT ?= swift
@@ -19,7 +20,7 @@ RELEASE := -c release $(NATIVE)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .build-venv/bench
 
-.PHONY: deps build test experiment bench-train clean
+.PHONY: deps build test experiment bench-train bench-masks clean
 
 deps:
 	@missing=""; \
@@ -53,6 +54,12 @@ bench-train: deps $(VENV)/.ready
 	$(VENV)/bin/python experiments/bench_train_torch.py --threads $(THREADS) \
 	  --csv results/bench/train_torch.csv
 	@python3 experiments/bench_table.py results/bench/train_dynamicsparse.csv results/bench/train_torch.csv
+
+bench-masks: deps
+	$(SWIFT) build $(RELEASE) --product dst-bench
+	mkdir -p results/bench
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench mask-update --threads $(THREADS) \
+	  --models resnet20,resnet18 --csv results/bench/mask_update.csv
 
 clean:
 	rm -rf .build

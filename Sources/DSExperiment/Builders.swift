@@ -77,9 +77,9 @@ extension ExperimentConfig {
         do {
             return try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
         } catch let error as SparsityError {
-            throw RunError("sparsity: \(error.message)")
+            throw RunError("sparsity.sparsity: \(error.message)")
         } catch let error as DistributionError {
-            throw RunError("sparsity: \(error.message)")
+            throw RunError("sparsity.dense_layers: \(error.message)")
         }
     }
 }

@@ -58,9 +58,28 @@ public enum ConfigLoader {
         return config
     }
 
-    /// The fully resolved config as YAML (every key, defaults included).
+    /// The fully resolved config as YAML (every key, defaults included), with numbers
+    /// written plainly (`0.9`, not Yams's `9e-1`).
     public static func render(_ config: ExperimentConfig) -> String {
-        (try? YAMLEncoder().encode(config)) ?? ""
+        guard let text = try? YAMLEncoder().encode(config) else { return "" }
+        guard let node = try? Yams.compose(yaml: text),
+              let pretty = try? Yams.serialize(node: plainNumbers(node)) else { return text }
+        return pretty
+    }
+
+    static func plainNumbers(_ node: Node) -> Node {
+        switch node {
+        case .mapping(var m):
+            for key in m.keys { m[key] = m[key].map(plainNumbers) }
+            return .mapping(m)
+        case .sequence(let s):
+            return .sequence(Node.Sequence(s.map(plainNumbers), s.tag, s.style))
+        case .scalar(let scalar):
+            guard node.int == nil, let value = node.float, value.isFinite else { return node }
+            return Node(String(describing: value), scalar.tag)
+        default:
+            return node
+        }
     }
 
     /// Applies one `key.path=value` override; the value is parsed as YAML

@@ -124,7 +124,7 @@ import Testing
             try ExperimentRun(config: cfg).run()
             Issue.record("fan-in 0 was accepted")
         } catch let e as RunError {
-            #expect(e.message.contains("fc1") && e.message.contains("fan-in 0"))
+            #expect(e.message.hasPrefix("sparsity.sparsity:") && e.message.contains("fc1") && e.message.contains("fan-in 0"))
         }
         #expect(!FileManager.default.fileExists(atPath: root + "/results/tiny"))
     }
