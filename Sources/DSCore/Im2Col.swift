@@ -44,6 +44,34 @@ public enum Im2Col {
         return lo < hi ? lo..<hi : 0..<0
     }
 
+    /// `dst[j] = src[j + shift]` over the valid output rows and columns of a plane,
+    /// zero elsewhere (the flat copy wraps across row ends; those cells are cleared).
+    @inlinable
+    static func shiftedPlane(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>,
+                             rows: Range<Int>, cols: Range<Int>, height: Int, width w: Int, shift: Int) {
+        let plane = height &* w
+        if rows.isEmpty || cols.isEmpty {
+            dst.update(repeating: 0, count: plane)
+            return
+        }
+        let lo = rows.lowerBound &* w, hi = rows.upperBound &* w
+        if lo > 0 { dst.update(repeating: 0, count: lo) }
+        if hi < plane { (dst + hi).update(repeating: 0, count: plane &- hi) }
+        // Keep every source index inside the plane: skip the first/last cell when the
+        // shift would step outside it (those cells are invalid columns anyway).
+        let start = lo &+ max(0, -(lo &+ shift)), end = hi &- max(0, hi &+ shift &- plane)
+        if start < end { (dst + start).update(from: src + (start &+ shift), count: end &- start) }
+        if start > lo { (dst + lo).update(repeating: 0, count: start &- lo) }
+        if end < hi { (dst + end).update(repeating: 0, count: hi &- end) }
+        if cols.lowerBound > 0 || cols.upperBound < w {
+            for r in rows {
+                let line = dst + r &* w
+                for j in 0..<cols.lowerBound { line[j] = 0 }
+                for j in cols.upperBound..<w { line[j] = 0 }
+            }
+        }
+    }
+
     /// Fills `col` (`geometry.columnRows × geometry.columnCount`) from `x`.
     public static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry,
                               into col: UnsafeMutablePointer<Float>) {
@@ -75,6 +103,18 @@ public enum Im2Col {
                     let row = c &* kk &+ ki &* g.kernelWidth &+ kj
                     let shift = kj &- p
                     var dst = col + row &* colCount
+                    if s == 1 && wo == w && ho == g.height {
+                        // "Same" stride-1 convolution: each image's row of the column
+                        // matrix is the input plane shifted by (ki − p)·W + (kj − p).
+                        // One flat copy per plane, then zero what fell outside.
+                        let shiftFlat = (ki &- p) &* w &+ shift
+                        for n in images {
+                            shiftedPlane(x + (c &* g.batch &+ n) &* plane, into: dst, rows: rows, cols: cols,
+                                         height: ho, width: w, shift: shiftFlat)
+                            dst += plane
+                        }
+                        continue
+                    }
                     for n in images {
                         let src = x + (c &* g.batch &+ n) &* plane
                         for oh in 0..<ho {
