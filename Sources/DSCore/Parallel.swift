@@ -30,7 +30,9 @@ public enum Parallel {
     public static func prepareProcess() {
         openblas_set_num_threads(1)
         #if os(Linux)
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        // Serve every block from the heap (no per-allocation mmap) and never trim it:
+        // activation-sized buffers are then reused step after step without page faults.
+        _ = mallopt(M_MMAP_MAX, 0)
         _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
         #endif
     }

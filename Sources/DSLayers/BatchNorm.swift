@@ -20,7 +20,12 @@ public final class BatchNorm: Layer {
     private var inverseStd = [Float]()             // [C]
     private var inputShape = [Int]()
 
-    public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
+    /// Applies ReLU to the output in the same pass (`relu(bn(x))`); backward
+    /// recomputes the ReLU mask from `x̂`, so nothing more is stored.
+    public let fusedReLU: Bool
+
+    public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, fusedReLU: Bool = false) {
+        self.fusedReLU = fusedReLU
         self.features = features
         self.momentum = momentum
         self.epsilon = epsilon
@@ -59,7 +64,11 @@ public final class BatchNorm: Layer {
                         let a = scale.value.storage[c] * inv
                         let b = shift.value.storage[c] - runningMean.value.storage[c] * a
                         let src = px.baseAddress! + c * m, dst = py.baseAddress! + c * m
-                        for i in 0..<m { dst[i] = src[i] * a + b }
+                        if fusedReLU {
+                            for i in 0..<m { dst[i] = max(src[i] * a + b, 0) }
+                        } else {
+                            for i in 0..<m { dst[i] = src[i] * a + b }
+                        }
                     }
                 }
             }
@@ -76,7 +85,7 @@ public final class BatchNorm: Layer {
                     invStd.withUnsafeMutableBufferPointer { pinv in
                         means.withUnsafeMutableBufferPointer { pmean in
                             variances.withUnsafeMutableBufferPointer { pvar in
-                                let gamma = scale.value.storage, beta = shift.value.storage
+                                let gamma = scale.value.storage, beta = shift.value.storage, relu = fusedReLU
                                 Parallel.forEach(features, work: xc.count) { c in
                                     let src = px.baseAddress! + c * m
                                     let mean = Vector.sum(src, count: m) / Float(m)
@@ -89,7 +98,7 @@ public final class BatchNorm: Layer {
                                     for i in 0..<m {
                                         let v = (src[i] - mean) * inv
                                         h[i] = v
-                                        dst[i] = g * v + b
+                                        dst[i] = relu ? max(g * v + b, 0) : g * v + b
                                     }
                                     pinv[c] = inv; pmean[c] = mean; pvar[c] = variance
                                 }
@@ -123,9 +132,18 @@ public final class BatchNorm: Layer {
                 dx.storage.withUnsafeMutableBufferPointer { pdx in
                     dGamma.withUnsafeMutableBufferPointer { pdg in
                         dBeta.withUnsafeMutableBufferPointer { pdb in
-                            let gamma = scale.value.storage, inv = inverseStd
+                            let gamma = scale.value.storage, beta = shift.value.storage, inv = inverseStd
+                            let relu = fusedReLU
                             Parallel.forEach(features, work: dyc.count) { c in
-                                let g = pdy.baseAddress! + c * m, h = ph.baseAddress! + c * m
+                                var g = pdy.baseAddress! + c * m
+                                let h = ph.baseAddress! + c * m
+                                if relu {
+                                    // dL/d(bn output) = dy where γ·x̂ + β > 0, staged in dx.
+                                    let masked = pdx.baseAddress! + c * m
+                                    let gc = gamma[c], bc = beta[c]
+                                    for i in 0..<m { masked[i] = gc * h[i] + bc > 0 ? g[i] : 0 }
+                                    g = UnsafePointer(masked)
+                                }
                                 let sumDy = Vector.sum(g, count: m)
                                 let sumDyH = Vector.dot(g, h, count: m)
                                 pdg[c] = sumDyH

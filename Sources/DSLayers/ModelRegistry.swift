@@ -116,11 +116,11 @@ public enum ModelRegistry {
         ])
     }
 
-    /// Stem of the CIFAR-style ResNets: 3×3 conv, batch norm, ReLU.
+    /// Stem of the CIFAR-style ResNets: 3×3 conv, then batch norm with its ReLU fused.
     static func stem(_ input: ModelInput, _ width: Int, _ rng: inout Xoshiro256) -> [(String, Layer)] {
         [("conv1", Conv2d(inputChannels: input.channels, outputChannels: width, kernelSize: 3,
                           padding: 1, rng: &rng)),
-         ("bn1", BatchNorm(features: width)), ("relu", ReLU())]
+         ("bn1", BatchNorm(features: width, fusedReLU: true))]
     }
 
     static func stages(widths: [Int], blocks: [Int], strides: [Int], inputWidth: Int,
@@ -184,7 +184,7 @@ public enum ModelRegistry {
             }
             layers.append(("layer\(s + 1)", Sequential(named: stage)))
         }
-        layers += [("bn", BatchNorm(features: inWidth)), ("relu", ReLU()), ("avgpool", GlobalAvgPool()),
+        layers += [("bn", BatchNorm(features: inWidth, fusedReLU: true)), ("avgpool", GlobalAvgPool()),
                    ("fc", Linear(inputFeatures: inWidth, outputFeatures: input.classes, rng: &rng))]
         return Sequential(named: layers)
     }

@@ -4,7 +4,8 @@ import DSCore
 /// 3×3 convolutions; the shortcut is the identity, or a 1×1 strided convolution with
 /// batch norm when the stride or channel count changes ("projection shortcut").
 public final class BasicBlock: Layer {
-    public let conv1: Conv2d, bn1: BatchNorm, relu1 = ReLU()
+    /// `bn1` applies the block's inner ReLU itself (`fusedReLU`).
+    public let conv1: Conv2d, bn1: BatchNorm
     public let conv2: Conv2d, bn2: BatchNorm
     public let projection: (conv: Conv2d, bn: BatchNorm)?
     private let outRelu = ReLU()
@@ -12,7 +13,7 @@ public final class BasicBlock: Layer {
     public init(inputChannels: Int, outputChannels: Int, stride: Int, rng: inout Xoshiro256) {
         conv1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels,
                        kernelSize: 3, stride: stride, padding: 1, rng: &rng)
-        bn1 = BatchNorm(features: outputChannels)
+        bn1 = BatchNorm(features: outputChannels, fusedReLU: true)
         conv2 = Conv2d(inputChannels: outputChannels, outputChannels: outputChannels,
                        kernelSize: 3, stride: 1, padding: 1, rng: &rng)
         bn2 = BatchNorm(features: outputChannels)
@@ -36,7 +37,6 @@ public final class BasicBlock: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = conv1.forward(x, training: training)
         h = bn1.forward(h, training: training)
-        h = relu1.forward(h, training: training)
         h = conv2.forward(h, training: training)
         h = bn2.forward(h, training: training)
         if let projection {
@@ -49,7 +49,7 @@ public final class BasicBlock: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let g = outRelu.backward(dy)
-        var dx = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(g)))))
+        var dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(g))))
         if let projection {
             dx.add(projection.conv.backward(projection.bn.backward(g)))
         } else {
@@ -63,17 +63,18 @@ public final class BasicBlock: Layer {
 /// `conv2(dropout(relu(bn2(conv1(relu(bn1(x))))))) + shortcut`, where the shortcut is
 /// `x`, or a 1×1 strided convolution of `relu(bn1(x))` when the shape changes.
 public final class PreActivationBlock: Layer {
-    public let bn1: BatchNorm, relu1 = ReLU(), conv1: Conv2d
-    public let bn2: BatchNorm, relu2 = ReLU(), conv2: Conv2d
+    /// `bn1` and `bn2` apply their ReLU themselves (`fusedReLU`).
+    public let bn1: BatchNorm, conv1: Conv2d
+    public let bn2: BatchNorm, conv2: Conv2d
     public let dropout: Dropout?
     public let projection: Conv2d?
 
     public init(inputChannels: Int, outputChannels: Int, stride: Int, dropout p: Float,
                 rng: inout Xoshiro256) {
-        bn1 = BatchNorm(features: inputChannels)
+        bn1 = BatchNorm(features: inputChannels, fusedReLU: true)
         conv1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels,
                        kernelSize: 3, stride: stride, padding: 1, rng: &rng)
-        bn2 = BatchNorm(features: outputChannels)
+        bn2 = BatchNorm(features: outputChannels, fusedReLU: true)
         conv2 = Conv2d(inputChannels: outputChannels, outputChannels: outputChannels,
                        kernelSize: 3, stride: 1, padding: 1, rng: &rng)
         dropout = p > 0 ? Dropout(probability: p, rng: &rng) : nil
@@ -91,9 +92,8 @@ public final class PreActivationBlock: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let a = relu1.forward(bn1.forward(x, training: training), training: training)
-        var h = relu2.forward(bn2.forward(conv1.forward(a, training: training), training: training),
-                              training: training)
+        let a = bn1.forward(x, training: training)
+        var h = bn2.forward(conv1.forward(a, training: training), training: training)
         if let dropout { h = dropout.forward(h, training: training) }
         h = conv2.forward(h, training: training)
         h.add(projection?.forward(a, training: training) ?? x)
@@ -103,12 +103,12 @@ public final class PreActivationBlock: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         var g = conv2.backward(dy)
         if let dropout { g = dropout.backward(g) }
-        var da = conv1.backward(bn2.backward(relu2.backward(g)))
+        var da = conv1.backward(bn2.backward(g))
         if let projection {
             da.add(projection.backward(dy))
-            return bn1.backward(relu1.backward(da))
+            return bn1.backward(da)
         }
-        var dx = bn1.backward(relu1.backward(da))
+        var dx = bn1.backward(da)
         dx.add(dy)
         return dx
     }

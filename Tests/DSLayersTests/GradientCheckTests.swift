@@ -36,6 +36,9 @@ import Testing
     @Test func batchNorm2dAnd1d() {
         expectPasses(BatchNorm(features: 3), randomTensor([3, 4, 3, 2], seed: 7))
         expectPasses(BatchNorm(features: 5), randomTensor([6, 5], seed: 8))
+        let check = GradientCheck(step: 5e-4, tolerance: 3e-2)
+        expectPasses(BatchNorm(features: 3, fusedReLU: true), randomTensor([3, 4, 3, 2], seed: 7), check)
+        expectPasses(BatchNorm(features: 5, fusedReLU: true), randomTensor([6, 5], seed: 8), check)
     }
 
     @Test func activationsAndPooling() {
@@ -82,6 +85,21 @@ import Testing
                                         stride: 2, padding: 1)
         #expect(y.shape == expected.shape)
         for (a, b) in zip(y.storage, expected.storage) { #expect(abs(a - b) < 1e-4) }
+    }
+
+    @Test func fusedReLUEqualsBatchNormThenReLU() {
+        let x = randomTensor([3, 4, 2, 2], seed: 40), dy = randomTensor([3, 4, 2, 2], seed: 41)
+        let plain = BatchNorm(features: 3), relu = ReLU(), fused = BatchNorm(features: 3, fusedReLU: true)
+        for bn in [plain, fused] {
+            bn.scale.value = randomTensor([3], seed: 42)
+            bn.shift.value = randomTensor([3], seed: 43)
+        }
+        let y1 = relu.forward(plain.forward(x, training: true), training: true)
+        let y2 = fused.forward(x, training: true)
+        #expect(y1 == y2)
+        let d1 = plain.backward(relu.backward(dy)), d2 = fused.backward(dy)
+        for (a, b) in zip(d1.storage, d2.storage) { #expect(abs(a - b) < 1e-5) }
+        #expect(relu.forward(plain.forward(x, training: false), training: false) == fused.forward(x, training: false))
     }
 
     @Test func batchNormUsesRunningStatisticsInEvaluation() {
