@@ -21,4 +21,4 @@ run dense configs/fmnist_resnet20_dense.yaml
 for s in static set rigl srigl; do run "${s}90" "configs/fmnist_resnet20_${s}90.yaml"; done
 run srigl90_no_ablation configs/fmnist_resnet20_srigl90.yaml --set sparsity.ablation=false
 run srigl99 configs/fmnist_resnet20_srigl90.yaml --set sparsity.sparsity=0.99
-python3 experiments/strategy_table.py "$OUT"/*/
+"$DST" compare "$OUT"

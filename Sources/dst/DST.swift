@@ -9,7 +9,7 @@ struct DST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst",
         abstract: "Dynamic sparse training experiments on the CPU.",
-        subcommands: [Run.self, Validate.self, Models.self, DataCommand.self])
+        subcommands: [Run.self, Validate.self, Compare.self, Models.self, DataCommand.self])
 }
 
 /// Prints a library error plainly and exits non-zero (the library never exits):
@@ -55,6 +55,34 @@ struct Validate: ParsableCommand {
         try reportingErrors {
             let cfg = try ConfigLoader.load(file: config, overrides: overrides)
             print(ConfigLoader.render(cfg), terminator: "")
+        }
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare run folders: accuracy mean ± std over seeds per strategy and sparsity.")
+
+    @Argument(help: "Run folders, or folders holding run folders.") var results: [String]
+    @Flag(help: "Print CSV instead of a markdown table.") var csv = false
+
+    func run() throws {
+        try reportingErrors {
+            var folders: [String] = []
+            let fm = FileManager.default
+            for path in results {
+                let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+                if fm.fileExists(atPath: trimmed + "/config.yaml") {
+                    folders.append(trimmed)
+                } else if let children = try? fm.contentsOfDirectory(atPath: trimmed) {
+                    folders += children.sorted().map { trimmed + "/" + $0 }
+                        .filter { fm.fileExists(atPath: $0 + "/config.yaml") }
+                } else {
+                    throw RunError("\(path): no such run folder")
+                }
+            }
+            let runs = try folders.map(RunComparison.read)
+            print(csv ? RunComparison.csv(runs) : RunComparison.markdown(runs), terminator: "")
         }
     }
 }

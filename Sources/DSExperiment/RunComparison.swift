@@ -1,0 +1,141 @@
+import Foundation
+
+/// One run folder as `dst compare` reads it.
+public struct RunSummary: Equatable {
+    public var folder: String
+    /// Strategy label (`srigl (no ablation)` when ablation is off), model and dataset.
+    public var strategy: String
+    public var model: String
+    public var dataset: String
+    public var targetSparsity: Double
+    public var seed: UInt64
+    public var epochsPlanned: Int
+    public var epochsDone: Int
+    public var finalTestAccuracy: Double?
+    public var bestTestAccuracy: Double?
+    public var realisedSparsity: Double?
+    public var ablatedNeurons: Double?
+    public var wallSeconds: Double?
+    public var finished: Bool { epochsDone >= epochsPlanned && finalTestAccuracy != nil }
+}
+
+/// Reads run folders and aggregates them over seeds (`dst compare`).
+public enum RunComparison {
+    /// Reads one run folder; a folder without a readable `config.yaml` or `metrics.csv`
+    /// is an error naming the file.
+    public static func read(_ folder: String) throws -> RunSummary {
+        let config: ExperimentConfig
+        do {
+            config = try ConfigLoader.load(file: folder + "/config.yaml")
+        } catch let e as ConfigError {
+            throw RunError("\(folder): not a run folder (\(e.description))")
+        }
+        let path = folder + "/metrics.csv"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw RunError("\(path): cannot read")
+        }
+        let lines = text.split(separator: "\n").map(String.init)
+        let header = lines.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+        let rows: [[String: String]] = lines.dropFirst().map { line in
+            Dictionary(zip(header, line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)),
+                       uniquingKeysWith: { a, _ in a })
+        }
+        func column(_ name: String) -> [Double]? {
+            guard header.contains(name) else { return nil }
+            return rows.compactMap { Double($0[name] ?? "") }
+        }
+        var strategy = config.sparsity.strategy
+        if strategy == "srigl" && !config.sparsity.ablation { strategy += " (no ablation)" }
+        let accuracies = column("test_acc")
+        return RunSummary(
+            folder: folder, strategy: strategy, model: config.model.name, dataset: config.data.dataset,
+            targetSparsity: config.sparsity.strategy == "dense" ? 0 : config.sparsity.sparsity,
+            seed: config.seed, epochsPlanned: config.training.epochs, epochsDone: rows.count,
+            finalTestAccuracy: accuracies?.last, bestTestAccuracy: accuracies?.max(),
+            realisedSparsity: column("sparsity")?.last, ablatedNeurons: column("ablated_neurons")?.last,
+            wallSeconds: column("epoch_seconds").map { $0.reduce(0, +) })
+    }
+
+    /// Mean and sample standard deviation (0 for a single value).
+    public static func meanStd(_ xs: [Double]) -> (mean: Double, std: Double)? {
+        guard !xs.isEmpty else { return nil }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        guard xs.count > 1 else { return (mean, 0) }
+        let variance = xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count - 1)
+        return (mean, variance.squareRoot())
+    }
+
+    /// One row per (model, dataset, strategy, sparsity) over the finished runs.
+    public struct Group: Equatable {
+        public var model: String, dataset: String, strategy: String, sparsity: Double
+        public var runs: [RunSummary]
+    }
+
+    public static func groups(_ runs: [RunSummary]) -> [Group] {
+        var order: [String] = []
+        var byKey: [String: Group] = [:]
+        for run in runs where run.finished {
+            let key = "\(run.model)|\(run.dataset)|\(run.strategy)|\(run.targetSparsity)"
+            if byKey[key] == nil {
+                order.append(key)
+                byKey[key] = Group(model: run.model, dataset: run.dataset, strategy: run.strategy,
+                                   sparsity: run.targetSparsity, runs: [])
+            }
+            byKey[key]!.runs.append(run)
+        }
+        return order.map { byKey[$0]! }.sorted {
+            ($0.model, $0.dataset, $0.sparsity, $0.strategy) < ($1.model, $1.dataset, $1.sparsity, $1.strategy)
+        }
+    }
+
+    static let columns = ["model", "dataset", "strategy", "sparsity", "final_test_acc", "final_test_acc_std",
+                          "best_test_acc", "best_test_acc_std", "seeds", "realised_sparsity", "ablated_neurons",
+                          "wall_minutes"]
+
+    /// The comparison as a markdown table (accuracies in percent), then the runs that
+    /// did not finish.
+    public static func markdown(_ runs: [RunSummary]) -> String {
+        func pct(_ xs: [Double?]) -> String {
+            guard let m = meanStd(xs.compactMap { $0 }) else { return "n/a" }
+            return String(format: "%.2f ± %.2f", 100 * m.mean, 100 * m.std)
+        }
+        func plain(_ xs: [Double?], _ format: String) -> String {
+            guard let m = meanStd(xs.compactMap { $0 }) else { return "n/a" }
+            return String(format: format, m.mean)
+        }
+        var out = ["| model | dataset | strategy | sparsity | final test acc (%) | best test acc (%) | seeds | realised sparsity | ablated neurons | wall time (min) |",
+                   "|---|---|---|---|---|---|---|---|---|---|"]
+        for g in groups(runs) {
+            out.append("| \(g.model) | \(g.dataset) | \(g.strategy) | \(String(format: "%.2f", g.sparsity)) | "
+                       + "\(pct(g.runs.map(\.finalTestAccuracy))) | \(pct(g.runs.map(\.bestTestAccuracy))) | "
+                       + "\(g.runs.count) | \(plain(g.runs.map(\.realisedSparsity), "%.4f")) | "
+                       + "\(plain(g.runs.map(\.ablatedNeurons), "%.1f")) | "
+                       + "\(plain(g.runs.map { $0.wallSeconds.map { $0 / 60 } }, "%.1f")) |")
+        }
+        let unfinished = runs.filter { !$0.finished }
+        if !unfinished.isEmpty {
+            out.append("")
+            out.append("Not finished (not averaged in):")
+            for r in unfinished {
+                out.append("- \(r.folder): \(r.epochsDone)/\(r.epochsPlanned) epochs")
+            }
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// The comparison as CSV (accuracies as fractions), finished runs only.
+    public static func csv(_ runs: [RunSummary]) -> String {
+        func ms(_ xs: [Double?]) -> (String, String) {
+            guard let m = meanStd(xs.compactMap { $0 }) else { return ("", "") }
+            return (String(format: "%.6g", m.mean), String(format: "%.6g", m.std))
+        }
+        var out = [columns.joined(separator: ",")]
+        for g in groups(runs) {
+            let f = ms(g.runs.map(\.finalTestAccuracy)), b = ms(g.runs.map(\.bestTestAccuracy))
+            out.append([g.model, g.dataset, g.strategy, String(g.sparsity), f.0, f.1, b.0, b.1, String(g.runs.count),
+                        ms(g.runs.map(\.realisedSparsity)).0, ms(g.runs.map(\.ablatedNeurons)).0,
+                        ms(g.runs.map { $0.wallSeconds.map { $0 / 60 } }).0].joined(separator: ","))
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,61 @@
+import DSExperiment
+import DSTestSupport
+import Foundation
+import Testing
+
+/// `dst compare` on hand-made run folders.
+@Suite struct RunComparisonTests {
+    /// Writes a run folder with the given config overrides and metrics rows.
+    func makeRun(_ root: String, _ name: String, strategy: String, sparsity: Double, seed: Int, epochs: Int,
+                 header: String = "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,sparsity,active_neurons,ablated_neurons,itop,epoch_seconds,val_loss,val_acc",
+                 rows: [String]) throws -> String {
+        var config = try ConfigLoader.load(yaml: "{}")
+        config.name = name
+        config.seed = UInt64(seed)
+        config.sparsity.strategy = strategy
+        config.sparsity.sparsity = sparsity
+        config.training.epochs = epochs
+        let folder = root + "/" + name
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try ConfigLoader.render(config).write(toFile: folder + "/config.yaml", atomically: true, encoding: .utf8)
+        try ([header] + rows).joined(separator: "\n").appending("\n")
+            .write(toFile: folder + "/metrics.csv", atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    @Test func aggregatesSeedsAndListsUnfinishedRunsSeparately() throws {
+        let root = Fixtures.temporaryDirectory("compare")
+        let a = try makeRun(root, "rigl-s0", strategy: "rigl", sparsity: 0.9, seed: 0, epochs: 2,
+                            rows: ["1,10,0.1,1,0.5,1,0.70,0.9,30,0,0.2,60,,", "2,20,0.1,1,0.6,1,0.80,0.9,30,0,0.3,60,,"])
+        let b = try makeRun(root, "rigl-s1", strategy: "rigl", sparsity: 0.9, seed: 1, epochs: 2,
+                            rows: ["1,10,0.1,1,0.5,1,0.84,0.9,30,2,0.2,60,,", "2,20,0.1,1,0.6,1,0.82,0.9,30,2,0.3,120,,"])
+        let unfinished = try makeRun(root, "rigl-s2", strategy: "rigl", sparsity: 0.9, seed: 2, epochs: 2,
+                                     rows: ["1,10,0.1,1,0.5,1,0.99,0.9,30,0,0.2,60,,"])
+        let dense = try makeRun(root, "dense", strategy: "dense", sparsity: 0.9, seed: 0, epochs: 1,
+                                header: "epoch,step,test_acc,epoch_seconds", rows: ["1,10,0.9,30"])
+        let runs = try [a, b, unfinished, dense].map(RunComparison.read)
+        #expect(runs.map(\.finished) == [true, true, false, true])
+
+        let groups = RunComparison.groups(runs)
+        #expect(groups.map(\.strategy) == ["dense", "rigl"])
+        #expect(groups[1].runs.count == 2, "the unfinished run is not averaged in")
+
+        let table = RunComparison.markdown(runs)
+        // Final accuracies 0.80 and 0.82: mean 81.00, sample std 1.41; best 0.80 and 0.84.
+        // Wall times 2 and 3 minutes: mean 2.5.
+        #expect(table.contains("| rigl | 0.90 | 81.00 ± 1.41 | 82.00 ± 2.83 | 2 | 0.9000 | 1.0 | 2.5 |"))
+        // A run without the sparsity columns still compares; the missing figures read n/a.
+        #expect(table.contains("| dense | 0.00 | 90.00 ± 0.00 | 90.00 ± 0.00 | 1 | n/a | n/a | 0.5 |"))
+        #expect(table.contains("Not finished") && table.contains("rigl-s2: 1/2 epochs"))
+        #expect(!table.contains("99.00"))
+
+        let csv = RunComparison.csv(runs).split(separator: "\n")
+        #expect(csv.count == 3)
+        #expect(csv[2].hasPrefix("mlp,fashion-mnist,rigl,0.9,0.81,0.0141421,0.82,0.0282843,2,"))
+    }
+
+    @Test func aFolderWithoutAConfigIsAnError() {
+        let root = Fixtures.temporaryDirectory("notarun")
+        #expect(throws: RunError.self) { try RunComparison.read(root) }
+    }
+}
