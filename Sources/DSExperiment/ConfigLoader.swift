@@ -67,6 +67,29 @@ public enum ConfigLoader {
         return pretty
     }
 
+    /// The key paths whose values differ between two rendered configs, as
+    /// `path: saved → current` lines.
+    public static func differences(saved: String, current: String) -> [String] {
+        func flatten(_ node: Node?, _ prefix: String, into out: inout [String: String]) {
+            switch node {
+            case .mapping(let m)?:
+                for (k, v) in m { flatten(v, prefix.isEmpty ? (k.string ?? "?") : prefix + "." + (k.string ?? "?"), into: &out) }
+            case .sequence(let s)?:
+                out[prefix] = "[" + s.map { $0.string ?? "\($0)" }.joined(separator: ", ") + "]"
+            case .scalar(let v)?:
+                out[prefix] = v.string
+            default:
+                break
+            }
+        }
+        var a: [String: String] = [:], b: [String: String] = [:]
+        flatten(try? Yams.compose(yaml: saved), "", into: &a)
+        flatten(try? Yams.compose(yaml: current), "", into: &b)
+        return Set(a.keys).union(b.keys).sorted().compactMap { key in
+            a[key] == b[key] ? nil : "\(key): \(a[key] ?? "(absent)") → \(b[key] ?? "(absent)")"
+        }
+    }
+
     static func plainNumbers(_ node: Node) -> Node {
         switch node {
         case .mapping(var m):

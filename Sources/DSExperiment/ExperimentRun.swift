@@ -40,27 +40,52 @@ public struct ExperimentRun {
     }
 
     /// Creates the run folder (refusing an existing one unless `force`), then trains.
-    public func run(force: Bool = false, events: (RunEvent) -> Void = { _ in }) throws {
+    /// Creates the run folder (refusing an existing one unless `force`), then trains.
+    /// With `resume`, an existing folder of the same config continues from its last
+    /// checkpoint (or from the start when none was written yet); a folder made by a
+    /// different config is refused with the differing keys.
+    public func run(force: Bool = false, resume: Bool = false, events: (RunEvent) -> Void = { _ in }) throws {
         let fm = FileManager.default
+        let rendered = ConfigLoader.render(config)
+        var checkpoint: Checkpoint?
         if fm.fileExists(atPath: folder) {
-            guard force else {
-                throw RunError("\(folder) already exists; choose another name (--set name=...) or pass --force to replace it")
+            if resume {
+                let savedPath = folder + "/config.yaml"
+                if let saved = try? String(contentsOfFile: savedPath, encoding: .utf8), saved != rendered {
+                    let changes = ConfigLoader.differences(saved: saved, current: rendered)
+                    throw RunError("\(folder): cannot resume: the run was made with a different config:\n"
+                                   + changes.map { "  - \($0)" }.joined(separator: "\n"))
+                }
+                let path = folder + "/" + Checkpoint.fileName
+                if fm.fileExists(atPath: path) { checkpoint = try Checkpoint.read(path) }
+            } else {
+                guard force else {
+                    throw RunError("\(folder) already exists; choose another name (--set name=...), pass --resume to continue it, or --force to replace it")
+                }
+                try fm.removeItem(atPath: folder)
             }
-            try fm.removeItem(atPath: folder)
         }
-        // Load data before creating the folder, so a missing dataset leaves nothing behind.
+        // Load data and build everything before creating the folder, so a missing
+        // dataset or a bad layer name leaves nothing behind.
         let splits = try DatasetCatalog.load(config.data.dataset, root: config.data.root)
         guard config.data.validationSize < splits.train.count else {
             throw RunError("data.validation_size: \(config.data.validationSize) is not below the \(splits.train.count) training samples of \(config.data.dataset)")
         }
         var session = try prepare(splits)
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw RunError("\(folder): cannot create the run folder: \(error.localizedDescription)")
+        if let checkpoint {
+            try checkpoint.restore(into: session.trainer, sparse: session.sparse, dataRNG: &session.dataRNG,
+                                   sparsityRNG: &session.sparsityRNG, source: folder + "/" + Checkpoint.fileName)
+        } else {
+            do {
+                try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw RunError("\(folder): cannot create the run folder: \(error.localizedDescription)")
+            }
+            try FileReading.writeAtomically(Data(rendered.utf8), to: folder + "/config.yaml")
         }
-        try FileReading.writeAtomically(Data(ConfigLoader.render(config).utf8), to: folder + "/config.yaml")
-        try Parallel.withThreads(config.training.threads) { try train(&session, events: events) }
+        try Parallel.withThreads(config.training.threads) {
+            try train(&session, from: checkpoint, config: rendered, events: events)
+        }
     }
 
     /// Everything a run needs, built before its folder exists (so a bad layer name or
@@ -125,18 +150,34 @@ public struct ExperimentRun {
          "dropped": String(s.dropped), "grown": String(s.grown), "drop_fraction": format(s.dropFraction)]
     }
 
-    func train(_ session: inout Session, events: (RunEvent) -> Void) throws {
+    /// Trains from the epoch after `checkpoint` (or from the start), appending to the
+    /// CSV files and writing a checkpoint after every epoch.
+    func train(_ session: inout Session, from checkpoint: Checkpoint?, config rendered: String,
+               events: (RunEvent) -> Void) throws {
         let trainer = session.trainer
         events(.started(folder: folder, parameters: session.parameterCount,
                         trainSamples: session.trainLoader.count, testSamples: session.testLoader.count))
-        var layerTable = CSVTable(path: folder + "/sparsity.csv", columns: Self.layerColumns)
-        for layer in session.sparse.layers {
-            try layerTable.append(layerRow(LayerStatistics(layer), step: 0))
+        var layerTable: CSVTable
+        var metrics: CSVTable
+        if let checkpoint {
+            // Rows written after the checkpoint (an epoch cut short) are dropped.
+            layerTable = try CSVTable(resuming: folder + "/sparsity.csv", columns: Self.layerColumns) {
+                (Int($0["step"] ?? "") ?? .max) <= checkpoint.step
+            }
+            metrics = try CSVTable(resuming: folder + "/metrics.csv", columns: Self.metricColumns) {
+                (Int($0["epoch"] ?? "") ?? .max) <= checkpoint.epoch
+            }
+        } else {
+            layerTable = CSVTable(path: folder + "/sparsity.csv", columns: Self.layerColumns)
+            for layer in session.sparse.layers {
+                try layerTable.append(layerRow(LayerStatistics(layer), step: 0))
+            }
+            metrics = CSVTable(path: folder + "/metrics.csv", columns: Self.metricColumns)
+            try metrics.write()
         }
-        var metrics = CSVTable(path: folder + "/metrics.csv", columns: Self.metricColumns)
         let epochs = config.training.epochs
         var pendingError: Error?
-        for epoch in 1...epochs {
+        for epoch in ((checkpoint?.epoch ?? 0) + 1)..<(epochs + 1) {
             let start = Date()
             let train = trainer.trainEpoch(session.trainLoader, rng: &session.dataRNG, sparsityRNG: &session.sparsityRNG,
                                            maxBatches: config.training.maxBatchesPerEpoch,
@@ -169,6 +210,8 @@ public struct ExperimentRun {
                 row["val_acc"] = format(val.accuracy)
             }
             try metrics.append(row)
+            try Checkpoint.capture(epoch: epoch, config: rendered, trainer: trainer, sparse: session.sparse,
+                                   dataRNG: session.dataRNG, sparsityRNG: session.sparsityRNG).write(to: folder)
             events(.epoch(epoch: epoch, epochs: epochs, row: row))
         }
     }

@@ -29,6 +29,9 @@ public final class Trainer {
         self.sparse = sparse
     }
 
+    /// Sets the step counter (resuming from a checkpoint).
+    public func restore(step: Int) { self.step = step }
+
     /// The learning rate the next step will use.
     public var currentLearningRate: Double { schedule.learningRate(atStep: step) }
 

@@ -59,6 +59,21 @@ public final class SparseLayer {
         everActive = [Bool](repeating: density.isDense, count: parameter.value.count)
     }
 
+    /// The state a checkpoint needs beyond the weights: mask, ever-active positions
+    /// and a dense gradient being accumulated for the next update.
+    public var savedState: (mask: SparseMask?, everActive: [Bool], accumulatedGradient: [Float], accumulatedPasses: Int) {
+        (mask, everActive, accumulatedGradient, accumulatedPasses)
+    }
+
+    /// Restores what `savedState` returned.
+    public func restore(mask: SparseMask?, everActive: [Bool], accumulatedGradient: [Float], accumulatedPasses: Int) {
+        precondition(everActive.count == parameter.value.count, "SparseLayer.restore: \(name) size mismatch")
+        self.mask = mask
+        self.everActive = everActive
+        self.accumulatedGradient = accumulatedGradient
+        self.accumulatedPasses = accumulatedPasses
+    }
+
     public var rows: Int { parameter.matrixShape.rows }
     public var columns: Int { parameter.matrixShape.columns }
     /// Active weights per neuron (all `columns` for a dense layer).

@@ -9,7 +9,7 @@ struct DST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst",
         abstract: "Dynamic sparse training experiments on the CPU.",
-        subcommands: [Run.self, Validate.self, Compare.self, Models.self, DataCommand.self])
+        subcommands: [Run.self, Resume.self, Validate.self, Compare.self, Models.self, DataCommand.self])
 }
 
 /// Prints a library error plainly and exits non-zero (the library never exits):
@@ -35,12 +35,43 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config value, e.g. --set training.epochs=3 (repeatable).")
     var overrides: [String] = []
     @Flag(help: "Replace an existing run folder of the same name.") var force = false
+    @Flag(help: "Continue an interrupted run of the same config from its last checkpoint.") var resume = false
+    @Option(help: .hidden) var killAfterSteps: Int?
 
     func run() throws {
         try reportingErrors {
             let cfg = try ConfigLoader.load(file: config, overrides: overrides)
-            let printer = ProgressPrinter()
-            try ExperimentRun(config: cfg).run(force: force, events: printer.handle)
+            guard !(force && resume) else { throw RunError("--force and --resume exclude each other") }
+            try ExperimentRun(config: cfg).run(force: force, resume: resume, events: handler(killAfterSteps))
+        }
+    }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue an interrupted run from its folder.")
+
+    @Argument(help: "The run folder (holding config.yaml).") var runDirectory: String
+    @Option(help: .hidden) var killAfterSteps: Int?
+
+    func run() throws {
+        try reportingErrors {
+            let folder = runDirectory.hasSuffix("/") ? String(runDirectory.dropLast()) : runDirectory
+            let cfg = try ConfigLoader.load(file: folder + "/config.yaml")
+            try ExperimentRun(config: cfg, folder: folder).run(resume: true, events: handler(killAfterSteps))
+        }
+    }
+}
+
+/// The progress printer; with `killAfterSteps` (a hidden fault-injection option for
+/// tests) the process kills itself with SIGKILL once that many steps have run, as a
+/// crash or an out-of-time batch job would.
+func handler(_ killAfterSteps: Int?) -> (RunEvent) -> Void {
+    let printer = ProgressPrinter()
+    return { event in
+        printer.handle(event)
+        if let limit = killAfterSteps, case let .batch(epoch, _, done, total, _, _, _) = event,
+           (epoch - 1) * total + done >= limit {
+            kill(getpid(), SIGKILL)
         }
     }
 }

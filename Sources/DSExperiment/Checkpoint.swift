@@ -1,0 +1,181 @@
+import DSCore
+import DSData
+import DSLayers
+import DSSparsity
+import DSTraining
+import Foundation
+
+/// A run's complete training state after an epoch, written atomically to
+/// `<run>/checkpoint.bin` so an interrupted run resumes exactly.
+///
+/// Format (version 1): the 8 bytes `DSTCKPT1`, a little-endian UInt32 header length,
+/// the JSON header, the Float32 little-endian payload the header indexes, then the
+/// 32-character hexadecimal MD5 of everything before it.
+public struct Checkpoint {
+    public static let fileName = "checkpoint.bin"
+    static let magic = Array("DSTCKPT1".utf8)
+
+    struct Header: Codable {
+        var version = 1
+        var epoch: Int
+        var step: Int
+        /// Resolved config the run was started with.
+        var config: String
+        /// Name → (offset, count) in the payload, in floats.
+        var tensors: [String: [Int]]
+        /// Generator states: `data`, `sparsity`, `dropout:<layer path>`.
+        var generators: [String: [UInt64]]
+        var adamSteps: Int?
+        var accumulatedPasses: [String: Int]
+    }
+
+    public var epoch: Int
+    public var step: Int
+    public var config: String
+    var header: Header
+    var payload: [Float]
+
+    /// The values of tensor `name`, or nil when the checkpoint lacks it.
+    func tensor(_ name: String) -> [Float]? {
+        guard let entry = header.tensors[name], entry.count == 2 else { return nil }
+        return Array(payload[entry[0]..<(entry[0] + entry[1])])
+    }
+
+    // MARK: Capture and restore
+
+    /// Captures the trainer, model, masks and generators after `epoch`.
+    static func capture(epoch: Int, config: String, trainer: Trainer, sparse: SparseModel,
+                        dataRNG: Xoshiro256, sparsityRNG: Xoshiro256) -> Checkpoint {
+        var tensors: [String: [Int]] = [:]
+        var payload: [Float] = []
+        func add(_ name: String, _ values: [Float]) {
+            tensors[name] = [payload.count, values.count]
+            payload += values
+        }
+        let model = trainer.model
+        for (name, p) in model.namedParameters() { add("param:" + name, p.value.storage) }
+        for (name, b) in model.namedBuffers() { add("buffer:" + name, b.value.storage) }
+        for (i, _) in trainer.optimizer.parameters.enumerated() {
+            for state in trainer.optimizer.stateNames {
+                add("optimizer:\(state):\(i)", trainer.optimizer.state(state, parameter: i).storage)
+            }
+        }
+        var passes: [String: Int] = [:]
+        for layer in sparse.layers {
+            let saved = layer.savedState
+            if let mask = saved.mask { add("mask:" + layer.name, mask.active.map { $0 ? 1 : 0 }) }
+            add("ever:" + layer.name, saved.everActive.map { $0 ? 1 : 0 })
+            if saved.accumulatedPasses > 0 {
+                add("accumulated:" + layer.name, saved.accumulatedGradient)
+                passes[layer.name] = saved.accumulatedPasses
+            }
+        }
+        func words(_ g: Xoshiro256) -> [UInt64] { [g.state.0, g.state.1, g.state.2, g.state.3] }
+        var generators = ["data": words(dataRNG), "sparsity": words(sparsityRNG)]
+        for (path, layer) in model.namedLayers() {
+            if let dropout = layer as? Dropout { generators["dropout:" + path] = words(dropout.rng) }
+        }
+        let header = Header(epoch: epoch, step: trainer.step, config: config, tensors: tensors,
+                            generators: generators, adamSteps: (trainer.optimizer as? AdamW)?.stepCount,
+                            accumulatedPasses: passes)
+        return Checkpoint(epoch: epoch, step: trainer.step, config: config, header: header, payload: payload)
+    }
+
+    /// Puts the saved state back into a freshly prepared session.
+    func restore(into trainer: Trainer, sparse: SparseModel, dataRNG: inout Xoshiro256,
+                 sparsityRNG: inout Xoshiro256, source: String) throws {
+        func need(_ name: String, count: Int) throws -> [Float] {
+            guard let values = tensor(name), values.count == count else {
+                throw RunError("\(source): checkpoint lacks \(name) of \(count) values (a different model?)")
+            }
+            return values
+        }
+        let model = trainer.model
+        for (name, p) in model.namedParameters() { p.value.storage = try need("param:" + name, count: p.value.count) }
+        for (name, b) in model.namedBuffers() { b.value.storage = try need("buffer:" + name, count: b.value.count) }
+        for (i, p) in trainer.optimizer.parameters.enumerated() {
+            for state in trainer.optimizer.stateNames {
+                let values = try need("optimizer:\(state):\(i)", count: p.value.count)
+                trainer.optimizer.setState(state, parameter: i, Tensor(shape: p.value.shape, values: values))
+            }
+        }
+        if let adam = trainer.optimizer as? AdamW { adam.stepCount = header.adamSteps ?? 0 }
+        for layer in sparse.layers {
+            let count = layer.parameter.value.count
+            let mask = layer.mask == nil ? nil
+                : SparseMask(rows: layer.rows, columns: layer.columns,
+                             active: try need("mask:" + layer.name, count: count).map { $0 != 0 })
+            let passes = header.accumulatedPasses[layer.name] ?? 0
+            layer.restore(mask: mask, everActive: try need("ever:" + layer.name, count: count).map { $0 != 0 },
+                          accumulatedGradient: passes > 0 ? try need("accumulated:" + layer.name, count: count) : [],
+                          accumulatedPasses: passes)
+        }
+        func generator(_ key: String) throws -> Xoshiro256 {
+            guard let w = header.generators[key], w.count == 4 else {
+                throw RunError("\(source): checkpoint lacks the \(key) generator state")
+            }
+            var g = Xoshiro256(seed: 0)
+            g.state = (w[0], w[1], w[2], w[3])
+            return g
+        }
+        dataRNG = try generator("data")
+        sparsityRNG = try generator("sparsity")
+        for (path, layer) in model.namedLayers() {
+            if let dropout = layer as? Dropout { dropout.rng = try generator("dropout:" + path) }
+        }
+        trainer.restore(step: step)
+    }
+
+    // MARK: Bytes
+
+    func encoded() throws -> Data {
+        var out = Data(Checkpoint.magic)
+        let json = try JSONEncoder().encode(header)
+        var length = UInt32(json.count).littleEndian
+        out.append(Data(bytes: &length, count: 4))
+        out.append(json)
+        payload.withUnsafeBufferPointer { p in
+            out.append(Data(buffer: UnsafeBufferPointer(start: UnsafeRawPointer(p.baseAddress!)
+                .assumingMemoryBound(to: UInt8.self), count: p.count * 4)))
+        }
+        out.append(Data(MD5.hex(out).utf8))
+        return out
+    }
+
+    /// Writes the checkpoint into `folder` atomically.
+    func write(to folder: String) throws {
+        try FileReading.writeAtomically(encoded(), to: folder + "/" + Checkpoint.fileName)
+    }
+
+    /// Reads and verifies `path`; a damaged file is an error naming it.
+    static func read(_ path: String) throws -> Checkpoint {
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot read") }
+        let bytes = [UInt8](data)
+        guard bytes.count > 12 + 32, Array(bytes[0..<8]) == magic else {
+            throw RunError("\(path): not a DynamicSparse checkpoint")
+        }
+        let body = bytes[0..<(bytes.count - 32)]
+        guard String(decoding: bytes[(bytes.count - 32)...], as: UTF8.self) == MD5.hex(body) else {
+            throw RunError("\(path): checksum mismatch (the file is damaged or truncated)")
+        }
+        let length = Int(UInt32(bytes[8]) | UInt32(bytes[9]) << 8 | UInt32(bytes[10]) << 16 | UInt32(bytes[11]) << 24)
+        guard 12 + length <= body.count, (body.count - 12 - length) % 4 == 0 else {
+            throw RunError("\(path): malformed checkpoint header")
+        }
+        let header: Header
+        do {
+            header = try JSONDecoder().decode(Header.self, from: Data(bytes[12..<(12 + length)]))
+        } catch {
+            throw RunError("\(path): malformed checkpoint header: \(error)")
+        }
+        guard header.version == 1 else { throw RunError("\(path): checkpoint version \(header.version) is not supported") }
+        let start = 12 + length, count = (body.count - start) / 4
+        var payload = [Float](repeating: 0, count: count)
+        payload.withUnsafeMutableBytes { dst in
+            bytes.withUnsafeBytes { src in
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[start..<(start + count * 4)]))
+            }
+        }
+        return Checkpoint(epoch: header.epoch, step: header.step, config: header.config, header: header, payload: payload)
+    }
+}

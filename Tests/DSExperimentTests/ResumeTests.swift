@@ -1,0 +1,99 @@
+import DSExperiment
+import DSTestSupport
+import Foundation
+import Testing
+
+/// A run killed with SIGKILL at arbitrary steps and resumed ends with the same CSV
+/// files as an uninterrupted run.
+@Suite(.serialized) struct ResumeTests {
+    /// The `dst` executable built beside the test bundle.
+    var dst: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dst").path
+    }
+
+    func config(root: String, name: String) -> String {
+        """
+        name: \(name)
+        seed: 5
+        data: {dataset: fashion-mnist, root: \(root)/data, augmentation: {random_crop_padding: 1, horizontal_flip: true}}
+        model: {name: mlp, hidden: [24], dropout: 0.2}
+        optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.001}
+        schedule: {name: cosine}
+        training: {epochs: 4, batch_size: 16, threads: 1}
+        output: {root: \(root)/results}
+        sparsity: {strategy: srigl, sparsity: 0.8, distribution: uniform, update_interval: 7, grad_accumulation: 2, gamma_sal: 0.9}
+        """
+    }
+
+    /// Runs `dst` and returns its termination status and reason.
+    @discardableResult
+    func dst(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: dst)
+        p.arguments = arguments
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, text)
+    }
+
+    func rows(_ path: String, dropping column: String? = nil) throws -> [String] {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        guard let column, let index = lines[0].split(separator: ",").firstIndex(of: Substring(column)) else { return lines }
+        return lines.map { line in
+            var cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            cells.remove(at: index)
+            return cells.joined(separator: ",")
+        }
+    }
+
+    @Test func killedAndResumedRunMatchesTheUninterruptedOne() throws {
+        guard FileManager.default.isExecutableFile(atPath: dst) else {
+            Issue.record("dst not found at \(dst)")
+            return
+        }
+        let root = Fixtures.temporaryDirectory("resume")
+        Fixtures.writeIDXDataset(root: root + "/data", train: 96, test: 32)
+        for name in ["straight", "killed"] {
+            try config(root: root, name: name).write(toFile: "\(root)/\(name).yaml", atomically: true, encoding: .utf8)
+        }
+        #expect(try dst(["run", "\(root)/straight.yaml"]).status == 0)
+
+        // 6 steps per epoch: killed in epoch 2 (after step 9, with a gradient being
+        // accumulated for the update at step 14 kept in the epoch-1 checkpoint), then in
+        // epoch 4 after resuming, then resumed to the end.
+        let first = try dst(["run", "\(root)/killed.yaml", "--kill-after-steps", "9"])
+        #expect(first.signalled)
+        let killedMetrics = try rows("\(root)/results/killed/metrics.csv")
+        #expect(killedMetrics.count == 2, "one finished epoch before the kill")
+        let second = try dst(["run", "\(root)/killed.yaml", "--resume", "--kill-after-steps", "20"])
+        #expect(second.signalled)
+        #expect(try dst(["resume", "\(root)/results/killed"]).status == 0)
+
+        #expect(try rows("\(root)/results/killed/metrics.csv", dropping: "epoch_seconds")
+                == rows("\(root)/results/straight/metrics.csv", dropping: "epoch_seconds"))
+        #expect(try rows("\(root)/results/killed/sparsity.csv") == rows("\(root)/results/straight/sparsity.csv"))
+        #expect(try rows("\(root)/results/straight/sparsity.csv").contains { $0.hasPrefix("14,") })
+
+        // A changed config is refused, naming what differs.
+        let refused = try dst(["run", "\(root)/killed.yaml", "--resume", "--set", "training.epochs=5"])
+        #expect(refused.status != 0 && refused.stderr.contains("training.epochs: 4 → 5"))
+    }
+
+    @Test func aDamagedCheckpointIsRefused() throws {
+        guard FileManager.default.isExecutableFile(atPath: dst) else { return }
+        let root = Fixtures.temporaryDirectory("damaged")
+        Fixtures.writeIDXDataset(root: root + "/data", train: 32, test: 16)
+        try config(root: root, name: "run").write(toFile: "\(root)/run.yaml", atomically: true, encoding: .utf8)
+        #expect(try dst(["run", "\(root)/run.yaml", "--kill-after-steps", "3"]).signalled)
+        let path = "\(root)/results/run/checkpoint.bin"
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[bytes.count / 2] ^= 0xff
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let result = try dst(["resume", "\(root)/results/run"])
+        #expect(result.status != 0 && result.stderr.contains("checksum mismatch"))
+    }
+}
