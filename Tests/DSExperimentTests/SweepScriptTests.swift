@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+/// experiments/sweep_sparsity.sh, run in --dry-run mode.
+@Suite struct SweepScriptTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func runsAreNamedFromTheirParametersAndFinishedOnesSkipped() throws {
+        let dst = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dst").path
+        let out = NSTemporaryDirectory() + "sweep-\(UUID().uuidString)"
+        // A finished run (one metrics row per planned epoch) must be skipped.
+        try FileManager.default.createDirectory(atPath: out + "/quickstart_srigl_s0.95_seed1", withIntermediateDirectories: true)
+        try "epoch\n1\n2\n".write(toFile: out + "/quickstart_srigl_s0.95_seed1/metrics.csv", atomically: true, encoding: .utf8)
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Self.repository.path + "/experiments/sweep_sparsity.sh", Self.repository.path + "/configs/quickstart.yaml",
+                       "--strategies", "dense srigl", "--sparsities", "0.9 0.95", "--seeds", "0 1", "--out", out,
+                       "--jobs", "1", "--dry-run", "--", "--set", "training.epochs=2"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["DST": dst]) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let lines = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").map(String.init)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let names = lines.compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            return words.count >= 2 ? "\(words[0]) \(words[1].trimmingCharacters(in: [":"]))" : nil
+        }
+        #expect(names == [
+            "run quickstart_dense_seed0", "run quickstart_srigl_s0.9_seed0", "run quickstart_srigl_s0.95_seed0",
+            "run quickstart_dense_seed1", "run quickstart_srigl_s0.9_seed1", "skip quickstart_srigl_s0.95_seed1",
+        ])
+        let srigl = lines.first { $0.hasPrefix("run quickstart_srigl_s0.9_seed0") } ?? ""
+        for part in ["--set sparsity.strategy=srigl", "--set sparsity.sparsity=0.9", "--set seed=0",
+                     "--set output.root=\(out)", "--resume", "--set training.epochs=2"] {
+            #expect(srigl.contains(part), "\(part) in \(srigl)")
+        }
+    }
+}

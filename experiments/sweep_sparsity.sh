@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Sweeps a config over sparsity levels × strategies × seeds, at most JOBS runs at once.
+#
+#   experiments/sweep_sparsity.sh CONFIG [options] [-- extra dst run arguments]
+#     --sparsities "0.8 0.9 0.95"   --strategies "rigl srigl"   --seeds "0 1"
+#     --jobs N        runs at once (default: one per 2 cores); each gets cores/N threads
+#     --out DIR       parent of the run folders (default: results/sweeps)
+#     --dry-run       print the runs and their commands, run nothing
+#
+# Each run folder is named <config name>_<strategy>_s<sparsity>_seed<seed> (dense runs:
+# <config name>_dense_seed<seed>). Re-running the same sweep skips finished runs and
+# resumes unfinished ones from their last checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -ge 1 ] || { sed -n '2,13p' "$0"; exit 2; }
+CONFIG=$1; shift
+SPARSITIES="0.8 0.9 0.95"; STRATEGIES="rigl srigl"; SEEDS="0"; OUT=results/sweeps; DRY=0
+CORES=$(nproc); JOBS=$(( CORES / 2 > 0 ? CORES / 2 : 1 )); EXTRA=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --sparsities) SPARSITIES=$2; shift 2 ;;
+    --strategies) STRATEGIES=$2; shift 2 ;;
+    --seeds) SEEDS=$2; shift 2 ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) echo "unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
+  esac
+done
+THREADS=$(( CORES / JOBS > 0 ? CORES / JOBS : 1 ))
+DST=${DST:-}
+if [ -z "$DST" ]; then
+  make build >/dev/null
+  DST=$(swift build -c release -Xswiftc -target-cpu -Xswiftc native --show-bin-path)/dst
+fi
+RESOLVED=$("$DST" validate "$CONFIG" "${EXTRA[@]}")
+BASE=$(printf '%s\n' "$RESOLVED" | sed -n 's/^name: //p')
+EPOCHS=$(printf '%s\n' "$RESOLVED" | awk '/^training:/{t=1;next} /^[^ ]/{t=0} t && /^  epochs:/{print $2}')
+
+finished() {  # finished FOLDER: metrics.csv holds one row per planned epoch
+  [ -f "$1/metrics.csv" ] && [ "$(( $(wc -l < "$1/metrics.csv") - 1 ))" -ge "$EPOCHS" ]
+}
+
+RUNS=()
+for seed in $SEEDS; do
+  for strategy in $STRATEGIES; do
+    if [ "$strategy" = dense ]; then
+      RUNS+=("${BASE}_dense_seed${seed}|$strategy|0|$seed")
+    else
+      for s in $SPARSITIES; do RUNS+=("${BASE}_${strategy}_s${s}_seed${seed}|$strategy|$s|$seed"); done
+    fi
+  done
+done
+
+running=0
+for entry in "${RUNS[@]}"; do
+  IFS='|' read -r name strategy sparsity seed <<< "$entry"
+  cmd=("$DST" run "$CONFIG" "${EXTRA[@]}" --set "name=$name" --set "output.root=$OUT"
+       --set "sparsity.strategy=$strategy" --set "seed=$seed" --set "training.threads=$THREADS" --resume)
+  [ "$strategy" = dense ] || cmd+=(--set "sparsity.sparsity=$sparsity")
+  if finished "$OUT/$name"; then echo "skip $name (finished)"; continue; fi
+  if [ $DRY = 1 ]; then echo "run $name: ${cmd[*]}"; continue; fi
+  mkdir -p "$OUT"
+  echo "start $name"
+  ( "${cmd[@]}" > "$OUT/$name.log" 2>&1 && echo "done $name" || echo "FAILED $name (see $OUT/$name.log)" ) &
+  running=$((running + 1))
+  if [ $running -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
+done
+wait
+[ $DRY = 1 ] || "$DST" compare "$OUT"
