@@ -15,10 +15,25 @@ public struct RunError: Error, CustomStringConvertible {
 /// What a run reports while it trains (the CLI renders it).
 public enum RunEvent {
     case started(folder: String, parameters: Int, trainSamples: Int, testSamples: Int)
-    /// Within an epoch: batches done of total, running loss and accuracy.
-    case batch(epoch: Int, epochs: Int, done: Int, total: Int, loss: Double, accuracy: Double, elapsed: Double)
+    /// Within an epoch, after every batch.
+    case batch(BatchProgress)
     /// After an epoch: the row written to `metrics.csv`.
     case epoch(epoch: Int, epochs: Int, row: [String: String])
+}
+
+/// Where a run is within an epoch.
+public struct BatchProgress {
+    public var epoch: Int, epochs: Int
+    /// Batches done of this epoch's total.
+    public var done: Int, total: Int
+    /// Optimizer steps taken since the run began.
+    public var step: Int
+    /// Running averages over the epoch so far.
+    public var loss: Double, accuracy: Double
+    /// Realised sparsity (as of the last mask update).
+    public var sparsity: Double
+    /// Seconds since the epoch began.
+    public var elapsed: Double
 }
 
 /// One experiment: trains the configured model and writes its run folder
@@ -177,11 +192,13 @@ public struct ExperimentRun {
         }
         let epochs = config.training.epochs
         var pendingError: Error?
+        var sparsity = SparsityStatistics(session.sparse).sparsity
         for epoch in ((checkpoint?.epoch ?? 0) + 1)..<(epochs + 1) {
             let start = Date()
             let train = trainer.trainEpoch(session.trainLoader, rng: &session.dataRNG, sparsityRNG: &session.sparsityRNG,
                                            maxBatches: config.training.maxBatchesPerEpoch,
                                            onMaskUpdate: { step, updates in
+                sparsity = SparsityStatistics(session.sparse).sparsity
                 for u in updates {
                     do {
                         try layerTable.append(layerRow(LayerStatistics(u.layer, change: u.change, dropFraction: u.dropFraction),
@@ -189,8 +206,9 @@ public struct ExperimentRun {
                     } catch { pendingError = error }
                 }
             }) { done, total, loss, acc in
-                events(.batch(epoch: epoch, epochs: epochs, done: done, total: total, loss: loss, accuracy: acc,
-                              elapsed: Date().timeIntervalSince(start)))
+                events(.batch(BatchProgress(epoch: epoch, epochs: epochs, done: done, total: total, step: trainer.step,
+                                            loss: loss, accuracy: acc, sparsity: sparsity,
+                                            elapsed: Date().timeIntervalSince(start))))
             }
             if let pendingError { throw pendingError }
             let lastLR = trainer.schedule.learningRate(atStep: max(trainer.step - 1, 0))

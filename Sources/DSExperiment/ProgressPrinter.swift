@@ -12,14 +12,17 @@ public final class ProgressPrinter {
         switch event {
         case let .started(folder, parameters, trainSamples, testSamples):
             emit("run folder \(folder): \(parameters) parameters, \(trainSamples) training / \(testSamples) test samples")
-        case let .batch(epoch, epochs, done, total, loss, accuracy, elapsed):
-            guard live, done == total || Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+        case let .batch(p):
+            guard live, p.done == p.total || Date().timeIntervalSince(lastDraw) > 0.2 else { return }
             lastDraw = Date()
-            let width = 30, filled = width * done / max(total, 1)
-            let eta = elapsed / Double(done) * Double(total - done)
+            let width = 24, filled = width * p.done / max(p.total, 1)
+            // Time left: the rest of this epoch plus the remaining epochs at this pace.
+            let perBatch = p.elapsed / Double(max(p.done, 1))
+            let eta = perBatch * Double(p.total - p.done + (p.epochs - p.epoch) * p.total)
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let line = String(format: "epoch %d/%d [%@] %d/%d loss %.4f acc %.4f ETA %@",
-                              epoch, epochs, bar, done, total, loss, accuracy, Self.clock(eta))
+            let line = String(format: "epoch %d/%d [%@] %d/%d step %d loss %.4f acc %.4f sparsity %.3f ETA %@",
+                              p.epoch, p.epochs, bar, p.done, p.total, p.step, p.loss, p.accuracy, p.sparsity,
+                              Self.clock(eta))
             FileHandle.standardOutput.write(Data(("\r" + line + "\u{1B}[K").utf8))
         case let .epoch(epoch, epochs, row):
             if live { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }

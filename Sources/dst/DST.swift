@@ -69,8 +69,7 @@ func handler(_ killAfterSteps: Int?) -> (RunEvent) -> Void {
     let printer = ProgressPrinter()
     return { event in
         printer.handle(event)
-        if let limit = killAfterSteps, case let .batch(epoch, _, done, total, _, _, _) = event,
-           (epoch - 1) * total + done >= limit {
+        if let limit = killAfterSteps, case let .batch(progress) = event, progress.step >= limit {
             kill(getpid(), SIGKILL)
         }
     }
