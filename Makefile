@@ -5,6 +5,7 @@
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
 #   make bench-train   training throughput, side by side with PyTorch (benchmark only)
 #   make bench-masks   cost of mask updates and masking as a share of training time
+#   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
 #   make clean         remove build products
 
 SWIFT ?= swift
@@ -20,7 +21,7 @@ RELEASE := -c release $(NATIVE)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .build-venv/bench
 
-.PHONY: deps build test experiment bench-train bench-masks clean
+.PHONY: deps build test test-slurm experiment bench-train bench-masks clean
 
 deps:
 	@missing=""; \
@@ -60,6 +61,9 @@ bench-masks: deps
 	mkdir -p results/bench
 	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench mask-update --threads $(THREADS) \
 	  --models resnet20,resnet18 --csv results/bench/mask_update.csv
+
+test-slurm: deps
+	bash experiments/test_slurm.sh
 
 clean:
 	rm -rf .build

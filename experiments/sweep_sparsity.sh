@@ -30,40 +30,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 THREADS=$(( CORES / JOBS > 0 ? CORES / JOBS : 1 ))
-DST=${DST:-}
-if [ -z "$DST" ]; then
-  make build >/dev/null
-  DST=$(swift build -c release -Xswiftc -target-cpu -Xswiftc native --show-bin-path)/dst
-fi
-RESOLVED=$("$DST" validate "$CONFIG" "${EXTRA[@]}")
-BASE=$(printf '%s\n' "$RESOLVED" | sed -n 's/^name: //p')
-EPOCHS=$(printf '%s\n' "$RESOLVED" | awk '/^training:/{t=1;next} /^[^ ]/{t=0} t && /^  epochs:/{print $2}')
-
-finished() {  # finished FOLDER: metrics.csv holds one row per planned epoch
-  [ -f "$1/metrics.csv" ] && [ "$(( $(wc -l < "$1/metrics.csv") - 1 ))" -ge "$EPOCHS" ]
-}
-
-RUNS=()
-for seed in $SEEDS; do
-  for strategy in $STRATEGIES; do
-    if [ "$strategy" = dense ]; then
-      RUNS+=("${BASE}_dense_seed${seed}|$strategy|0|$seed")
-    else
-      for s in $SPARSITIES; do RUNS+=("${BASE}_${strategy}_s${s}_seed${seed}|$strategy|$s|$seed"); done
-    fi
-  done
-done
+source experiments/sweep_lib.sh
 
 running=0
 for entry in "${RUNS[@]}"; do
-  IFS='|' read -r name strategy sparsity seed <<< "$entry"
-  cmd=("$DST" run "$CONFIG" "${EXTRA[@]}" --set "name=$name" --set "output.root=$OUT"
-       --set "sparsity.strategy=$strategy" --set "seed=$seed" --set "training.threads=$THREADS" --resume)
-  [ "$strategy" = dense ] || cmd+=(--set "sparsity.sparsity=$sparsity")
+  run_command "$entry"
+  name=$NAME
   if finished "$OUT/$name"; then echo "skip $name (finished)"; continue; fi
-  if [ $DRY = 1 ]; then echo "run $name: ${cmd[*]}"; continue; fi
+  if [ $DRY = 1 ]; then echo "run $name: ${CMD[*]}"; continue; fi
   mkdir -p "$OUT"
   echo "start $name"
+  cmd=("${CMD[@]}")
   ( "${cmd[@]}" > "$OUT/$name.log" 2>&1 && echo "done $name" || echo "FAILED $name (see $OUT/$name.log)" ) &
   running=$((running + 1))
   if [ $running -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
