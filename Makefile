@@ -6,6 +6,7 @@
 #   make bench-train   training throughput, side by side with PyTorch (benchmark only)
 #   make bench-masks   cost of mask updates and masking as a share of training time
 #   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
+#   make plot RESULTS=results/sweeps [PLOTS=results/plots]   figures from run folders
 #   make clean         remove build products
 
 SWIFT ?= swift
@@ -20,8 +21,11 @@ NATIVE := $(if $(filter x86_64,$(ARCH)),-Xswiftc -target-cpu -Xswiftc native,)
 RELEASE := -c release $(NATIVE)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .build-venv/bench
+PLOT_VENV := .build-venv/plot
+RESULTS ?= results
+PLOTS ?= results/plots
 
-.PHONY: deps build test test-slurm experiment bench-train bench-masks clean
+.PHONY: deps build test test-slurm experiment bench-train bench-masks plot clean
 
 deps:
 	@missing=""; \
@@ -61,6 +65,14 @@ bench-masks: deps
 	mkdir -p results/bench
 	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench mask-update --threads $(THREADS) \
 	  --models resnet20,resnet18 --csv results/bench/mask_update.csv
+
+$(PLOT_VENV)/.ready:
+	python3 -m venv $(PLOT_VENV)
+	$(PLOT_VENV)/bin/pip install -q pandas matplotlib
+	touch $@
+
+plot: $(PLOT_VENV)/.ready
+	$(PLOT_VENV)/bin/python experiments/plot.py $(RESULTS) --out $(PLOTS)
 
 test-slurm: deps
 	bash experiments/test_slurm.sh
