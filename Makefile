@@ -5,6 +5,7 @@
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
 #   make bench-train   training throughput, side by side with PyTorch (benchmark only)
 #   make bench-masks   cost of mask updates and masking as a share of training time
+#   make bench         sparse inference kernels vs dense, CSR, scipy and PyTorch
 #   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
 #   make plot RESULTS=results/sweeps [PLOTS=results/plots]   figures from run folders
 #   make clean         remove build products
@@ -25,7 +26,7 @@ PLOT_VENV := .build-venv/plot
 RESULTS ?= results
 PLOTS ?= results/plots
 
-.PHONY: deps build test test-slurm experiment bench-train bench-masks plot clean
+.PHONY: deps build test test-slurm experiment bench bench-train bench-masks plot clean
 
 deps:
 	@missing=""; \
@@ -59,6 +60,14 @@ bench-train: deps $(VENV)/.ready
 	$(VENV)/bin/python experiments/bench_train_torch.py --threads $(THREADS) \
 	  --csv results/bench/train_torch.csv
 	@python3 experiments/bench_table.py results/bench/train_dynamicsparse.csv results/bench/train_torch.csv
+
+bench: deps $(VENV)/.ready
+	$(SWIFT) build $(RELEASE) --product dst-bench
+	mkdir -p results/bench
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench inference --csv results/bench/inference.csv
+	$(VENV)/bin/python experiments/bench_inference_py.py --csv results/bench/inference.csv
+	python3 experiments/bench_inference_table.py results/bench/inference.csv > results/bench/inference.md
+	@cat results/bench/inference.md
 
 bench-masks: deps
 	$(SWIFT) build $(RELEASE) --product dst-bench

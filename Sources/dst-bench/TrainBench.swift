@@ -10,7 +10,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst-bench", abstract: "Benchmarks of the training engine.",
-        subcommands: [TrainThroughput.self, MaskUpdateCost.self])
+        subcommands: [TrainThroughput.self, MaskUpdateCost.self, InferenceBench.self])
 }
 
 /// Training throughput (forward + backward + SGD step) on synthetic CIFAR-shaped

@@ -1,0 +1,112 @@
+import ArgumentParser
+import DSCore
+import DSData
+import DSSparsity
+import Foundation
+
+/// Sparse inference kernels against dense OpenBLAS on one layer, side by side:
+/// `dense` (sgemv at batch 1, sgemm above), `condensed`, `csr` and `structured`
+/// (ablated rows removed, dense GEMM on the rest). Every kernel's output is checked
+/// against dense before it is timed; times are medians after warm-up.
+struct InferenceBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inference")
+
+    @Option(help: "Layer shapes as OUTxIN, comma-separated.") var shapes = "768x3072,3072x768,4096x4096"
+    @Option(help: "Sparsities, comma-separated.") var sparsities = "0.8,0.9,0.95,0.99"
+    @Option(help: "Batch sizes, comma-separated.") var batches = "1,16,256"
+    @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
+    @Option(help: "Fraction of neurons ablated in the masks (SRigL-like structure).") var ablated = 0.0
+    @Option(help: "Target seconds of timing per measurement.") var seconds = 0.2
+    @Option(help: "Write the CSV here.") var csv = "results/bench/inference.csv"
+
+    func run() throws {
+        Parallel.prepareProcess()
+        var lines = ["out_features,in_features,sparsity,batch,threads,kernel,median_us,max_rel_err"]
+        for shape in shapes.split(separator: ",") {
+            let dims = shape.split(separator: "x").compactMap { Int($0) }
+            guard dims.count == 2 else { throw ValidationError("shape \(shape): expected OUTxIN") }
+            let (nOut, nIn) = (dims[0], dims[1])
+            for sparsity in sparsities.split(separator: ",").compactMap({ Double($0) }) {
+                var rng = Xoshiro256(seed: 7)
+                let activeRows = max(1, Int((Double(nOut) * (1 - ablated)).rounded()))
+                let k = max(1, Int((Double(nOut * nIn) * (1 - sparsity)).rounded(.down)) / activeRows)
+                var indices: [Int] = []
+                for r in 0..<activeRows {
+                    indices += Selection.random(k, of: Array(0..<nIn), using: &rng).map { r * nIn + $0 }
+                }
+                let mask = SparseMask(rows: nOut, columns: nIn, activeIndices: indices)
+                let weight = (0..<(nOut * nIn)).map { mask.active[$0] ? rng.normal() : 0 }
+                let condensed = try CondensedLinear(name: shape.description, weight: weight, mask: mask, bias: nil)
+                let csrMatrix = CSRMatrix(weight: weight, mask: mask, bias: nil)
+                let kept = (0..<activeRows).flatMap { r in weight[(r * nIn)..<((r + 1) * nIn)] }
+                for batch in batches.split(separator: ",").compactMap({ Int($0) }) {
+                    let x = (0..<(batch * nIn)).map { _ in rng.normal() }
+                    for t in threads.split(separator: ",").compactMap({ Int($0) }) {
+                        try Parallel.withThreads(t) {
+                            var reference = [Float](repeating: 0, count: batch * nOut)
+                            let kernels: [(String, (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
+                                ("dense", { x, y in
+                                    weight.withUnsafeBufferPointer { w in
+                                        if batch == 1 {
+                                            BLAS.gemv(m: nOut, n: nIn, a: w.baseAddress!, lda: nIn, x: x, y: y)
+                                        } else {
+                                            BLAS.gemm(transposeB: true, m: batch, n: nOut, k: nIn, a: x, lda: nIn,
+                                                      b: w.baseAddress!, ldb: nIn, c: y, ldc: nOut)
+                                        }
+                                    }
+                                }),
+                                ("condensed", { x, y in condensed.forward(batch: batch, x, into: y) }),
+                                ("csr", { x, y in csrMatrix.forward(batch: batch, x, into: y) }),
+                                ("structured", { x, y in
+                                    kept.withUnsafeBufferPointer { w in
+                                        if batch == 1 {
+                                            BLAS.gemv(m: activeRows, n: nIn, a: w.baseAddress!, lda: nIn, x: x, y: y)
+                                        } else {
+                                            BLAS.gemm(transposeB: true, m: batch, n: activeRows, k: nIn, a: x, lda: nIn,
+                                                      b: w.baseAddress!, ldb: nIn, c: y, ldc: nOut)
+                                        }
+                                    }
+                                }),
+                            ]
+                            for (name, kernel) in kernels {
+                                var y = [Float](repeating: 0, count: batch * nOut)
+                                let median = x.withUnsafeBufferPointer { px in
+                                    y.withUnsafeMutableBufferPointer { py in
+                                        time { kernel(px.baseAddress!, py.baseAddress!) }
+                                    }
+                                }
+                                if name == "dense" { reference = y }
+                                // max |y − dense| / max |dense| over the output.
+                                let scale = max(reference.map { abs($0) }.max() ?? 1, 1e-12)
+                                let err = (zip(y, reference).map { abs($0 - $1) }.max() ?? 0) / scale
+                                guard err < 1e-3 else {
+                                    throw ValidationError("\(name) \(shape) s=\(sparsity) b=\(batch): output differs from dense (\(err))")
+                                }
+                                let line = String(format: "%d,%d,%.2f,%d,%d,%@,%.2f,%.2e", nOut, nIn, sparsity, batch, t,
+                                                  name, median * 1e6, err)
+                                lines.append(line)
+                                print(line)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try FileManager.default.createDirectory(atPath: (csv as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try FileReading.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: csv)
+    }
+
+    /// Median seconds of `body` over repeats filling about `seconds`, after warm-up.
+    func time(_ body: () -> Void) -> Double {
+        for _ in 0..<3 { body() }
+        let probe = Date(); body()
+        let once = max(Date().timeIntervalSince(probe), 1e-7)
+        let repeats = max(5, min(1000, Int(seconds / once)))
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let t = Date(); body(); times.append(Date().timeIntervalSince(t))
+        }
+        return times.sorted()[repeats / 2]
+    }
+}
