@@ -8,12 +8,10 @@ import Foundation
 /// A run's complete training state after an epoch, written atomically to
 /// `<run>/checkpoint.bin` so an interrupted run resumes exactly.
 ///
-/// Format (version 1): the 8 bytes `DSTCKPT1`, a little-endian UInt32 header length,
-/// the JSON header, the Float32 little-endian payload the header indexes, then the
-/// 32-character hexadecimal MD5 of everything before it.
+/// Format (version 1): a `ChecksummedFile` with magic `DSTCKPT1` whose payload is the
+/// Float32 values the JSON header indexes.
 public struct Checkpoint {
     public static let fileName = "checkpoint.bin"
-    static let magic = Array("DSTCKPT1".utf8)
 
     struct Header: Codable {
         var version = 1
@@ -129,17 +127,7 @@ public struct Checkpoint {
     // MARK: Bytes
 
     func encoded() throws -> Data {
-        var out = Data(Checkpoint.magic)
-        let json = try JSONEncoder().encode(header)
-        var length = UInt32(json.count).littleEndian
-        out.append(Data(bytes: &length, count: 4))
-        out.append(json)
-        payload.withUnsafeBufferPointer { p in
-            out.append(Data(buffer: UnsafeBufferPointer(start: UnsafeRawPointer(p.baseAddress!)
-                .assumingMemoryBound(to: UInt8.self), count: p.count * 4)))
-        }
-        out.append(Data(MD5.hex(out).utf8))
-        return out
+        ChecksummedFile.encode(magic: "DSTCKPT1", header: try JSONEncoder().encode(header), payload: payload.bytes)
     }
 
     /// Writes the checkpoint into `folder` atomically.
@@ -149,33 +137,16 @@ public struct Checkpoint {
 
     /// Reads and verifies `path`; a damaged file is an error naming it.
     static func read(_ path: String) throws -> Checkpoint {
-        guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot read") }
-        let bytes = [UInt8](data)
-        guard bytes.count > 12 + 32, Array(bytes[0..<8]) == magic else {
-            throw RunError("\(path): not a DynamicSparse checkpoint")
-        }
-        let body = bytes[0..<(bytes.count - 32)]
-        guard String(decoding: bytes[(bytes.count - 32)...], as: UTF8.self) == MD5.hex(body) else {
-            throw RunError("\(path): checksum mismatch (the file is damaged or truncated)")
-        }
-        let length = Int(UInt32(bytes[8]) | UInt32(bytes[9]) << 8 | UInt32(bytes[10]) << 16 | UInt32(bytes[11]) << 24)
-        guard 12 + length <= body.count, (body.count - 12 - length) % 4 == 0 else {
-            throw RunError("\(path): malformed checkpoint header")
-        }
+        let (json, bytes) = try ChecksummedFile.decode(path, magic: "DSTCKPT1", kind: "checkpoint")
         let header: Header
         do {
-            header = try JSONDecoder().decode(Header.self, from: Data(bytes[12..<(12 + length)]))
+            header = try JSONDecoder().decode(Header.self, from: json)
         } catch {
             throw RunError("\(path): malformed checkpoint header: \(error)")
         }
         guard header.version == 1 else { throw RunError("\(path): checkpoint version \(header.version) is not supported") }
-        let start = 12 + length, count = (body.count - start) / 4
-        var payload = [Float](repeating: 0, count: count)
-        payload.withUnsafeMutableBytes { dst in
-            bytes.withUnsafeBytes { src in
-                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[start..<(start + count * 4)]))
-            }
-        }
+        guard bytes.count % 4 == 0 else { throw RunError("\(path): malformed checkpoint payload") }
+        let payload = [Float](bytes: bytes, offset: 0, count: bytes.count / 4)
         return Checkpoint(epoch: header.epoch, step: header.step, config: header.config, header: header, payload: payload)
     }
 }

@@ -13,6 +13,12 @@ public final class Conv2d: Layer {
     public let padding: Int
     public let weight: Parameter
     public let bias: Parameter?
+    /// An evaluation-mode replacement for `W · col` (e.g. a condensed sparse kernel):
+    /// given the column matrix (`[Cin·kh·kw, columns]`, leading dimension `ldCol`), it
+    /// writes `y[Cout, columns]` (leading dimension `ldY`), bias included.
+    public typealias ColumnKernel = (_ col: UnsafePointer<Float>, _ ldCol: Int, _ columns: Int,
+                                     _ y: UnsafeMutablePointer<Float>, _ ldY: Int) -> Void
+    public var inferenceKernel: ColumnKernel?
     /// When false, `backward` skips `dL/dx` (for a network's first layer) and
     /// returns an empty tensor.
     public var computesInputGradient = true
@@ -113,6 +119,7 @@ public final class Conv2d: Layer {
         }
         let beta: Float = bias == nil ? 0 : 1
         let keep = training && !isPointwise
+        let kernel = training ? nil : inferenceKernel
         stored.release()
         if keep { stored.allocate(chunkSizes(g).map { g.columnRows * $0 * plane }) }
         x.storage.withUnsafeBufferPointer { px in
@@ -122,6 +129,10 @@ public final class Conv2d: Layer {
                     // y[:, images] = W · col(images), written in place (ldc = N·Ho·Wo).
                     forEachChunk(g) { chunk, images in
                         withColumns(px.baseAddress!, g, images, chunk: chunk, keep: keep) { col, ld in
+                            if let kernel {
+                                kernel(col, ld, images.count * plane, out + images.lowerBound * plane, cols)
+                                return
+                            }
                             BLAS.gemm(m: outputChannels, n: images.count * plane, k: g.columnRows,
                                       a: pw.baseAddress!, lda: g.columnRows, b: col, ldb: ld,
                                       beta: beta, c: out + images.lowerBound * plane, ldc: cols, parallel: false)

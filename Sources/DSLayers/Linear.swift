@@ -9,6 +9,9 @@ public final class Linear: Layer {
     /// `[out]`, or nil.
     public let bias: Parameter?
     private var input = Tensor(shape: [0])
+    /// An evaluation-mode replacement for the dense product (e.g. a condensed sparse
+    /// kernel): `(x [N, in]) → y [N, out]`, bias included. Training ignores it.
+    public var inferenceKernel: ((Tensor) -> Tensor)?
 
     /// Kaiming-normal weights (fan-in, ReLU gain); bias uniform in `±1/sqrt(in)`.
     public init(inputFeatures: Int, outputFeatures: Int, bias hasBias: Bool = true,
@@ -30,6 +33,7 @@ public final class Linear: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 2 && x.shape[1] == inputFeatures,
                      "Linear(\(inputFeatures)→\(outputFeatures)) got input \(x.shape)")
+        if !training, let kernel = inferenceKernel { return kernel(x) }
         let n = x.shape[0]
         var y = Tensor(shape: [n, outputFeatures])
         if let bias {

@@ -153,3 +153,42 @@ extension CondensedLinear {
         }
     }
 }
+
+extension CondensedLinear {
+    /// A convolution in condensed form on its column matrix (feature-major already):
+    /// `y[j][c] = bias[j] + Σ_i values[r, i] · col[indices[r, i]][c]` for `c < columns`,
+    /// in column blocks that stay in cache; ablated rows get their bias.
+    public func forwardColumns(_ col: UnsafePointer<Float>, ldCol: Int, columns: Int,
+                               into y: UnsafeMutablePointer<Float>, ldY: Int) {
+        switch indices {
+        case .narrow(let idx): idx.withUnsafeBufferPointer { runColumns(col, ldCol, columns, y, ldY, $0.baseAddress!) }
+        case .wide(let idx): idx.withUnsafeBufferPointer { runColumns(col, ldCol, columns, y, ldY, $0.baseAddress!) }
+        }
+    }
+
+    private func runColumns<I: FixedWidthInteger>(_ col: UnsafePointer<Float>, _ ldCol: Int, _ columns: Int,
+                                                 _ y: UnsafeMutablePointer<Float>, _ ldY: Int,
+                                                 _ idx: UnsafePointer<I>) {
+        let k = fanIn, block = 256
+        for j in 0..<outputFeatures { (y + j * ldY).update(repeating: bias[j], count: columns) }
+        values.withUnsafeBufferPointer { pv in
+            activeRows.withUnsafeBufferPointer { rows in
+                Parallel.forRanges(rows.count, work: rows.count * k * columns) { range in
+                    for r in range {
+                        let out = y + Int(rows[r]) * ldY
+                        let v = pv.baseAddress! + r * k, p = idx + r * k
+                        var c0 = 0
+                        while c0 < columns {
+                            let n = min(block, columns - c0)
+                            for i in 0..<k {
+                                let w = v[i], src = col + Int(p[i]) * ldCol + c0, dst = out + c0
+                                for c in 0..<n { dst[c] += w * src[c] }
+                            }
+                            c0 += n
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

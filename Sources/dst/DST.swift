@@ -9,7 +9,8 @@ struct DST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst",
         abstract: "Dynamic sparse training experiments on the CPU.",
-        subcommands: [Run.self, Resume.self, Validate.self, Compare.self, Models.self, DataCommand.self])
+        subcommands: [Run.self, Resume.self, Validate.self, Compare.self, Export.self, Eval.self, Models.self,
+                      DataCommand.self])
 }
 
 /// Prints a library error plainly and exits non-zero (the library never exits):
@@ -113,6 +114,54 @@ struct Compare: ParsableCommand {
             }
             let runs = try folders.map(RunComparison.read)
             print(csv ? RunComparison.csv(runs) : RunComparison.markdown(runs), terminator: "")
+        }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a trained run's sparse layers in condensed form (RUN_DIR/condensed.bin).")
+
+    @Argument(help: "The run folder.") var runDirectory: String
+
+    func run() throws {
+        try reportingErrors {
+            let trained = try TrainedRun(folder: runDirectory)
+            let export = try CondensedExport(model: trained.config.model.name, trained: trained.model, sparse: trained.sparse)
+            let path = trained.folder + "/" + CondensedExport.fileName
+            try export.write(to: path)
+            let weights = export.layers.reduce(0) { $0 + $1.layer.values.count }
+            print("wrote \(path): \(export.layers.count) condensed layers, \(weights) weights")
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a trained run on its test split; --condensed also runs the condensed export and compares.")
+
+    @Argument(help: "The run folder.") var runDirectory: String
+    @Flag(help: "Also evaluate through RUN_DIR/condensed.bin and check it matches the masked dense model.")
+    var condensed = false
+
+    func run() throws {
+        try reportingErrors {
+            let trained = try TrainedRun(folder: runDirectory)
+            let start = Date()
+            let dense = trained.evaluate()
+            print(String(format: "masked dense: test loss %.6f, test accuracy %.4f (%.2f s)",
+                         dense.result.loss, dense.result.accuracy, Date().timeIntervalSince(start)))
+            guard condensed else { return }
+            try CondensedExport.read(trained.folder + "/" + CondensedExport.fileName).install(into: trained.model)
+            let t = Date()
+            let fast = trained.evaluate()
+            let scale = max(dense.logits.map { abs($0) }.max() ?? 1, 1e-12)
+            let diff = (zip(dense.logits, fast.logits).map { abs($0 - $1) }.max() ?? 0) / scale
+            print(String(format: "condensed:    test loss %.6f, test accuracy %.4f (%.2f s); max relative logit difference %.2e",
+                         fast.result.loss, fast.result.accuracy, Date().timeIntervalSince(t), diff))
+            guard diff <= 1e-4, fast.result.accuracy == dense.result.accuracy else {
+                throw RunError("the condensed model's outputs differ from the masked dense model's")
+            }
         }
     }
 }

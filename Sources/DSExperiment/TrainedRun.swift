@@ -1,0 +1,46 @@
+import DSCore
+import DSData
+import DSLayers
+import DSSparsity
+import Foundation
+
+/// A finished (or checkpointed) run loaded back: its model with the trained weights
+/// and masks, and its test split.
+public struct TrainedRun {
+    public let folder: String
+    public let config: ExperimentConfig
+    public let model: Sequential
+    public let sparse: SparseModel
+    public let test: BatchLoader
+    let trainer: Trainer
+
+    /// Loads `folder/config.yaml` and `folder/checkpoint.bin`.
+    public init(folder: String) throws {
+        self.folder = folder
+        config = try ConfigLoader.load(file: folder + "/config.yaml")
+        let checkpointPath = folder + "/" + Checkpoint.fileName
+        guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            throw RunError("\(folder): no \(Checkpoint.fileName); train the run first")
+        }
+        let checkpoint = try Checkpoint.read(checkpointPath)
+        let splits = try DatasetCatalog.load(config.data.dataset, root: config.data.root)
+        var session = try ExperimentRun(config: config, folder: folder).prepare(splits)
+        try checkpoint.restore(into: session.trainer, sparse: session.sparse, dataRNG: &session.dataRNG,
+                               sparsityRNG: &session.sparsityRNG, source: checkpointPath)
+        trainer = session.trainer
+        model = session.trainer.model
+        sparse = session.sparse
+        test = session.testLoader
+    }
+
+    /// Test loss and accuracy, and the logits of every test sample (`[N, classes]`).
+    public func evaluate() -> (result: PassResult, logits: [Float]) {
+        Parallel.withThreads(config.training.threads) {
+            var logits: [Float] = []
+            for b in 0..<test.batchesPerEpoch {
+                logits += model.forward(test.evaluationBatch(b).images, training: false).storage
+            }
+            return (trainer.evaluate(test), logits)
+        }
+    }
+}
