@@ -13,6 +13,7 @@ public struct TrainedRun {
     public let sparse: SparseModel
     public let test: BatchLoader
     let trainer: Trainer
+    let meanStd: (mean: [Float], std: [Float])
 
     /// Loads `folder/config.yaml` and `folder/checkpoint.bin`.
     public init(folder: String) throws {
@@ -31,6 +32,7 @@ public struct TrainedRun {
         model = session.trainer.model
         sparse = session.sparse
         test = session.testLoader
+        meanStd = (splits.mean, splits.std)
     }
 
     /// Test loss and accuracy, and the logits of every test sample (`[N, classes]`).
@@ -41,6 +43,24 @@ public struct TrainedRun {
                 logits += model.forward(test.evaluationBatch(b).images, training: false).storage
             }
             return (trainer.evaluate(test), logits)
+        }
+    }
+
+    /// Median seconds of one forward pass at batch 1 over the first `samples` test
+    /// images (after a warm-up pass).
+    public func batchOneLatency(samples: Int) -> Double {
+        Parallel.withThreads(config.training.threads) {
+            let one = BatchLoader(dataset: test.dataset, indices: Array(test.indices.prefix(max(samples, 1))),
+                                  batchSize: 1, mean: meanStd.mean, std: meanStd.std)
+            _ = model.forward(one.evaluationBatch(0).images, training: false)
+            var times: [Double] = []
+            for b in 0..<one.batchesPerEpoch {
+                let x = one.evaluationBatch(b).images
+                let t = Date()
+                _ = model.forward(x, training: false)
+                times.append(Date().timeIntervalSince(t))
+            }
+            return times.sorted()[times.count / 2]
         }
     }
 }

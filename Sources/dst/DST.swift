@@ -143,6 +143,7 @@ struct Eval: ParsableCommand {
     @Argument(help: "The run folder.") var runDirectory: String
     @Flag(help: "Also evaluate through RUN_DIR/condensed.bin and check it matches the masked dense model.")
     var condensed = false
+    @Option(help: "Also report the median batch-1 latency over this many test images.") var latency = 0
 
     func run() throws {
         try reportingErrors {
@@ -151,6 +152,10 @@ struct Eval: ParsableCommand {
             let dense = trained.evaluate()
             print(String(format: "masked dense: test loss %.6f, test accuracy %.4f (%.2f s)",
                          dense.result.loss, dense.result.accuracy, Date().timeIntervalSince(start)))
+            if latency > 0 {
+                print(String(format: "masked dense: batch-1 latency %.1f µs (median of %d)",
+                             trained.batchOneLatency(samples: latency) * 1e6, latency))
+            }
             guard condensed else { return }
             try CondensedExport.read(trained.folder + "/" + CondensedExport.fileName).install(into: trained.model)
             let t = Date()
@@ -159,6 +164,10 @@ struct Eval: ParsableCommand {
             let diff = (zip(dense.logits, fast.logits).map { abs($0 - $1) }.max() ?? 0) / scale
             print(String(format: "condensed:    test loss %.6f, test accuracy %.4f (%.2f s); max relative logit difference %.2e",
                          fast.result.loss, fast.result.accuracy, Date().timeIntervalSince(t), diff))
+            if latency > 0 {
+                print(String(format: "condensed:    batch-1 latency %.1f µs (median of %d)",
+                             trained.batchOneLatency(samples: latency) * 1e6, latency))
+            }
             guard diff <= 1e-4, fast.result.accuracy == dense.result.accuracy else {
                 throw RunError("the condensed model's outputs differ from the masked dense model's")
             }
