@@ -30,10 +30,8 @@ public enum RunComparison {
         } catch let e as ConfigError {
             throw RunError("\(folder): not a run folder (\(e.description))")
         }
-        let path = folder + "/metrics.csv"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw RunError("\(path): cannot read")
-        }
+        // A run that has not finished an epoch yet may have no metrics.csv.
+        let text = (try? String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8)) ?? ""
         let lines = text.split(separator: "\n").map(String.init)
         let header = lines.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
         let rows: [[String: String]] = lines.dropFirst().map { line in

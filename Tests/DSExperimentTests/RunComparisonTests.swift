@@ -33,8 +33,10 @@ import Testing
                                      rows: ["1,10,0.1,1,0.5,1,0.99,0.9,30,0,0.2,60,,"])
         let dense = try makeRun(root, "dense", strategy: "dense", sparsity: 0.9, seed: 0, epochs: 1,
                                 header: "epoch,step,test_acc,epoch_seconds", rows: ["1,10,0.9,30"])
-        let runs = try [a, b, unfinished, dense].map(RunComparison.read)
-        #expect(runs.map(\.finished) == [true, true, false, true])
+        let started = try makeRun(root, "rigl-s3", strategy: "rigl", sparsity: 0.9, seed: 3, epochs: 2, rows: [])
+        try FileManager.default.removeItem(atPath: started + "/metrics.csv")   // killed before its first epoch
+        let runs = try [a, b, unfinished, dense, started].map(RunComparison.read)
+        #expect(runs.map(\.finished) == [true, true, false, true, false])
 
         let groups = RunComparison.groups(runs)
         #expect(groups.map(\.strategy) == ["dense", "rigl"])
@@ -46,7 +48,7 @@ import Testing
         #expect(table.contains("| rigl | 0.90 | 81.00 ± 1.41 | 82.00 ± 2.83 | 2 | 0.9000 | 1.0 | 2.5 |"))
         // A run without the sparsity columns still compares; the missing figures read n/a.
         #expect(table.contains("| dense | 0.00 | 90.00 ± 0.00 | 90.00 ± 0.00 | 1 | n/a | n/a | 0.5 |"))
-        #expect(table.contains("Not finished") && table.contains("rigl-s2: 1/2 epochs"))
+        #expect(table.contains("Not finished") && table.contains("rigl-s2: 1/2 epochs") && table.contains("rigl-s3: 0/2 epochs"))
         #expect(!table.contains("99.00"))
 
         let csv = RunComparison.csv(runs).split(separator: "\n")
