@@ -44,29 +44,24 @@ struct InferenceBench: ParsableCommand {
                     for t in threads.split(separator: ",").compactMap({ Int($0) }) {
                         try Parallel.withThreads(t) {
                             var reference = [Float](repeating: 0, count: batch * nOut)
-                            let kernels: [(String, (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
-                                ("dense", { x, y in
-                                    weight.withUnsafeBufferPointer { w in
+                            /// OpenBLAS on the first `rows` rows of `w`: sgemv at batch 1, sgemm above.
+                            func dense(_ w: [Float], rows: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
+                                { x, y in
+                                    w.withUnsafeBufferPointer { w in
                                         if batch == 1 {
-                                            BLAS.gemv(m: nOut, n: nIn, a: w.baseAddress!, lda: nIn, x: x, y: y)
+                                            BLAS.gemv(m: rows, n: nIn, a: w.baseAddress!, lda: nIn, x: x, y: y)
                                         } else {
-                                            BLAS.gemm(transposeB: true, m: batch, n: nOut, k: nIn, a: x, lda: nIn,
+                                            BLAS.gemm(transposeB: true, m: batch, n: rows, k: nIn, a: x, lda: nIn,
                                                       b: w.baseAddress!, ldb: nIn, c: y, ldc: nOut)
                                         }
                                     }
-                                }),
+                                }
+                            }
+                            let kernels: [(String, (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
+                                ("dense", dense(weight, rows: nOut)),
                                 ("condensed", { x, y in condensed.forward(batch: batch, x, into: y) }),
                                 ("csr", { x, y in csrMatrix.forward(batch: batch, x, into: y) }),
-                                ("structured", { x, y in
-                                    kept.withUnsafeBufferPointer { w in
-                                        if batch == 1 {
-                                            BLAS.gemv(m: activeRows, n: nIn, a: w.baseAddress!, lda: nIn, x: x, y: y)
-                                        } else {
-                                            BLAS.gemm(transposeB: true, m: batch, n: activeRows, k: nIn, a: x, lda: nIn,
-                                                      b: w.baseAddress!, ldb: nIn, c: y, ldc: nOut)
-                                        }
-                                    }
-                                }),
+                                ("structured", dense(kept, rows: activeRows)),
                             ]
                             for (name, kernel) in kernels {
                                 var y = [Float](repeating: 0, count: batch * nOut)
