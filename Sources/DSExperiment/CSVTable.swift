@@ -13,22 +13,30 @@ public struct CSVTable {
         self.path = path; self.columns = columns
     }
 
+    /// The header and rows (keyed by column) of a CSV file as this library writes it
+    /// (no quoting); nil when the file cannot be read. A row with the wrong number of
+    /// cells (a line cut short) is skipped.
+    public static func read(_ path: String) -> (header: [String], rows: [[String: String]])? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").map(String.init)
+        guard let first = lines.first else { return ([], []) }
+        let header = first.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let rows = lines.dropFirst().compactMap { line -> [String: String]? in
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return cells.count == header.count ? Dictionary(zip(header, cells), uniquingKeysWith: { a, _ in a }) : nil
+        }
+        return (header, rows)
+    }
+
     /// Continues an existing file, keeping the rows `keep` accepts (a missing file
     /// starts empty).
     public init(resuming path: String, columns: [String], keep: ([String: String]) -> Bool) throws {
         self.init(path: path, columns: columns)
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
-        let lines = text.split(separator: "\n").map(String.init)
-        guard let headerLine = lines.first else { return }
-        let header = headerLine.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard header == columns else {
-            throw RunError("\(path): columns differ from this version's (\(header.joined(separator: ",")))")
+        guard let existing = CSVTable.read(path), !existing.header.isEmpty else { return }
+        guard existing.header == columns else {
+            throw RunError("\(path): columns differ from this version's (\(existing.header.joined(separator: ",")))")
         }
-        for line in lines.dropFirst() {
-            let values = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard values.count == columns.count else { continue }
-            if keep(Dictionary(uniqueKeysWithValues: zip(columns, values))) { rows.append(values) }
-        }
+        rows = existing.rows.filter(keep).map { row in columns.map { row[$0] ?? "" } }
         try write()
     }
 

@@ -31,13 +31,7 @@ public enum RunComparison {
             throw RunError("\(folder): not a run folder (\(e.description))")
         }
         // A run that has not finished an epoch yet may have no metrics.csv.
-        let text = (try? String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8)) ?? ""
-        let lines = text.split(separator: "\n").map(String.init)
-        let header = lines.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
-        let rows: [[String: String]] = lines.dropFirst().map { line in
-            Dictionary(zip(header, line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)),
-                       uniquingKeysWith: { a, _ in a })
-        }
+        let (header, rows) = CSVTable.read(folder + "/metrics.csv") ?? ([], [])
         func column(_ name: String) -> [Double]? {
             guard header.contains(name) else { return nil }
             return rows.compactMap { Double($0[name] ?? "") }
