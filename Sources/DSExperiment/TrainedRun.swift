@@ -39,10 +39,8 @@ public struct TrainedRun {
     public func evaluate() -> (result: PassResult, logits: [Float]) {
         Parallel.withThreads(config.training.threads) {
             var logits: [Float] = []
-            for b in 0..<test.batchesPerEpoch {
-                logits += model.forward(test.evaluationBatch(b).images, training: false).storage
-            }
-            return (trainer.evaluate(test), logits)
+            let result = trainer.evaluate(test) { logits += $0.storage }
+            return (result, logits)
         }
     }
 

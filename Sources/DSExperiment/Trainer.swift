@@ -78,13 +78,15 @@ public final class Trainer {
                           samples: seen)
     }
 
-    /// Loss and accuracy of the model in evaluation mode over all of `loader`.
-    public func evaluate(_ loader: BatchLoader) -> PassResult {
+    /// Loss and accuracy of the model in evaluation mode over all of `loader`;
+    /// `logits` receives each batch's `[n, classes]` output.
+    public func evaluate(_ loader: BatchLoader, logits: (Tensor) -> Void = { _ in }) -> PassResult {
         var lossSum = 0.0, correct = 0, seen = 0
         for b in 0..<loader.batchesPerEpoch {
             let batch = loader.evaluationBatch(b)
-            let logits = model.forward(batch.images, training: false)
-            let r = loss.evaluate(logits: logits, labels: batch.labels)
+            let output = model.forward(batch.images, training: false)
+            logits(output)
+            let r = loss.evaluate(logits: output, labels: batch.labels)
             lossSum += Double(r.loss) * Double(batch.labels.count)
             correct += r.correct
             seen += batch.labels.count
