@@ -48,6 +48,14 @@ def load_runs(paths):
     return runs
 
 
+def save(fig, path):
+    """Writes `fig` as a small PNG and closes it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def accuracy_vs_sparsity(runs, out):
     rows = [(r["strategy"], r["sparsity"], 100 * r["metrics"]["test_acc"].iloc[-1]) for r in runs if r["finished"]]
     if not rows:
@@ -63,10 +71,7 @@ def accuracy_vs_sparsity(runs, out):
     ax.grid(alpha=0.3)
     ax.legend()
     path = os.path.join(out, "accuracy_vs_sparsity.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def accuracy_vs_epoch(runs, out):
@@ -81,10 +86,7 @@ def accuracy_vs_epoch(runs, out):
     if len(runs) <= 12:
         ax.legend(fontsize=6)
     path = os.path.join(out, "accuracy_vs_epoch.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def srigl_layers(runs, out):
@@ -108,10 +110,7 @@ def srigl_layers(runs, out):
             a.grid(alpha=0.3)
         a2.legend(fontsize=6, ncol=2)
         path = os.path.join(out, f"srigl_layers_{r['name']}.png")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(fig, path))
     return paths
 
 
