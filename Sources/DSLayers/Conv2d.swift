@@ -110,7 +110,8 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(x.shape) is smaller than the \(kernelSize)x\(kernelSize) kernel")
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
         var y = Tensor(uninitializedShape: [outputChannels, g.batch, g.outputHeight, g.outputWidth])
-        if let bias {
+        let kernel = training ? nil : inferenceKernel   // writes y whole, bias included
+        if let bias, kernel == nil {
             y.storage.withUnsafeMutableBufferPointer { py in
                 for o in 0..<outputChannels {
                     (py.baseAddress! + o * cols).update(repeating: bias.value.storage[o], count: cols)
@@ -119,7 +120,6 @@ public final class Conv2d: Layer {
         }
         let beta: Float = bias == nil ? 0 : 1
         let keep = training && !isPointwise
-        let kernel = training ? nil : inferenceKernel
         stored.release()
         if keep { stored.allocate(chunkSizes(g).map { g.columnRows * $0 * plane }) }
         x.storage.withUnsafeBufferPointer { px in
