@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (each arrow points one way only):
-// COpenBLAS, CZlib → DSCore → DSLayers → DSSparsity → DSTraining → DSData → DSExperiment → dst
+// COpenBLAS, CZlib → DSCore → DSLayers → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
 let package = Package(
     name: "DynamicSparse",
     platforms: [.macOS(.v13)],
@@ -21,7 +21,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "DSCore", dependencies: ["COpenBLAS"]),
         .target(name: "DSLayers", dependencies: ["DSCore"]),
-        .target(name: "DSSparsity", dependencies: ["DSCore", "DSLayers"]),
+        .target(name: "CSparseKernels"),
+        .target(name: "DSSparsity", dependencies: ["DSCore", "DSLayers", "CSparseKernels"]),
         .target(name: "DSTraining", dependencies: ["DSCore", "DSLayers"]),
         .target(name: "DSData", dependencies: ["DSCore", "CZlib"]),
         .target(name: "DSExperiment", dependencies: [

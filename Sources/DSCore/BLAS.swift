@@ -90,6 +90,15 @@ public enum BLAS {
         cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
+
+    /// `B = Aᵀ`: `A` is `[rows, columns]` (row stride `lda`), `B` is `[columns, rows]`
+    /// (row stride `ldb`).
+    @inlinable
+    public static func transpose(rows: Int, columns: Int, _ a: UnsafePointer<Float>, lda: Int,
+                                 into b: UnsafeMutablePointer<Float>, ldb: Int) {
+        guard rows > 0, columns > 0 else { return }
+        cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(columns), 1, a, Int32(lda), b, Int32(ldb))
+    }
 }
 
 /// Matrix products on whole tensors (2-D, row-major).

@@ -24,43 +24,43 @@ public struct CSRMatrix {
         self.bias = bias ?? [Float](repeating: 0, count: mask.rows)
     }
 
-    /// `y [B, rows]` from `x [B, columns]`.
+    /// `y [B, rows]` from `x [B, columns]` (batch-major): a gather-dot per row at batch 1;
+    /// larger batches transpose to feature-major, run `forwardColumns` and transpose back.
     public func forward(batch: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-        let nOut = rows, features = columns
+        if batch > 1 {
+            SparseKernels.featureMajor(batch: batch, inputs: columns, outputs: rows, x, y) {
+                forwardColumns($0, ldX: batch, columns: batch, into: $1, ldY: batch)
+            }
+            return
+        }
+        values.withUnsafeBufferPointer { pv in
+            columnIndex.withUnsafeBufferPointer { pc in
+                rowStart.withUnsafeBufferPointer { ps in
+                    Parallel.forRanges(rows, work: values.count * 4) { range in
+                        for r in range {
+                            let s = Int(ps[r]), n = Int(ps[r + 1]) - s
+                            y[r] = bias[r] + SparseKernels.gatherDot(pv.baseAddress! + s, pc.baseAddress! + s, x, n)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feature-major: `y[r][c] = bias[r] + Σ W[r, f] · x[f][c]` for `c < columns`
+    /// (`x [columns of W, ldX]`, `y [rows, ldY]`).
+    public func forwardColumns(_ x: UnsafePointer<Float>, ldX: Int, columns count: Int,
+                               into y: UnsafeMutablePointer<Float>, ldY: Int) {
         values.withUnsafeBufferPointer { pv in
             columnIndex.withUnsafeBufferPointer { pc in
                 rowStart.withUnsafeBufferPointer { ps in
                     bias.withUnsafeBufferPointer { pb in
-                        let v = pv.baseAddress!, idx = pc.baseAddress!
-                        for b in 0..<batch { (y + b * nOut).update(from: pb.baseAddress!, count: nOut) }
-                        if batch == 1 {
-                            Parallel.forRanges(nOut, work: values.count * 4) { range in
-                                for r in range {
-                                    let s = Int(ps[r]), n = Int(ps[r + 1]) - s
-                                    y[r] += SparseKernels.gatherDot(v + s, idx + s, x, n)
-                                }
-                            }
-                            return
-                        }
-                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: features * 64 + nOut * 64)
-                        defer { scratch.deallocate() }
-                        var b0 = 0
-                        while b0 < batch {
-                            let width = batch - b0 >= 64 ? 64 : 16
-                            let n = min(width, batch - b0)
-                            let xT = scratch, yT = scratch + features * 64
-                            SparseKernels.transposeTile(x, features: features, rows: b0, count: n, width: width, into: xT)
-                            Parallel.forRanges(nOut, work: values.count * width) { range in
-                                for r in range {
-                                    let s = Int(ps[r]), count = Int(ps[r + 1]) - s
-                                    SparseKernels.tileAccumulate(v + s, idx + s, count, xT, width: width,
-                                                                 into: yT + r &* width)
-                                }
-                            }
-                            for r in 0..<nOut {
-                                for b in 0..<n { y[(b0 &+ b) &* nOut &+ r] += yT[r &* width &+ b] }
-                            }
-                            b0 += n
+                        let v = pv.baseAddress!, idx = pc.baseAddress!, b = pb.baseAddress!
+                        SparseKernels.columns(rows: rows, columns: count, features: columns, work: values.count * count,
+                                              x: x, ldX: ldX) { r, c in
+                            let s = Int(ps[r])
+                            return SparseKernels.Row(values: v + s, indices: idx + s, count: Int(ps[r + 1]) - s,
+                                                     bias: b[r], out: y + (r &* ldY &+ c))
                         }
                     }
                 }

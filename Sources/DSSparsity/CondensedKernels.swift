@@ -1,11 +1,13 @@
 import DSCore
 
-/// Sparse × dense kernels for condensed (constant fan-in) and CSR layers.
+/// Sparse × dense kernels shared by the condensed (constant fan-in) and CSR layers.
 ///
-/// Batch 1 is a gather-dot per output neuron. Larger batches first transpose the
-/// activations into feature-major tiles `xT[F][T]` (T = 64, or 16 for a short tail), so
-/// each stored weight multiplies `T` contiguous floats: `y[j][0..<T] += w · xT[idx][0..<T]`.
-/// Both split the output neurons over `Parallel.threads`.
+/// Batch 1 is a gather-dot per output neuron (the condensed layer has a faster
+/// lane-block path, `LaneBlockPlan`). Larger batches work on feature-major activations
+/// `x [F, ldX]`: a stored weight then multiplies a contiguous run of columns,
+/// `y[j][c..<c+64] += w · x[index][c..<c+64]`, with two output rows in flight so eight
+/// vector accumulators hide the FMA latency. Columns go in blocks of 64 (then 16, then
+/// single columns), so one block of `x` stays in cache across all output rows.
 public enum SparseKernels {
     /// `Σ_i values[i] · x[indices[i]]` for `count` terms (two 8-wide accumulators).
     @inline(__always)
@@ -28,62 +30,191 @@ public enum SparseKernels {
         return s
     }
 
-    /// `y[0..<T] = Σ_i values[i] · xT[indices[i]][0..<T]` for tiles of `width` 64 or 16.
-    @inline(__always)
-    static func tileAccumulate<I: FixedWidthInteger>(_ values: UnsafePointer<Float>, _ indices: UnsafePointer<I>,
-                                                     _ count: Int, _ xT: UnsafePointer<Float>, width: Int,
-                                                     into y: UnsafeMutablePointer<Float>) {
-        if width == 64 {
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-            for i in 0..<count {
-                let w = SIMD16<Float>(repeating: values[i])
-                let src = UnsafeRawPointer(xT + Int(indices[i]) &* 64)
-                a0.addProduct(w, src.loadUnaligned(as: SIMD16<Float>.self))
-                a1.addProduct(w, src.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
-                a2.addProduct(w, src.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self))
-                a3.addProduct(w, src.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self))
-            }
-            let out = UnsafeMutableRawPointer(y)
-            out.storeBytes(of: a0, as: SIMD16<Float>.self)
-            out.storeBytes(of: a1, toByteOffset: 64, as: SIMD16<Float>.self)
-            out.storeBytes(of: a2, toByteOffset: 128, as: SIMD16<Float>.self)
-            out.storeBytes(of: a3, toByteOffset: 192, as: SIMD16<Float>.self)
-        } else {
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-            var i = 0
-            while i &+ 2 <= count {
-                a0.addProduct(SIMD16(repeating: values[i]),
-                              UnsafeRawPointer(xT + Int(indices[i]) &* 16).loadUnaligned(as: SIMD16<Float>.self))
-                a1.addProduct(SIMD16(repeating: values[i &+ 1]),
-                              UnsafeRawPointer(xT + Int(indices[i &+ 1]) &* 16).loadUnaligned(as: SIMD16<Float>.self))
-                i &+= 2
-            }
-            if i < count {
-                a0.addProduct(SIMD16(repeating: values[i]),
-                              UnsafeRawPointer(xT + Int(indices[i]) &* 16).loadUnaligned(as: SIMD16<Float>.self))
-            }
-            UnsafeMutableRawPointer(y).storeBytes(of: a0 + a1, as: SIMD16<Float>.self)
+    /// One output row's stored weights: `count` values and the input rows they read.
+    struct Row<I: FixedWidthInteger> {
+        var values: UnsafePointer<Float>
+        var indices: UnsafePointer<I>
+        var count: Int
+        var bias: Float
+        /// `y[row]`, at the block's first column.
+        var out: UnsafeMutablePointer<Float>
+    }
+
+    /// Four 16-wide accumulators: 64 columns of one output row.
+    struct Accumulator64 {
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+
+        @inline(__always)
+        mutating func add(_ w: Float, _ src: UnsafePointer<Float>) {
+            let w = SIMD16<Float>(repeating: w), p = UnsafeRawPointer(src)
+            a0.addProduct(w, p.loadUnaligned(as: SIMD16<Float>.self))
+            a1.addProduct(w, p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+            a2.addProduct(w, p.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self))
+            a3.addProduct(w, p.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self))
+        }
+
+        @inline(__always)
+        func store(bias: Float, to out: UnsafeMutablePointer<Float>) {
+            let b = SIMD16<Float>(repeating: bias), p = UnsafeMutableRawPointer(out)
+            p.storeBytes(of: a0 + b, as: SIMD16<Float>.self)
+            p.storeBytes(of: a1 + b, toByteOffset: 64, as: SIMD16<Float>.self)
+            p.storeBytes(of: a2 + b, toByteOffset: 128, as: SIMD16<Float>.self)
+            p.storeBytes(of: a3 + b, toByteOffset: 192, as: SIMD16<Float>.self)
         }
     }
 
-    /// Transposes rows `b0..<b0+n` of `x [B, F]` into `xT [F][width]` (zero padding).
-    static func transposeTile(_ x: UnsafePointer<Float>, features: Int, rows b0: Int, count n: Int, width: Int,
-                              into xT: UnsafeMutablePointer<Float>) {
-        if n < width { xT.update(repeating: 0, count: features * width) }
-        for b in 0..<n {
-            let src = x + (b0 &+ b) &* features
-            for f in 0..<features { xT[f &* width &+ b] = src[f] }
+    /// `out = bias + Σ_i values[i] · x[indices[i]][0..<64]` for rows `a` and `b`
+    /// (`x` already offset to the block's first column).
+    @inline(__always)
+    static func block64<I: FixedWidthInteger>(_ a: Row<I>, _ b: Row<I>, _ x: UnsafePointer<Float>, _ ldX: Int) {
+        var ya = Accumulator64(), yb = Accumulator64()
+        let both = min(a.count, b.count)
+        for i in 0..<both {
+            ya.add(a.values[i], x + Int(a.indices[i]) &* ldX)
+            yb.add(b.values[i], x + Int(b.indices[i]) &* ldX)
+        }
+        for i in both..<a.count { ya.add(a.values[i], x + Int(a.indices[i]) &* ldX) }
+        for i in both..<b.count { yb.add(b.values[i], x + Int(b.indices[i]) &* ldX) }
+        ya.store(bias: a.bias, to: a.out)
+        yb.store(bias: b.bias, to: b.out)
+    }
+
+    /// `out = bias + Σ_i values[i] · x[indices[i]][0..<32]` for four rows at once
+    /// (eight accumulators, like `block64` on two rows, on a tile half as wide).
+    @inline(__always)
+    static func block32<I: FixedWidthInteger>(_ rows: (Row<I>, Row<I>, Row<I>, Row<I>), _ x: UnsafePointer<Float>) {
+        var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
+                   SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+        @inline(__always)
+        func add(_ a: inout SIMD16<Float>, _ b: inout SIMD16<Float>, _ row: Row<I>, _ i: Int) {
+            let w = SIMD16<Float>(repeating: row.values[i]), p = UnsafeRawPointer(x + Int(row.indices[i]) &* 32)
+            a.addProduct(w, p.loadUnaligned(as: SIMD16<Float>.self))
+            b.addProduct(w, p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+        }
+        let all = min(rows.0.count, rows.1.count, rows.2.count, rows.3.count)
+        for i in 0..<all {
+            add(&acc.0, &acc.1, rows.0, i); add(&acc.2, &acc.3, rows.1, i)
+            add(&acc.4, &acc.5, rows.2, i); add(&acc.6, &acc.7, rows.3, i)
+        }
+        for i in all..<rows.0.count { add(&acc.0, &acc.1, rows.0, i) }
+        for i in all..<rows.1.count { add(&acc.2, &acc.3, rows.1, i) }
+        for i in all..<rows.2.count { add(&acc.4, &acc.5, rows.2, i) }
+        for i in all..<rows.3.count { add(&acc.6, &acc.7, rows.3, i) }
+        @inline(__always)
+        func store(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ row: Row<I>) {
+            let bias = SIMD16<Float>(repeating: row.bias), p = UnsafeMutableRawPointer(row.out)
+            p.storeBytes(of: a + bias, as: SIMD16<Float>.self)
+            p.storeBytes(of: b + bias, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        store(acc.0, acc.1, rows.0); store(acc.2, acc.3, rows.1)
+        store(acc.4, acc.5, rows.2); store(acc.6, acc.7, rows.3)
+    }
+
+    /// One row over 64 columns (the odd row left of a pair).
+    @inline(__always)
+    static func block64<I: FixedWidthInteger>(_ a: Row<I>, _ x: UnsafePointer<Float>, _ ldX: Int) {
+        var ya = Accumulator64()
+        for i in 0..<a.count { ya.add(a.values[i], x + Int(a.indices[i]) &* ldX) }
+        ya.store(bias: a.bias, to: a.out)
+    }
+
+    /// The same over 16 columns (two accumulators per row, even and odd terms).
+    @inline(__always)
+    static func block16<I: FixedWidthInteger>(_ row: Row<I>, _ x: UnsafePointer<Float>, _ ldX: Int) {
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        var i = 0
+        while i &+ 2 <= row.count {
+            a0.addProduct(SIMD16(repeating: row.values[i]),
+                          UnsafeRawPointer(x + Int(row.indices[i]) &* ldX).loadUnaligned(as: SIMD16<Float>.self))
+            a1.addProduct(SIMD16(repeating: row.values[i &+ 1]),
+                          UnsafeRawPointer(x + Int(row.indices[i &+ 1]) &* ldX).loadUnaligned(as: SIMD16<Float>.self))
+            i &+= 2
+        }
+        if i < row.count {
+            a0.addProduct(SIMD16(repeating: row.values[i]),
+                          UnsafeRawPointer(x + Int(row.indices[i]) &* ldX).loadUnaligned(as: SIMD16<Float>.self))
+        }
+        UnsafeMutableRawPointer(row.out).storeBytes(of: a0 + a1 + SIMD16(repeating: row.bias), as: SIMD16<Float>.self)
+    }
+
+    /// One column.
+    @inline(__always)
+    static func column<I: FixedWidthInteger>(_ row: Row<I>, _ x: UnsafePointer<Float>, _ ldX: Int) {
+        var s = row.bias
+        for i in 0..<row.count { s += row.values[i] * x[Int(row.indices[i]) &* ldX] }
+        row.out.pointee = s
+    }
+
+    /// Runs a feature-major product `body(xT [inputs, batch], yT [outputs, batch])` for
+    /// batch-major `x [batch, inputs]` → `y [batch, outputs]`, transposing in and out.
+    static func featureMajor(batch: Int, inputs: Int, outputs: Int, _ x: UnsafePointer<Float>,
+                             _ y: UnsafeMutablePointer<Float>,
+                             _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let xT = UnsafeMutablePointer<Float>.allocate(capacity: inputs * batch)
+        let yT = UnsafeMutablePointer<Float>.allocate(capacity: outputs * batch)
+        defer { xT.deallocate(); yT.deallocate() }
+        BLAS.transpose(rows: batch, columns: inputs, x, lda: inputs, into: xT, ldb: batch)
+        body(xT, yT)
+        BLAS.transpose(rows: outputs, columns: batch, yT, lda: batch, into: y, ldb: outputs)
+    }
+
+    /// `y[row r][0..<columns]` for the `count` rows of a sparse matrix given by `row(r, c)`
+    /// (its weights, bias and output at column `c`), from `x [features, ldX]`.
+    ///
+    /// Each block of 64 (then 16, then 1) columns is first copied into a packed
+    /// `[features][width]` tile: rows of `x` a power-of-two stride apart would map to a
+    /// few cache sets and evict each other. Rows are split over `Parallel.threads`.
+    @inline(__always)
+    static func columns<I: FixedWidthInteger>(rows count: Int, columns: Int, features: Int, work: Int,
+                                              x: UnsafePointer<Float>, ldX: Int, row: (Int, Int) -> Row<I>) {
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: max(features, 1) * 64)
+        defer { tile.deallocate() }
+        // 64-wide tiles while one stays well inside L2 (≤ 256 KB), 32-wide beyond.
+        let wide = features <= 1024 ? 64 : 32
+        var c = 0
+        while c < columns {
+            let width = columns - c >= wide ? wide : columns - c >= 16 ? 16 : 1
+            for f in 0..<features { (tile + f &* width).update(from: x + (f &* ldX &+ c), count: width) }
+            let c0 = c
+            Parallel.forRanges(count, work: work * width / max(columns, 1)) { range in
+                switch width {
+                case 64:
+                    var r = range.lowerBound
+                    while r &+ 2 <= range.upperBound {
+                        block64(row(r, c0), row(r &+ 1, c0), tile, 64)
+                        r &+= 2
+                    }
+                    if r < range.upperBound { block64(row(r, c0), tile, 64) }
+                case 32:
+                    var r = range.lowerBound
+                    while r &+ 4 <= range.upperBound {
+                        block32((row(r, c0), row(r &+ 1, c0), row(r &+ 2, c0), row(r &+ 3, c0)), tile)
+                        r &+= 4
+                    }
+                    while r < range.upperBound {   // the last rows, 16 columns at a time
+                        block16(row(r, c0), tile, 32)
+                        block16(row(r, c0 &+ 16), tile + 16, 32)
+                        r &+= 1
+                    }
+                case 16:
+                    for r in range { block16(row(r, c0), tile, 16) }
+                default:
+                    for r in range { column(row(r, c0), tile, 1) }
+                }
+            }
+            c += width
         }
     }
 }
 
 extension CondensedLinear {
-    /// `y [B, outputFeatures]` from `x [B, inputFeatures]` (row-major), the fast path:
-    /// gather-dot at batch 1, feature-major tiles above.
+    /// `y [B, outputFeatures]` from `x [B, inputFeatures]` (batch-major). Batch 1 runs the
+    /// lane-block kernel where the CPU has it, else a gather-dot per neuron; larger
+    /// batches transpose to feature-major, run `forwardColumns` and transpose back.
     public func forward(batch: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-        switch indices {
-        case .narrow(let idx): idx.withUnsafeBufferPointer { run(batch, x, y, $0.baseAddress!) }
-        case .wide(let idx): idx.withUnsafeBufferPointer { run(batch, x, y, $0.baseAddress!) }
+        if batch == 1 { forwardOne(x, into: y); return }
+        SparseKernels.featureMajor(batch: batch, inputs: inputFeatures, outputs: outputFeatures, x, y) {
+            forwardColumns($0, ldCol: batch, columns: batch, into: $1, ldY: batch)
         }
     }
 
@@ -111,53 +242,43 @@ extension CondensedLinear {
         return y
     }
 
-    private func run<I: FixedWidthInteger>(_ batch: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                          _ idx: UnsafePointer<I>) {
-        let k = fanIn, nOut = outputFeatures, features = inputFeatures, m = activeRows.count
+    /// `y [outputFeatures]` from one input: `y[j] = bias[j] + Σ_i values[r, i] · x[indices[r, i]]`.
+    /// `laneBlocks: false` forces the gather-dot (to test both).
+    public func forwardOne(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, laneBlocks: Bool = true) {
+        bias.withUnsafeBufferPointer { y.update(from: $0.baseAddress!, count: outputFeatures) }
+        let m = activeRows.count, k = fanIn
+        guard m > 0 else { return }
+        activeRows.withUnsafeBufferPointer { rows in
+            if laneBlocks, let plan = laneBlockPlan {
+                let lanes = LaneBlockPlan.lanes
+                let out = UnsafeMutablePointer<Float>.allocate(capacity: plan.groups * lanes)
+                defer { out.deallocate() }
+                Parallel.forRanges(plan.groups, work: m * k * 4) { plan.forward(x, groups: $0, into: out) }
+                for r in 0..<m { y[Int(rows[r])] += out[r] }
+                return
+            }
+            switch indices {
+            case .narrow(let idx): idx.withUnsafeBufferPointer { gatherDots(x, y, rows.baseAddress!, $0.baseAddress!) }
+            case .wide(let idx): idx.withUnsafeBufferPointer { gatherDots(x, y, rows.baseAddress!, $0.baseAddress!) }
+            }
+        }
+    }
+
+    private func gatherDots<I: FixedWidthInteger>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                                 _ rows: UnsafePointer<Int32>, _ idx: UnsafePointer<I>) {
+        let m = activeRows.count, k = fanIn
         values.withUnsafeBufferPointer { pv in
-            activeRows.withUnsafeBufferPointer { rows in
-                bias.withUnsafeBufferPointer { pb in
-                    let v = pv.baseAddress!
-                    // Ablated (and all) outputs start at their bias.
-                    for b in 0..<batch { (y + b * nOut).update(from: pb.baseAddress!, count: nOut) }
-                    if batch == 1 {
-                        Parallel.forRanges(m, work: m * k * 4) { range in
-                            for r in range {
-                                y[Int(rows[r])] += SparseKernels.gatherDot(v + r &* k, idx + r &* k, x, k)
-                            }
-                        }
-                        return
-                    }
-                    var b0 = 0
-                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: features * 64 + m * 64)
-                    defer { scratch.deallocate() }
-                    while b0 < batch {
-                        let width = batch - b0 >= 64 ? 64 : 16
-                        let n = min(width, batch - b0)
-                        let xT = scratch, yT = scratch + features * 64
-                        SparseKernels.transposeTile(x, features: features, rows: b0, count: n, width: width, into: xT)
-                        Parallel.forRanges(m, work: m * k * width) { range in
-                            for r in range {
-                                SparseKernels.tileAccumulate(v + r &* k, idx + r &* k, k, xT, width: width,
-                                                             into: yT + r &* width)
-                            }
-                        }
-                        for r in 0..<m {
-                            let j = Int(rows[r])
-                            for b in 0..<n { y[(b0 &+ b) &* nOut &+ j] += yT[r &* width &+ b] }
-                        }
-                        b0 += n
-                    }
+            Parallel.forRanges(m, work: m * k * 4) { range in
+                for r in range {
+                    y[Int(rows[r])] += SparseKernels.gatherDot(pv.baseAddress! + r &* k, idx + r &* k, x, k)
                 }
             }
         }
     }
-}
 
-extension CondensedLinear {
-    /// A convolution in condensed form on its column matrix (feature-major already):
-    /// `y[j][c] = bias[j] + Σ_i values[r, i] · col[indices[r, i]][c]` for `c < columns`,
-    /// in column blocks that stay in cache; ablated rows get their bias.
+    /// Feature-major form, used by convolutions (on their im2col columns) and batches:
+    /// `y[j][c] = bias[j] + Σ_i values[r, i] · col[indices[r, i]][c]` for `c < columns`
+    /// (`col [inputFeatures, ldCol]`, `y [outputFeatures, ldY]`); ablated rows get their bias.
     public func forwardColumns(_ col: UnsafePointer<Float>, ldCol: Int, columns: Int,
                                into y: UnsafeMutablePointer<Float>, ldY: Int) {
         switch indices {
@@ -169,23 +290,20 @@ extension CondensedLinear {
     private func runColumns<I: FixedWidthInteger>(_ col: UnsafePointer<Float>, _ ldCol: Int, _ columns: Int,
                                                  _ y: UnsafeMutablePointer<Float>, _ ldY: Int,
                                                  _ idx: UnsafePointer<I>) {
-        let k = fanIn, block = 256
-        for j in 0..<outputFeatures { (y + j * ldY).update(repeating: bias[j], count: columns) }
-        values.withUnsafeBufferPointer { pv in
-            activeRows.withUnsafeBufferPointer { rows in
-                Parallel.forRanges(rows.count, work: rows.count * k * columns) { range in
-                    for r in range {
-                        let out = y + Int(rows[r]) * ldY
-                        let v = pv.baseAddress! + r * k, p = idx + r * k
-                        var c0 = 0
-                        while c0 < columns {
-                            let n = min(block, columns - c0)
-                            for i in 0..<k {
-                                let w = v[i], src = col + Int(p[i]) * ldCol + c0, dst = out + c0
-                                for c in 0..<n { dst[c] += w * src[c] }
-                            }
-                            c0 += n
-                        }
+        let k = fanIn, m = activeRows.count
+        activeRows.withUnsafeBufferPointer { rows in
+            var isActive = [Bool](repeating: false, count: outputFeatures)
+            for r in rows { isActive[Int(r)] = true }
+            for j in 0..<outputFeatures where !isActive[j] { (y + j * ldY).update(repeating: bias[j], count: columns) }
+            guard m > 0 else { return }
+            values.withUnsafeBufferPointer { pv in
+                bias.withUnsafeBufferPointer { pb in
+                    let v = pv.baseAddress!, b = pb.baseAddress!
+                    SparseKernels.columns(rows: m, columns: columns, features: inputFeatures, work: m * k * columns,
+                                          x: col, ldX: ldCol) { r, c in
+                        let j = Int(rows[r])
+                        return SparseKernels.Row(values: v + r &* k, indices: idx + r &* k, count: k, bias: b[j],
+                                                 out: y + (j &* ldY &+ c))
                     }
                 }
             }

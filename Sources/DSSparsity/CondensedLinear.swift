@@ -19,6 +19,8 @@ public struct CondensedLinear: Equatable {
     public let indices: CondensedIndices
     /// `[outputFeatures]` (zeros when the layer has none).
     public let bias: [Float]
+    /// The batch-1 layout of `values`/`indices`, on CPUs that run its kernel.
+    public let laneBlockPlan: LaneBlockPlan?
 
     public init(inputFeatures: Int, outputFeatures: Int, fanIn: Int, activeRows: [Int32], values: [Float],
                 indices: CondensedIndices, bias: [Float]) {
@@ -27,6 +29,9 @@ public struct CondensedLinear: Equatable {
         precondition(bias.count == outputFeatures, "CondensedLinear: bias of \(bias.count) for \(outputFeatures) outputs")
         self.inputFeatures = inputFeatures; self.outputFeatures = outputFeatures; self.fanIn = fanIn
         self.activeRows = activeRows; self.values = values; self.indices = indices; self.bias = bias
+        laneBlockPlan = LaneBlockPlan.isSupported
+            ? LaneBlockPlan(inputFeatures: inputFeatures, rows: activeRows.count, fanIn: fanIn, values: values, indices: indices)
+            : nil
     }
 
     /// Condenses a `[nOut, fanIn]` weight under `mask`; every non-empty row must hold

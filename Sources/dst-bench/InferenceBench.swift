@@ -44,23 +44,34 @@ struct InferenceBench: ParsableCommand {
                     for t in threads.split(separator: ",").compactMap({ Int($0) }) {
                         try Parallel.withThreads(t) {
                             var reference = [Float](repeating: 0, count: batch * nOut)
-                            /// OpenBLAS on the first `rows` rows of `w`: sgemv at batch 1, sgemm above.
+                            /// OpenBLAS on the first `rows` rows of `w`: sgemv at batch 1, sgemm above
+                            /// (`y [out, B] = W · x [in, B]`).
                             func dense(_ w: [Float], rows: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
                                 { x, y in
                                     w.withUnsafeBufferPointer { w in
                                         if batch == 1 {
                                             BLAS.gemv(m: rows, n: nIn, a: w.baseAddress!, lda: nIn, x: x, y: y)
                                         } else {
-                                            BLAS.gemm(transposeB: true, m: batch, n: rows, k: nIn, a: x, lda: nIn,
-                                                      b: w.baseAddress!, ldb: nIn, c: y, ldc: nOut)
+                                            BLAS.gemm(m: rows, n: batch, k: nIn, a: w.baseAddress!, lda: nIn,
+                                                      b: x, ldb: batch, c: y, ldc: batch)
                                         }
                                     }
                                 }
                             }
+                            // Activations are feature-major (`x [in, B]`, `y [out, B]`), the layout the
+                            // batched kernels run on; at batch 1 both layouts are the same vector.
                             let kernels: [(String, (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
                                 ("dense", dense(weight, rows: nOut)),
-                                ("condensed", { x, y in condensed.forward(batch: batch, x, into: y) }),
-                                ("csr", { x, y in csrMatrix.forward(batch: batch, x, into: y) }),
+                                ("condensed", { x, y in
+                                    if batch == 1 { condensed.forwardOne(x, into: y) } else {
+                                        condensed.forwardColumns(x, ldCol: batch, columns: batch, into: y, ldY: batch)
+                                    }
+                                }),
+                                ("csr", { x, y in
+                                    if batch == 1 { csrMatrix.forward(batch: 1, x, into: y) } else {
+                                        csrMatrix.forwardColumns(x, ldX: batch, columns: batch, into: y, ldY: batch)
+                                    }
+                                }),
                                 ("structured", dense(kept, rows: activeRows)),
                             ]
                             for (name, kernel) in kernels {

@@ -17,23 +17,83 @@ import Testing
         return (try CondensedLinear(name: "l", weight: weight, mask: mask, bias: bias), weight, mask)
     }
 
-    @Test(arguments: [1, 3, 16, 64, 70, 130])
+    /// Largest `|a − b| / max(1, |b|)`.
+    func worst(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+    }
+
+    /// Shapes covering 64- and 32-column tiles, partial input blocks, 16- and 32-bit indices.
+    let shapes = [(40, 96, 10), (33, 300, 17), (21, 1500, 40), (8, 70_000, 5)]
+
+    // Batches hit every column path: 64- or 32-wide tiles, 16-wide, single columns.
+    @Test(arguments: [1, 3, 16, 20, 50, 64, 70, 130])
     func kernelsEqualTheReference(batch: Int) throws {
         for threads in [1, 2] {
-            for (rows, columns, k) in [(40, 96, 10), (33, 300, 17), (8, 70_000, 5)] {
+            for (rows, columns, k) in shapes {
                 let (c, _, _) = try layer(rows: rows, columns: columns, k: k, ablated: [0, 5], seed: UInt64(rows))
                 let x = randomTensor([batch, columns], seed: 9).storage
                 let fast = Parallel.withThreads(threads) { c.forward(x, batch: batch) }
                 let slow = c.referenceForward(x, batch: batch)
-                let worst = zip(fast, slow).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-                #expect(worst < 1e-5, "\(rows)x\(columns) k=\(k) batch \(batch) threads \(threads): \(worst)")
+                #expect(worst(fast, slow) < 1e-5, "\(rows)x\(columns) k=\(k) batch \(batch) threads \(threads)")
                 // Ablated neurons output their bias.
                 #expect(fast[5] == c.bias[5] && fast[0] == c.bias[0])
             }
         }
     }
 
-    @Test(arguments: [1, 20, 64, 100])
+    @Test func batchOnePathsAgree() throws {
+        for (rows, columns, k) in shapes {
+            let (c, _, _) = try layer(rows: rows, columns: columns, k: k, ablated: [0, 5], seed: UInt64(columns))
+            let x = randomTensor([1, columns], seed: 3).storage
+            let slow = c.referenceForward(x, batch: 1)
+            var gather = [Float](repeating: 0, count: rows)
+            x.withUnsafeBufferPointer { c.forwardOne($0.baseAddress!, into: &gather, laneBlocks: false) }
+            #expect(worst(gather, slow) < 1e-5, "gather-dot \(rows)x\(columns)")
+            // The lane-block layout, in plain C and (where the CPU has it) AVX-512.
+            let plan = LaneBlockPlan(inputFeatures: columns, rows: c.activeRows.count, fanIn: k,
+                                     values: c.values, indices: c.indices)
+            var kernels = [true]
+            if LaneBlockPlan.isSupported { kernels.append(false) }
+            for portable in kernels {
+                var out = [Float](repeating: .nan, count: plan.groups * LaneBlockPlan.lanes)
+                x.withUnsafeBufferPointer { plan.forward($0.baseAddress!, groups: 0..<plan.groups, into: &out, portable: portable) }
+                var y = c.bias
+                for (r, row) in c.activeRows.enumerated() { y[Int(row)] += out[r] }
+                #expect(worst(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable)")
+                #expect(out[c.activeRows.count...].allSatisfy { $0 == 0 }, "lanes past the last neuron stay 0")
+            }
+        }
+    }
+
+    @Test func laneBlockLayoutByHand() {
+        // Row 0 reads inputs 1 and 65 (blocks 0 and 1), row 1 reads 2 and 3 (block 0).
+        let plan = LaneBlockPlan(inputFeatures: 70, rows: 2, fanIn: 2, values: [10, 11, 20, 21],
+                                 indices: CondensedIndices([1, 65, 2, 3], inputFeatures: 70))
+        #expect(plan.groups == 1 && plan.blocks == 2)
+        #expect(plan.slotCount == [2, 1] && plan.groupStart == [0, 3])
+        func lanes(_ slot: Int) -> ([Float], [UInt8]) {
+            (Array(plan.values[(slot * 16)..<(slot * 16 + 2)]), Array(plan.positions[(slot * 16)..<(slot * 16 + 2)]))
+        }
+        #expect(lanes(0) == ([10, 20], [1, 2]))
+        #expect(lanes(1) == ([0, 21], [0, 3]))   // lane 0 padded with a zero weight
+        #expect(lanes(2) == ([11, 0], [1, 0]))   // input 65 is position 1 of block 1
+        #expect(plan.fill == 4.0 / 48)
+    }
+
+    @Test func featureMajorColumnsEqualTheReference() throws {
+        // A row stride wider than the columns used, as in a convolution's column chunk.
+        let (c, _, _) = try layer(rows: 19, columns: 130, k: 9, ablated: [4], seed: 6)
+        let columns = 83, ld = 97
+        let x = randomTensor([130, ld], seed: 8).storage
+        var y = [Float](repeating: .nan, count: 19 * ld)
+        x.withUnsafeBufferPointer { c.forwardColumns($0.baseAddress!, ldCol: ld, columns: columns, into: &y, ldY: ld) }
+        for col in 0..<columns {
+            let slow = c.referenceForward((0..<130).map { x[$0 * ld + col] }, batch: 1)
+            #expect(worst((0..<19).map { y[$0 * ld + col] }, slow) < 1e-5, "column \(col)")
+        }
+    }
+
+    @Test(arguments: [1, 20, 64, 100, 290])
     func csrEqualsTheReference(batch: Int) throws {
         // An unstructured mask (rows of different lengths, one empty).
         var rng = Xoshiro256(seed: 4)
@@ -45,7 +105,7 @@ import Testing
         let bias = (0..<rows).map { _ in rng.normal() }
         let csr = CSRMatrix(weight: weight, mask: mask, bias: bias)
         let x = randomTensor([batch, columns], seed: 5).storage
-        let y = Parallel.withThreads(2) { csr.forward(x, batch: batch) }
+        let y = Parallel.withThreads(2) { csr.forward(x, batch: batch) }   // batch > 1 runs forwardColumns
         for b in 0..<batch {
             for r in 0..<rows {
                 var s = Double(bias[r])
