@@ -1,5 +1,14 @@
 #include "CSparseKernels.h"
 
+/// Adds group g's spilled weights: out[16 g + l] += Σ values[i] · x[indices[i]].
+static inline void add_spill(const DSLaneSpill *spill, int64_t g, const float *x, float *out) {
+    for (int64_t r = g * 16; r < g * 16 + 16 && r < spill->rows; r++) {
+        float s = 0;
+        for (int32_t i = spill->start[r]; i < spill->start[r + 1]; i++) s += spill->values[i] * x[spill->indices[i]];
+        out[r] += s;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -20,7 +29,7 @@ static inline __m512 lookup(const uint8_t *p, __m512 x0, __m512 x1, __m512 x2, _
 __attribute__((target("avx512f")))
 void ds_lane_blocks_gemv(const float *values, const uint8_t *positions, const uint8_t *slotCount,
                          const int64_t *groupStart, int64_t g0, int64_t g1, int64_t blocks,
-                         const float *x, int64_t features, float *out) {
+                         const float *x, int64_t features, const DSLaneSpill *spill, float *out) {
     for (int64_t g = g0; g < g1; g++) {
         const float *v = values + groupStart[g] * 16;
         const uint8_t *p = positions + groupStart[g] * 16;
@@ -56,6 +65,7 @@ void ds_lane_blocks_gemv(const float *values, const uint8_t *positions, const ui
             }
         }
         _mm512_storeu_ps(out + g * 16, _mm512_add_ps(a0, a1));
+        add_spill(spill, g, x, out);
     }
 }
 
@@ -65,15 +75,15 @@ int ds_lane_blocks_supported(void) { return 0; }
 
 void ds_lane_blocks_gemv(const float *values, const uint8_t *positions, const uint8_t *slotCount,
                          const int64_t *groupStart, int64_t g0, int64_t g1, int64_t blocks,
-                         const float *x, int64_t features, float *out) {
-    ds_lane_blocks_gemv_portable(values, positions, slotCount, groupStart, g0, g1, blocks, x, features, out);
+                         const float *x, int64_t features, const DSLaneSpill *spill, float *out) {
+    ds_lane_blocks_gemv_portable(values, positions, slotCount, groupStart, g0, g1, blocks, x, features, spill, out);
 }
 
 #endif
 
 void ds_lane_blocks_gemv_portable(const float *values, const uint8_t *positions, const uint8_t *slotCount,
                                   const int64_t *groupStart, int64_t g0, int64_t g1, int64_t blocks,
-                                  const float *x, int64_t features, float *out) {
+                                  const float *x, int64_t features, const DSLaneSpill *spill, float *out) {
     (void)features;   // every position, padding included, lies inside x
     for (int64_t g = g0; g < g1; g++) {
         const float *v = values + groupStart[g] * 16;
@@ -85,5 +95,6 @@ void ds_lane_blocks_gemv_portable(const float *values, const uint8_t *positions,
             }
         }
         for (int l = 0; l < 16; l++) out[g * 16 + l] = acc[l];
+        add_spill(spill, g, x, out);
     }
 }

@@ -167,8 +167,10 @@ public enum SparseKernels {
     @inline(__always)
     static func columns<I: FixedWidthInteger>(rows count: Int, columns: Int, features: Int, work: Int,
                                               x: UnsafePointer<Float>, ldX: Int, row: (Int, Int) -> Row<I>) {
-        let tile = UnsafeMutablePointer<Float>.allocate(capacity: max(features, 1) * 64)
-        defer { tile.deallocate() }
+        // Cache-line aligned, so no 64-byte load straddles two lines.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(features, 1) * 64 * 4, alignment: 64)
+        defer { raw.deallocate() }
+        let tile = raw.bindMemory(to: Float.self, capacity: max(features, 1) * 64)
         // 64-wide tiles while one stays well inside L2 (≤ 256 KB), 32-wide beyond.
         let wide = features <= 1024 ? 64 : 32
         var c = 0

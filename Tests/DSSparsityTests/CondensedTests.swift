@@ -50,16 +50,16 @@ import Testing
             x.withUnsafeBufferPointer { c.forwardOne($0.baseAddress!, into: &gather, laneBlocks: false) }
             #expect(worst(gather, slow) < 1e-5, "gather-dot \(rows)x\(columns)")
             // The lane-block layout, in plain C and (where the CPU has it) AVX-512.
-            let plan = LaneBlockPlan(inputFeatures: columns, rows: c.activeRows.count, fanIn: k,
-                                     values: c.values, indices: c.indices)
             var kernels = [true]
             if LaneBlockPlan.isSupported { kernels.append(false) }
-            for portable in kernels {
+            for (portable, spillLanes) in kernels.flatMap({ p in [0, 2, 16].map { (p, $0) } }) {
+                let plan = LaneBlockPlan(inputFeatures: columns, rows: c.activeRows.count, fanIn: k,
+                                         values: c.values, indices: c.indices, spillLanes: spillLanes)
                 var out = [Float](repeating: .nan, count: plan.groups * LaneBlockPlan.lanes)
                 x.withUnsafeBufferPointer { plan.forward($0.baseAddress!, groups: 0..<plan.groups, into: &out, portable: portable) }
                 var y = c.bias
                 for (r, row) in c.activeRows.enumerated() { y[Int(row)] += out[r] }
-                #expect(worst(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable)")
+                #expect(worst(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable), spill \(spillLanes)")
                 #expect(out[c.activeRows.count...].allSatisfy { $0 == 0 }, "lanes past the last neuron stay 0")
             }
         }
@@ -68,7 +68,7 @@ import Testing
     @Test func laneBlockLayoutByHand() {
         // Row 0 reads inputs 1 and 65 (blocks 0 and 1), row 1 reads 2 and 3 (block 0).
         let plan = LaneBlockPlan(inputFeatures: 70, rows: 2, fanIn: 2, values: [10, 11, 20, 21],
-                                 indices: CondensedIndices([1, 65, 2, 3], inputFeatures: 70))
+                                 indices: CondensedIndices([1, 65, 2, 3], inputFeatures: 70), spillLanes: 0)
         #expect(plan.groups == 1 && plan.blocks == 2)
         #expect(plan.slotCount == [2, 1] && plan.groupStart == [0, 3])
         func lanes(_ slot: Int) -> ([Float], [UInt8]) {
@@ -77,7 +77,17 @@ import Testing
         #expect(lanes(0) == ([10, 20], [1, 2]))
         #expect(lanes(1) == ([0, 21], [0, 3]))   // lane 0 padded with a zero weight
         #expect(lanes(2) == ([11, 0], [1, 0]))   // input 65 is position 1 of block 1
-        #expect(plan.fill == 4.0 / 48)
+        #expect(plan.fill == 4.0 / 48 && plan.spillValues.isEmpty)
+        // Letting one lane per cell spill: block 0 keeps 1 slot (row 1's second weight
+        // spills), block 1 keeps none (row 0's only weight there spills).
+        let spilling = LaneBlockPlan(inputFeatures: 70, rows: 2, fanIn: 2, values: [10, 11, 20, 21],
+                                     indices: CondensedIndices([1, 65, 2, 3], inputFeatures: 70), spillLanes: 1)
+        #expect(spilling.slotCount == [1, 0] && spilling.groupStart == [0, 1])
+        #expect(spilling.spillStart == [0, 1, 2] && spilling.spillValues == [11, 21] && spilling.spillIndices == [65, 3])
+        let x = (0..<70).map { Float($0) }
+        var out = [Float](repeating: .nan, count: 16)
+        x.withUnsafeBufferPointer { spilling.forward($0.baseAddress!, groups: 0..<1, into: &out) }
+        #expect(out[0] == 10 * 1 + 11 * 65 && out[1] == 20 * 2 + 21 * 3)
     }
 
     @Test func featureMajorColumnsEqualTheReference() throws {

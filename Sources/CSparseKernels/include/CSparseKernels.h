@@ -2,6 +2,15 @@
 #define CSPARSEKERNELS_H
 #include <stdint.h>
 
+/// The weights a lane-block layout keeps outside its slots: neuron r's are
+/// values/indices[start[r] ..< start[r + 1]] for r < rows (indices into x).
+typedef struct {
+    const int32_t *start;
+    const float *values;
+    const int32_t *indices;
+    int64_t rows;
+} DSLaneSpill;
+
 /// 1 when this CPU runs the AVX-512 lane-block kernel, else 0 (callers then use the
 /// Swift gather-dot).
 int ds_lane_blocks_supported(void);
@@ -11,14 +20,14 @@ int ds_lane_blocks_supported(void);
 ///   out[16 g + l] = Σ_b Σ_{t < slotCount[g, b]} values[s, l] · x[64 b + positions[s, l]]
 /// where s runs over the cell's slots from groupStart[g]; `values`/`positions` are
 /// [slots, 16], `slotCount` is [groups, blocks], `x` has `features` entries (the last
-/// block may be partial).
+/// block may be partial), plus each neuron's spilled weights.
 void ds_lane_blocks_gemv(const float *values, const uint8_t *positions, const uint8_t *slotCount,
                          const int64_t *groupStart, int64_t g0, int64_t g1, int64_t blocks,
-                         const float *x, int64_t features, float *out);
+                         const float *x, int64_t features, const DSLaneSpill *spill, float *out);
 
 /// The same product in plain C, on every CPU (the reference for the AVX-512 kernel).
 void ds_lane_blocks_gemv_portable(const float *values, const uint8_t *positions, const uint8_t *slotCount,
                                   const int64_t *groupStart, int64_t g0, int64_t g1, int64_t blocks,
-                                  const float *x, int64_t features, float *out);
+                                  const float *x, int64_t features, const DSLaneSpill *spill, float *out);
 
 #endif
