@@ -161,50 +161,74 @@ public enum SparseKernels {
     /// `y[row r][0..<columns]` for the `count` rows of a sparse matrix given by `row(r, c)`
     /// (its weights, bias and output at column `c`), from `x [features, ldX]`.
     ///
-    /// Each block of 64 (then 16, then 1) columns is first copied into a packed
+    /// Each block of 64 or 32 (then 16, then 1) columns is first copied into a packed
     /// `[features][width]` tile: rows of `x` a power-of-two stride apart would map to a
-    /// few cache sets and evict each other. Rows are split over `Parallel.threads`.
+    /// few cache sets and evict each other. With as many blocks as threads, each thread
+    /// takes whole blocks (its own tile, in its own core's cache); else the rows of each
+    /// block are split over the threads.
     @inline(__always)
     static func columns<I: FixedWidthInteger>(rows count: Int, columns: Int, features: Int, work: Int,
                                               x: UnsafePointer<Float>, ldX: Int, row: (Int, Int) -> Row<I>) {
-        // Cache-line aligned, so no 64-byte load straddles two lines.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(features, 1) * 64 * 4, alignment: 64)
-        defer { raw.deallocate() }
-        let tile = raw.bindMemory(to: Float.self, capacity: max(features, 1) * 64)
         // 64-wide tiles while one stays well inside L2 (≤ 256 KB), 32-wide beyond.
         let wide = features <= 1024 ? 64 : 32
+        var blocks: [(start: Int, width: Int)] = []
         var c = 0
         while c < columns {
             let width = columns - c >= wide ? wide : columns - c >= 16 ? 16 : 1
-            for f in 0..<features { (tile + f &* width).update(from: x + (f &* ldX &+ c), count: width) }
-            let c0 = c
-            Parallel.forRanges(count, work: work * width / max(columns, 1)) { range in
-                switch width {
-                case 64:
-                    var r = range.lowerBound
-                    while r &+ 2 <= range.upperBound {
-                        block64(row(r, c0), row(r &+ 1, c0), tile, 64)
-                        r &+= 2
-                    }
-                    if r < range.upperBound { block64(row(r, c0), tile, 64) }
-                case 32:
-                    var r = range.lowerBound
-                    while r &+ 4 <= range.upperBound {
-                        block32((row(r, c0), row(r &+ 1, c0), row(r &+ 2, c0), row(r &+ 3, c0)), tile)
-                        r &+= 4
-                    }
-                    while r < range.upperBound {   // the last rows, 16 columns at a time
-                        block16(row(r, c0), tile, 32)
-                        block16(row(r, c0 &+ 16), tile + 16, 32)
-                        r &+= 1
-                    }
-                case 16:
-                    for r in range { block16(row(r, c0), tile, 16) }
-                default:
-                    for r in range { column(row(r, c0), tile, 1) }
+            blocks.append((c, width))
+            c += width
+        }
+        func pack(_ b: (start: Int, width: Int), into tile: UnsafeMutablePointer<Float>) {
+            for f in 0..<features { (tile + f &* b.width).update(from: x + (f &* ldX &+ b.start), count: b.width) }
+        }
+        /// Rows `range` of block `b`, from its packed tile.
+        @inline(__always)
+        func run(_ b: (start: Int, width: Int), rows range: Range<Int>, tile: UnsafeMutablePointer<Float>) {
+            let (c0, width) = b
+            switch width {
+            case 64:
+                var r = range.lowerBound
+                while r &+ 2 <= range.upperBound {
+                    block64(row(r, c0), row(r &+ 1, c0), tile, 64)
+                    r &+= 2
+                }
+                if r < range.upperBound { block64(row(r, c0), tile, 64) }
+            case 32:
+                var r = range.lowerBound
+                while r &+ 4 <= range.upperBound {
+                    block32((row(r, c0), row(r &+ 1, c0), row(r &+ 2, c0), row(r &+ 3, c0)), tile)
+                    r &+= 4
+                }
+                while r < range.upperBound {   // the last rows, 16 columns at a time
+                    block16(row(r, c0), tile, 32)
+                    block16(row(r, c0 &+ 16), tile + 16, 32)
+                    r &+= 1
+                }
+            case 16:
+                for r in range { block16(row(r, c0), tile, 16) }
+            default:
+                for r in range { column(row(r, c0), tile, 1) }
+            }
+        }
+        /// A cache-line aligned tile, so no 64-byte load straddles two lines.
+        func withTile(_ body: (UnsafeMutablePointer<Float>) -> Void) {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(features, 1) * 64 * 4, alignment: 64)
+            defer { raw.deallocate() }
+            body(raw.bindMemory(to: Float.self, capacity: max(features, 1) * 64))
+        }
+        if blocks.count >= Parallel.threads {
+            Parallel.forRanges(blocks.count, work: work) { range in
+                withTile { tile in
+                    for b in range { pack(blocks[b], into: tile); run(blocks[b], rows: 0..<count, tile: tile) }
                 }
             }
-            c += width
+        } else {
+            withTile { tile in
+                for b in blocks {
+                    pack(b, into: tile)
+                    Parallel.forRanges(count, work: work * b.width / max(columns, 1)) { run(b, rows: $0, tile: tile) }
+                }
+            }
         }
     }
 }
@@ -255,7 +279,8 @@ extension CondensedLinear {
                 let lanes = LaneBlockPlan.lanes
                 let out = UnsafeMutablePointer<Float>.allocate(capacity: plan.groups * lanes)
                 defer { out.deallocate() }
-                Parallel.forRanges(plan.groups, work: m * k * 4) { plan.forward(x, groups: $0, into: out) }
+                // Below about a million weights the pass ends before a second thread wakes up.
+                Parallel.forRanges(plan.groups, work: m * k / 16) { plan.forward(x, groups: $0, into: out) }
                 for r in 0..<m { y[Int(rows[r])] += out[r] }
                 return
             }
