@@ -36,7 +36,7 @@ public struct CSRMatrix {
         values.withUnsafeBufferPointer { pv in
             columnIndex.withUnsafeBufferPointer { pc in
                 rowStart.withUnsafeBufferPointer { ps in
-                    Parallel.forRanges(rows, work: values.count * 4) { range in
+                    Parallel.forRanges(rows, work: SparseKernels.batchOneWork(weights: values.count)) { range in
                         for r in range {
                             let s = Int(ps[r]), n = Int(ps[r + 1]) - s
                             y[r] = bias[r] + SparseKernels.gatherDot(pv.baseAddress! + s, pc.baseAddress! + s, x, n)

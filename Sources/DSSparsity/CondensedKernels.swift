@@ -30,6 +30,11 @@ public enum SparseKernels {
         return s
     }
 
+    /// The `work` estimate for a batch-1 pass over `weights` weights: below about a
+    /// million weights the pass ends before a second thread is awake (measured: two
+    /// threads slower than one on 236k weights), so it stays on one.
+    static func batchOneWork(weights: Int) -> Int { weights / 16 }
+
     /// One output row's stored weights: `count` values and the input rows they read.
     struct Row<I: FixedWidthInteger> {
         var values: UnsafePointer<Float>
@@ -279,8 +284,9 @@ extension CondensedLinear {
                 let lanes = LaneBlockPlan.lanes
                 let out = UnsafeMutablePointer<Float>.allocate(capacity: plan.groups * lanes)
                 defer { out.deallocate() }
-                // Below about a million weights the pass ends before a second thread wakes up.
-                Parallel.forRanges(plan.groups, work: m * k / 16) { plan.forward(x, groups: $0, into: out) }
+                Parallel.forRanges(plan.groups, work: SparseKernels.batchOneWork(weights: m * k)) {
+                    plan.forward(x, groups: $0, into: out)
+                }
                 for r in 0..<m { y[Int(rows[r])] += out[r] }
                 return
             }
@@ -295,7 +301,7 @@ extension CondensedLinear {
                                                  _ rows: UnsafePointer<Int32>, _ idx: UnsafePointer<I>) {
         let m = activeRows.count, k = fanIn
         values.withUnsafeBufferPointer { pv in
-            Parallel.forRanges(m, work: m * k * 4) { range in
+            Parallel.forRanges(m, work: SparseKernels.batchOneWork(weights: m * k)) { range in
                 for r in range {
                     y[Int(rows[r])] += SparseKernels.gatherDot(pv.baseAddress! + r &* k, idx + r &* k, x, k)
                 }
