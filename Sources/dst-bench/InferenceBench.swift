@@ -74,22 +74,32 @@ struct InferenceBench: ParsableCommand {
                                 }),
                                 ("structured", dense(kept, rows: activeRows)),
                             ]
+                            // Outputs first, each checked against dense; then the timing.
+                            var errors: [Double] = []
                             for (name, kernel) in kernels {
                                 var y = [Float](repeating: 0, count: batch * nOut)
-                                let median = x.withUnsafeBufferPointer { px in
-                                    y.withUnsafeMutableBufferPointer { py in
-                                        time { kernel(px.baseAddress!, py.baseAddress!) }
-                                    }
+                                x.withUnsafeBufferPointer { px in
+                                    y.withUnsafeMutableBufferPointer { kernel(px.baseAddress!, $0.baseAddress!) }
                                 }
                                 if name == "dense" { reference = y }
                                 // max |y − dense| / max |dense| over the output.
                                 let scale = max(reference.map { abs($0) }.max() ?? 1, 1e-12)
-                                let err = (zip(y, reference).map { abs($0 - $1) }.max() ?? 0) / scale
+                                let err = Double((zip(y, reference).map { abs($0 - $1) }.max() ?? 0) / scale)
                                 guard err < 1e-3 else {
                                     throw ValidationError("\(name) \(shape) s=\(sparsity) b=\(batch): output differs from dense (\(err))")
                                 }
+                                errors.append(err)
+                            }
+                            var y = [Float](repeating: 0, count: batch * nOut)
+                            let medians = x.withUnsafeBufferPointer { px in
+                                y.withUnsafeMutableBufferPointer { py in
+                                    let (xp, yp) = (px.baseAddress!, py.baseAddress!)
+                                    return time(kernels.map { kernel in { kernel.1(xp, yp) } })
+                                }
+                            }
+                            for (i, (name, _)) in kernels.enumerated() {
                                 let line = String(format: "%d,%d,%.2f,%d,%d,%@,%.2f,%.2e", nOut, nIn, sparsity, batch, t,
-                                                  name, median * 1e6, err)
+                                                  name, medians[i] * 1e6, errors[i])
                                 lines.append(line)
                                 print(line)
                             }
@@ -103,16 +113,26 @@ struct InferenceBench: ParsableCommand {
         try FileReading.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: csv)
     }
 
-    /// Median seconds of `body` over repeats filling about `seconds`, after warm-up.
-    func time(_ body: () -> Void) -> Double {
-        for _ in 0..<3 { body() }
-        let probe = Date(); body()
-        let once = max(Date().timeIntervalSince(probe), 1e-7)
-        let repeats = max(5, min(1000, Int(seconds / once)))
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            let t = Date(); body(); times.append(Date().timeIntervalSince(t))
+    /// Median seconds per call of each body. The bodies take turns in `rounds` bursts
+    /// (each burst warms up first), so a slow spell on this shared machine hits them
+    /// all alike, while each still runs with its own data in cache.
+    func time(_ bodies: [() -> Void], rounds: Int = 5) -> [Double] {
+        var samples = [[Double]](repeating: [], count: bodies.count)
+        var perBurst = [Int](repeating: 0, count: bodies.count)
+        for (i, body) in bodies.enumerated() {
+            body()
+            let probe = Date(); body()
+            let once = max(Date().timeIntervalSince(probe), 1e-7)
+            perBurst[i] = max(3, min(400, Int(seconds / Double(rounds) / once)))
         }
-        return times.sorted()[repeats / 2]
+        for _ in 0..<rounds {
+            for (i, body) in bodies.enumerated() {
+                for _ in 0..<2 { body() }
+                for _ in 0..<perBurst[i] {
+                    let t = Date(); body(); samples[i].append(Date().timeIntervalSince(t))
+                }
+            }
+        }
+        return samples.map { $0.sorted()[$0.count / 2] }
     }
 }
