@@ -38,6 +38,12 @@ struct InferenceBench: ParsableCommand {
                 let weight = (0..<(nOut * nIn)).map { mask.active[$0] ? rng.normal() : 0 }
                 let condensed = try CondensedLinear(name: shape.description, weight: weight, mask: mask, bias: nil)
                 let csrMatrix = CSRMatrix(weight: weight, mask: mask, bias: nil)
+                if let plan = condensed.laneBlockPlan {
+                    let slots = plan.values.count / LaneBlockPlan.lanes
+                    let bytes = slots * (LaneBlockPlan.lanes * 5) + plan.spillValues.count * 8
+                    print(String(format: "# %@ s=%.2f lane blocks: %d slots, fill %.2f, %d spilled weights, %.2f MB read at batch 1",
+                                 String(shape), sparsity, slots, plan.fill, plan.spillValues.count, Double(bytes) / 1e6))
+                }
                 let kept = (0..<activeRows).flatMap { r in weight[(r * nIn)..<((r + 1) * nIn)] }
                 for batch in batches.split(separator: ",").compactMap({ Int($0) }) {
                     let x = (0..<(batch * nIn)).map { _ in rng.normal() }
