@@ -287,7 +287,9 @@ extension CondensedLinear {
                 Parallel.forRanges(plan.groups, work: SparseKernels.batchOneWork(weights: m * k)) {
                     plan.forward(x, groups: $0, into: out)
                 }
-                for r in 0..<m { y[Int(rows[r])] += out[r] }
+                plan.laneRows.withUnsafeBufferPointer { lane in
+                    for p in 0..<m { y[Int(rows[Int(lane[p])])] += out[p] }
+                }
                 return
             }
             switch indices {

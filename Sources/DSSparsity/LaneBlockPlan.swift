@@ -1,4 +1,5 @@
 import CSparseKernels
+import DSCore
 
 /// The batch-1 execution layout of a condensed layer, derived from its values and
 /// indices (never stored in an export file).
@@ -40,34 +41,38 @@ public struct LaneBlockPlan: Equatable {
     public let values: AlignedFloats
     /// `[slots, 16]` positions inside the cell's input block.
     public let positions: [UInt8]
-    /// `[m + 1]`: neuron `r`'s spilled weights are `spillStart[r]..<spillStart[r + 1]`.
+    /// `[m]`: the row of `values [m, k]` at each lane position (`16 g + l`), the order
+    /// of `out` in `forward`.
+    public let laneRows: [Int32]
+    /// `[m + 1]`: lane position `p`'s spilled weights are `spillStart[p]..<spillStart[p + 1]`.
     public let spillStart: [Int32]
     public let spillValues: [Float]
     /// Input positions (in `0..<inputFeatures`) of the spilled weights.
     public let spillIndices: [Int32]
 
-    /// Lays out `values [m, k]` / `indices [m, k]` (row `r` = lane `r % 16` of group
-    /// `r / 16`); in each cell at most `spillLanes` lanes spill.
+    /// Lays out `values [m, k]` / `indices [m, k]`; in each cell at most `spillLanes`
+    /// lanes spill. With `regroup`, rows are first assigned to lanes so that rows busy in
+    /// the same blocks share a group (fewer padded slots); else row `r` is lane position `r`.
     public init(inputFeatures: Int, rows m: Int, fanIn k: Int, values: [Float], indices: CondensedIndices,
-                spillLanes: Int = 2) {
+                spillLanes: Int = 2, regroup: Bool = true) {
         let lanes = Self.lanes, width = Self.blockWidth
         self.inputFeatures = inputFeatures
         weights = m * k
         let groups = (m + lanes - 1) / lanes, blocks = (inputFeatures + width - 1) / width
         self.groups = groups; self.blocks = blocks
+        var counts = [Int32](repeating: 0, count: m * blocks)   // [row, block]
+        for r in 0..<m {
+            for i in 0..<k { counts[r * blocks + indices[r * k + i] / width] += 1 }
+        }
+        let order = regroup ? Self.groupRows(counts: counts, rows: m, blocks: blocks, spillLanes: spillLanes)
+                            : (0..<(groups * lanes)).map { $0 < m ? $0 : -1 }
         var slotCount = [UInt8](repeating: 0, count: groups * blocks)
         var groupStart: [Int64] = [0]
-        var laneCount = [Int](repeating: 0, count: lanes * blocks)   // [lane, block] of one group
         for g in 0..<groups {
-            laneCount = [Int](repeating: 0, count: lanes * blocks)
-            for r in (g * lanes)..<min(m, (g + 1) * lanes) {
-                for i in 0..<k { laneCount[(r - g * lanes) * blocks + indices[r * k + i] / width] += 1 }
-            }
             var slots = 0
             for b in 0..<blocks {
-                // The (spillLanes + 1)-th busiest lane sets the cell's slots.
-                let counts = (0..<lanes).map { laneCount[$0 * blocks + b] }.sorted(by: >)
-                let kept = counts[min(spillLanes, lanes - 1)]
+                let kept = Self.keptSlots(counts, order[(g * lanes)..<((g + 1) * lanes)], block: b, blocks: blocks,
+                                          spillLanes: spillLanes)
                 slotCount[g * blocks + b] = UInt8(kept)
                 slots += kept
             }
@@ -83,8 +88,8 @@ public struct LaneBlockPlan: Equatable {
             var slot = Int(groupStart[g])
             for b in 0..<blocks { cellStart[b] = slot; slot += Int(slotCount[g * blocks + b]) }
             filled = [Int](repeating: 0, count: lanes * blocks)
-            for r in (g * lanes)..<min(m, (g + 1) * lanes) {
-                let lane = r - g * lanes
+            for lane in 0..<lanes where order[g * lanes + lane] >= 0 {
+                let r = order[g * lanes + lane]
                 for i in 0..<k {
                     let f = indices[r * k + i], b = f / width
                     let t = filled[lane * blocks + b]
@@ -103,12 +108,54 @@ public struct LaneBlockPlan: Equatable {
         self.slotCount = slotCount; self.groupStart = groupStart
         self.values = AlignedFloats(planValues); self.positions = planPositions
         self.spillStart = spillStart; self.spillValues = spillValues; self.spillIndices = spillIndices
+        laneRows = order.prefix(m).map { Int32($0) }
+    }
+
+    /// Slots of one cell: the `(spillLanes + 1)`-th largest count among the group's rows
+    /// (`-1` = an empty lane) in `block`.
+    static func keptSlots(_ counts: [Int32], _ rows: ArraySlice<Int>, block b: Int, blocks: Int, spillLanes: Int) -> Int {
+        var top = [Int32](repeating: 0, count: min(spillLanes, lanes - 1) + 1)   // descending
+        for r in rows where r >= 0 {
+            var c = counts[r * blocks + b]
+            for j in 0..<top.count where c > top[j] { swap(&c, &top[j]) }
+        }
+        return Int(top[top.count - 1])
+    }
+
+    /// Rows in lane order (`-1` for the empty lanes at the end of the last group): a local search
+    /// that swaps two rows of different groups whenever the two groups' slots do not
+    /// grow, `16 m` proposals from a fixed seed, so a layer always gets the same layout.
+    static func groupRows(counts: [Int32], rows m: Int, blocks: Int, spillLanes: Int) -> [Int] {
+        let groups = (m + lanes - 1) / lanes, size = groups * lanes
+        var order = (0..<size).map { $0 < m ? $0 : -1 }
+        guard groups > 1 else { return order }
+        func cost(_ g: Int) -> Int {
+            (0..<blocks).reduce(0) { $0 + keptSlots(counts, order[(g * lanes)..<((g + 1) * lanes)], block: $1,
+                                                    blocks: blocks, spillLanes: spillLanes) }
+        }
+        var groupCost = (0..<groups).map(cost)
+        var rng = Xoshiro256(seed: 0x1a9e)
+        for _ in 0..<(16 * m) {
+            // Rows only, so the empty lanes stay at the end (past lane position m).
+            let p = rng.index(below: m), q = rng.index(below: m)
+            let (g, h) = (p / lanes, q / lanes)
+            guard g != h else { continue }
+            order.swapAt(p, q)
+            let (cg, ch) = (cost(g), cost(h))
+            if cg + ch <= groupCost[g] + groupCost[h] {
+                groupCost[g] = cg; groupCost[h] = ch
+            } else {
+                order.swapAt(p, q)
+            }
+        }
+        return order
     }
 
     /// Weights held in slots over slot capacity (1 = no padding).
     public var fill: Double { values.isEmpty ? 1 : Double(weights - spillValues.count) / Double(values.count) }
 
-    /// `out [16 · groups]` for groups in `range` (lanes past `m` get 0): the AVX-512
+    /// `out [16 · groups]` for groups in `range`, by lane position (row `laneRows[p]`;
+    /// lanes past `m` get 0): the AVX-512
     /// kernel, or with `portable` the plain C loop over the same layout.
     public func forward(_ x: UnsafePointer<Float>, groups range: Range<Int>, into out: UnsafeMutablePointer<Float>,
                         portable: Bool = false) {

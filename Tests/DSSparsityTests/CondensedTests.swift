@@ -52,14 +52,16 @@ import Testing
             // The lane-block layout, in plain C and (where the CPU has it) AVX-512.
             var kernels = [true]
             if LaneBlockPlan.isSupported { kernels.append(false) }
-            for (portable, spillLanes) in kernels.flatMap({ p in [0, 2, 16].map { (p, $0) } }) {
+            let layouts = [(0, true), (2, true), (16, true), (2, false)]   // (spilling lanes, regroup)
+            for (portable, (spillLanes, regroup)) in kernels.flatMap({ p in layouts.map { (p, $0) } }) {
                 let plan = LaneBlockPlan(inputFeatures: columns, rows: c.activeRows.count, fanIn: k,
-                                         values: c.values, indices: c.indices, spillLanes: spillLanes)
+                                         values: c.values, indices: c.indices, spillLanes: spillLanes, regroup: regroup)
                 var out = [Float](repeating: .nan, count: plan.groups * LaneBlockPlan.lanes)
                 x.withUnsafeBufferPointer { plan.forward($0.baseAddress!, groups: 0..<plan.groups, into: &out, portable: portable) }
                 var y = c.bias
-                for (r, row) in c.activeRows.enumerated() { y[Int(row)] += out[r] }
-                #expect(worst(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable), spill \(spillLanes)")
+                for (p, r) in plan.laneRows.enumerated() { y[Int(c.activeRows[Int(r)])] += out[p] }
+                #expect(plan.laneRows.sorted() == (0..<Int32(c.activeRows.count)).map { $0 }, "lanes hold every row once")
+                #expect(worst(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable), spill \(spillLanes), regroup \(regroup)")
                 #expect(out[c.activeRows.count...].allSatisfy { $0 == 0 }, "lanes past the last neuron stay 0")
             }
         }
@@ -88,6 +90,15 @@ import Testing
         var out = [Float](repeating: .nan, count: 16)
         x.withUnsafeBufferPointer { spilling.forward($0.baseAddress!, groups: 0..<1, into: &out) }
         #expect(out[0] == 10 * 1 + 11 * 65 && out[1] == 20 * 2 + 21 * 3)
+    }
+
+    @Test func regroupingRowsIntoLanesSavesSlots() throws {
+        let (c, _, _) = try layer(rows: 256, columns: 640, k: 64, seed: 12)
+        func slots(_ regroup: Bool) -> Int {
+            LaneBlockPlan(inputFeatures: 640, rows: 256, fanIn: 64, values: c.values, indices: c.indices,
+                          regroup: regroup).values.count / LaneBlockPlan.lanes
+        }
+        #expect(slots(true) < slots(false))
     }
 
     @Test func featureMajorColumnsEqualTheReference() throws {
