@@ -19,8 +19,9 @@ import DSCore
 /// Lanes with fewer weights are padded with zero weights at position 0.
 ///
 /// `out[16 g + l] = Σ_b Σ_t values[slot, l] · x[64 b + positions[slot, l]]
-///                 + Σ_i spillValues[i] · x[spillIndices[i]]` (neuron `r = 16 g + l`'s spill),
-/// run by the AVX-512 kernel in `CSparseKernels`.
+///                 + Σ_i spillValues[i] · x[spillIndices[i]]` (over lane position
+/// `16 g + l`'s spill; `laneRows` maps positions to rows), run by the AVX-512 kernel in
+/// `CSparseKernels`.
 public struct LaneBlockPlan: Equatable {
     public static let lanes = 16
     public static let blockWidth = 64
