@@ -1,11 +1,9 @@
 #include "CSparseKernels.h"
 
-/// Adds group g's spilled weights: out[16 g + l] += Σ values[i] · x[indices[i]].
+/// Adds group g's spilled weights to its 16 outputs.
 static inline void add_spill(const DSLaneSpill *spill, int64_t g, const float *x, float *out) {
-    for (int64_t r = g * 16; r < g * 16 + 16 && r < spill->rows; r++) {
-        float s = 0;
-        for (int32_t i = spill->start[r]; i < spill->start[r + 1]; i++) s += spill->values[i] * x[spill->indices[i]];
-        out[r] += s;
+    for (int64_t e = spill->start[g]; e < spill->start[g + 1]; e++) {
+        out[g * 16 + spill->lanes[e]] += spill->values[e] * x[spill->indices[e]];
     }
 }
 
@@ -24,6 +22,13 @@ static inline __m512 lookup(const uint8_t *p, __m512 x0, __m512 x1, __m512 x2, _
     __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
     __mmask16 high = _mm512_test_epi32_mask(q, _mm512_set1_epi32(32));
     return _mm512_mask_blend_ps(high, _mm512_permutex2var_ps(x0, q, x1), _mm512_permutex2var_ps(x2, q, x3));
+}
+
+/// acc + values[e] · x[indices[e]] in lane lanes[e] only.
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 spill_fma(const DSLaneSpill *spill, int64_t e, const float *x, __m512 acc) {
+    __mmask16 lane = (__mmask16)(1u << spill->lanes[e]);
+    return _mm512_mask3_fmadd_ps(_mm512_set1_ps(spill->values[e]), _mm512_set1_ps(x[spill->indices[e]]), acc, lane);
 }
 
 __attribute__((target("avx512f")))
@@ -64,8 +69,17 @@ void ds_lane_blocks_gemv(const float *values, const uint8_t *positions, const ui
                 v += 16; p += 16;
             }
         }
-        _mm512_storeu_ps(out + g * 16, _mm512_add_ps(a0, a1));
-        add_spill(spill, g, x, out);
+        // Spilled weights: one masked FMA each into the weight's lane, over four
+        // accumulators so consecutive FMAs do not wait on each other.
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+        int64_t e = spill->start[g], end = spill->start[g + 1];
+        for (; e + 4 <= end; e += 4) {
+            s0 = spill_fma(spill, e, x, s0); s1 = spill_fma(spill, e + 1, x, s1);
+            s2 = spill_fma(spill, e + 2, x, s2); s3 = spill_fma(spill, e + 3, x, s3);
+        }
+        for (; e < end; e++) s0 = spill_fma(spill, e, x, s0);
+        __m512 spilled = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        _mm512_storeu_ps(out + g * 16, _mm512_add_ps(_mm512_add_ps(a0, a1), spilled));
     }
 }
 

@@ -14,9 +14,10 @@ import DSCore
 ///
 /// The kernel streams the slots at memory speed, so padding is what it pays for. A
 /// cell has as many slots as its busiest lane, except that up to `spillLanes` lanes
-/// busier than the rest keep their extra weights in a per-neuron spill list, summed by
-/// scalar loads: a slot padded for one or two lanes costs more than their loads.
-/// Lanes with fewer weights are padded with zero weights at position 0.
+/// busier than the rest keep their extra weights in the group's spill list, each added
+/// to its lane by one masked FMA with a scalar load of its input: a slot padded for one
+/// or two lanes costs more than their loads. Lanes with fewer weights are padded with
+/// zero weights at position 0.
 ///
 /// `out[16 g + l] = Σ_b Σ_t values[slot, l] · x[64 b + positions[slot, l]]
 ///                 + Σ_i spillValues[i] · x[spillIndices[i]]` (over lane position
@@ -45,8 +46,10 @@ public struct LaneBlockPlan: Equatable {
     /// `[m]`: the row of `values [m, k]` at each lane position (`16 g + l`), the order
     /// of `out` in `forward`.
     public let laneRows: [Int32]
-    /// `[m + 1]`: lane position `p`'s spilled weights are `spillStart[p]..<spillStart[p + 1]`.
-    public let spillStart: [Int32]
+    /// `[groups + 1]`: group `g`'s spilled weights are `spillStart[g]..<spillStart[g + 1]`,
+    /// each for lane `spillLanes[i]` of the group.
+    public let spillStart: [Int64]
+    public let spillLanes: [UInt8]
     public let spillValues: [Float]
     /// Input positions (in `0..<inputFeatures`) of the spilled weights.
     public let spillIndices: [Int32]
@@ -82,7 +85,7 @@ public struct LaneBlockPlan: Equatable {
         let total = Int(groupStart[groups])
         var planValues = [Float](repeating: 0, count: total * lanes)
         var planPositions = [UInt8](repeating: 0, count: total * lanes)
-        var spillStart: [Int32] = [0], spillValues: [Float] = [], spillIndices: [Int32] = []
+        var spillStart: [Int64] = [0], spillLanes: [UInt8] = [], spillValues: [Float] = [], spillIndices: [Int32] = []
         var cellStart = [Int](repeating: 0, count: blocks)
         var filled = [Int](repeating: 0, count: lanes * blocks)
         for g in 0..<groups {
@@ -99,16 +102,18 @@ public struct LaneBlockPlan: Equatable {
                         planValues[(cellStart[b] + t) * lanes + lane] = values[r * k + i]
                         planPositions[(cellStart[b] + t) * lanes + lane] = UInt8(f - b * width)
                     } else {
+                        spillLanes.append(UInt8(lane))
                         spillValues.append(values[r * k + i])
                         spillIndices.append(Int32(f))
                     }
                 }
-                spillStart.append(Int32(spillValues.count))
             }
+            spillStart.append(Int64(spillValues.count))
         }
         self.slotCount = slotCount; self.groupStart = groupStart
         self.values = AlignedFloats(planValues); self.positions = planPositions
-        self.spillStart = spillStart; self.spillValues = spillValues; self.spillIndices = spillIndices
+        self.spillStart = spillStart; self.spillLanes = spillLanes
+        self.spillValues = spillValues; self.spillIndices = spillIndices
         laneRows = order.prefix(m).map { Int32($0) }
     }
 
@@ -162,23 +167,18 @@ public struct LaneBlockPlan: Equatable {
                         portable: Bool = false) {
         withExtendedLifetime(values) {
             positions.withUnsafeBufferPointer { p in
-                slotCount.withUnsafeBufferPointer { c in
-                    groupStart.withUnsafeBufferPointer { s in
-                        spillStart.withUnsafeBufferPointer { ss in
-                            spillValues.withUnsafeBufferPointer { sv in
-                                spillIndices.withUnsafeBufferPointer { si in
-                                    var spill = DSLaneSpill(start: ss.baseAddress, values: sv.baseAddress,
-                                                            indices: si.baseAddress, rows: Int64(spillStart.count - 1))
-                                    let run = portable || !Self.isSupported ? ds_lane_blocks_gemv_portable : ds_lane_blocks_gemv
-                                    run(values.base, p.baseAddress, c.baseAddress, s.baseAddress,
-                                        Int64(range.lowerBound), Int64(range.upperBound), Int64(blocks), x,
-                                        Int64(inputFeatures), &spill, out)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            slotCount.withUnsafeBufferPointer { c in
+            groupStart.withUnsafeBufferPointer { s in
+            spillStart.withUnsafeBufferPointer { ss in
+            spillLanes.withUnsafeBufferPointer { sl in
+            spillValues.withUnsafeBufferPointer { sv in
+            spillIndices.withUnsafeBufferPointer { si in
+                var spill = DSLaneSpill(start: ss.baseAddress, lanes: sl.baseAddress, values: sv.baseAddress,
+                                        indices: si.baseAddress)
+                let run = portable || !Self.isSupported ? ds_lane_blocks_gemv_portable : ds_lane_blocks_gemv
+                run(values.base, p.baseAddress, c.baseAddress, s.baseAddress, Int64(range.lowerBound),
+                    Int64(range.upperBound), Int64(blocks), x, Int64(inputFeatures), &spill, out)
+            }}}}}}}
         }
     }
 }

@@ -85,7 +85,8 @@ import Testing
         let spilling = LaneBlockPlan(inputFeatures: 70, rows: 2, fanIn: 2, values: [10, 11, 20, 21],
                                      indices: CondensedIndices([1, 65, 2, 3], inputFeatures: 70), spillLanes: 1)
         #expect(spilling.slotCount == [1, 0] && spilling.groupStart == [0, 1])
-        #expect(spilling.spillStart == [0, 1, 2] && spilling.spillValues == [11, 21] && spilling.spillIndices == [65, 3])
+        #expect(spilling.spillStart == [0, 2] && spilling.spillLanes == [0, 1])
+        #expect(spilling.spillValues == [11, 21] && spilling.spillIndices == [65, 3])
         let x = (0..<70).map { Float($0) }
         var out = [Float](repeating: .nan, count: 16)
         x.withUnsafeBufferPointer { spilling.forward($0.baseAddress!, groups: 0..<1, into: &out) }

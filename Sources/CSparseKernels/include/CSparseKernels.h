@@ -2,13 +2,13 @@
 #define CSPARSEKERNELS_H
 #include <stdint.h>
 
-/// The weights a lane-block layout keeps outside its slots: neuron r's are
-/// values/indices[start[r] ..< start[r + 1]] for r < rows (indices into x).
+/// The weights a lane-block layout keeps outside its slots: group g's are entries
+/// start[g] ..< start[g + 1], each adding values[e] · x[indices[e]] to lane lanes[e].
 typedef struct {
-    const int32_t *start;
+    const int64_t *start;
+    const uint8_t *lanes;
     const float *values;
     const int32_t *indices;
-    int64_t rows;
 } DSLaneSpill;
 
 /// 1 when this CPU runs the AVX-512 lane-block kernel, else 0 (callers then use the
