@@ -95,45 +95,43 @@ public enum Im2Col {
         let plane = g.height * g.width
         let colCount = images.count * ho * wo
         let s = g.stride, p = g.padding, w = g.width
-        do {
-            for ki in 0..<g.kernelHeight {
-                let rows = validRange(extent: g.height, outputs: ho, stride: s, padding: p, offset: ki)
-                for kj in 0..<g.kernelWidth {
-                    let cols = validRange(extent: w, outputs: wo, stride: s, padding: p, offset: kj)
-                    let row = c &* kk &+ ki &* g.kernelWidth &+ kj
-                    let shift = kj &- p
-                    var dst = col + row &* colCount
-                    if s == 1 && wo == w && ho == g.height {
-                        // "Same" stride-1 convolution: each image's row of the column
-                        // matrix is the input plane shifted by (ki − p)·W + (kj − p).
-                        // One flat copy per plane, then zero what fell outside.
-                        let shiftFlat = (ki &- p) &* w &+ shift
-                        for n in images {
-                            shiftedPlane(x + (c &* g.batch &+ n) &* plane, into: dst, rows: rows, cols: cols,
-                                         height: ho, width: w, shift: shiftFlat)
-                            dst += plane
-                        }
-                        continue
-                    }
+        for ki in 0..<g.kernelHeight {
+            let rows = validRange(extent: g.height, outputs: ho, stride: s, padding: p, offset: ki)
+            for kj in 0..<g.kernelWidth {
+                let cols = validRange(extent: w, outputs: wo, stride: s, padding: p, offset: kj)
+                let row = c &* kk &+ ki &* g.kernelWidth &+ kj
+                let shift = kj &- p
+                var dst = col + row &* colCount
+                if s == 1 && wo == w && ho == g.height {
+                    // "Same" stride-1 convolution: each image's row of the column
+                    // matrix is the input plane shifted by (ki − p)·W + (kj − p).
+                    // One flat copy per plane, then zero what fell outside.
+                    let shiftFlat = (ki &- p) &* w &+ shift
                     for n in images {
-                        let src = x + (c &* g.batch &+ n) &* plane
-                        for oh in 0..<ho {
-                            if rows.contains(oh) {
-                                let srow = src + (oh &* s &- p &+ ki) &* w
-                                if cols.lowerBound > 0 { dst.update(repeating: 0, count: cols.lowerBound) }
-                                if s == 1 {
-                                    (dst + cols.lowerBound).update(from: srow + (cols.lowerBound &+ shift), count: cols.count)
-                                } else {
-                                    for ow in cols { dst[ow] = srow[ow &* s &+ shift] }
-                                }
-                                if cols.upperBound < wo {
-                                    (dst + cols.upperBound).update(repeating: 0, count: wo &- cols.upperBound)
-                                }
+                        shiftedPlane(x + (c &* g.batch &+ n) &* plane, into: dst, rows: rows, cols: cols,
+                                     height: ho, width: w, shift: shiftFlat)
+                        dst += plane
+                    }
+                    continue
+                }
+                for n in images {
+                    let src = x + (c &* g.batch &+ n) &* plane
+                    for oh in 0..<ho {
+                        if rows.contains(oh) {
+                            let srow = src + (oh &* s &- p &+ ki) &* w
+                            if cols.lowerBound > 0 { dst.update(repeating: 0, count: cols.lowerBound) }
+                            if s == 1 {
+                                (dst + cols.lowerBound).update(from: srow + (cols.lowerBound &+ shift), count: cols.count)
                             } else {
-                                dst.update(repeating: 0, count: wo)
+                                for ow in cols { dst[ow] = srow[ow &* s &+ shift] }
                             }
-                            dst += wo
+                            if cols.upperBound < wo {
+                                (dst + cols.upperBound).update(repeating: 0, count: wo &- cols.upperBound)
+                            }
+                        } else {
+                            dst.update(repeating: 0, count: wo)
                         }
+                        dst += wo
                     }
                 }
             }
@@ -163,25 +161,23 @@ public enum Im2Col {
         let plane = g.height * g.width
         let colCount = images.count * ho * wo
         let s = g.stride, p = g.padding, w = g.width
-        do {
-            for ki in 0..<g.kernelHeight {
-                let rows = validRange(extent: g.height, outputs: ho, stride: s, padding: p, offset: ki)
-                for kj in 0..<g.kernelWidth {
-                    let cols = validRange(extent: w, outputs: wo, stride: s, padding: p, offset: kj)
-                    let row = c &* kk &+ ki &* g.kernelWidth &+ kj
-                    let shift = kj &- p
-                    for n in images {
-                        let dst = dx + (c &* g.batch &+ n) &* plane
-                        let base = col + (row &* colCount &+ (n &- images.lowerBound) &* ho &* wo)
-                        for oh in rows {
-                            let src = base + oh &* wo
-                            let drow = dst + (oh &* s &- p &+ ki) &* w
-                            if s == 1 {
-                                let d = drow + shift
-                                for ow in cols { d[ow] += src[ow] }
-                            } else {
-                                for ow in cols { drow[ow &* s &+ shift] += src[ow] }
-                            }
+        for ki in 0..<g.kernelHeight {
+            let rows = validRange(extent: g.height, outputs: ho, stride: s, padding: p, offset: ki)
+            for kj in 0..<g.kernelWidth {
+                let cols = validRange(extent: w, outputs: wo, stride: s, padding: p, offset: kj)
+                let row = c &* kk &+ ki &* g.kernelWidth &+ kj
+                let shift = kj &- p
+                for n in images {
+                    let dst = dx + (c &* g.batch &+ n) &* plane
+                    let base = col + (row &* colCount &+ (n &- images.lowerBound) &* ho &* wo)
+                    for oh in rows {
+                        let src = base + oh &* wo
+                        let drow = dst + (oh &* s &- p &+ ki) &* w
+                        if s == 1 {
+                            let d = drow + shift
+                            for ow in cols { d[ow] += src[ow] }
+                        } else {
+                            for ow in cols { drow[ow &* s &+ shift] += src[ow] }
                         }
                     }
                 }

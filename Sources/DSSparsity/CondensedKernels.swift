@@ -6,8 +6,9 @@ import DSCore
 /// lane-block path, `LaneBlockPlan`). Larger batches work on feature-major activations
 /// `x [F, ldX]`: a stored weight then multiplies a contiguous run of columns,
 /// `y[j][c..<c+64] += w · x[index][c..<c+64]`, with two output rows in flight so eight
-/// vector accumulators hide the FMA latency. Columns go in blocks of 64 (then 16, then
-/// single columns), so one block of `x` stays in cache across all output rows.
+/// vector accumulators hide the FMA latency (32 columns and four rows for layers with
+/// more than 1024 inputs). Columns go in such blocks, then 16, then single columns, each
+/// packed into a tile that stays in cache across all output rows.
 public enum SparseKernels {
     /// `Σ_i values[i] · x[indices[i]]` for `count` terms (two 8-wide accumulators).
     @inline(__always)

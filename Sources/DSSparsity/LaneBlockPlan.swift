@@ -120,12 +120,16 @@ public struct LaneBlockPlan: Equatable {
     /// Slots of one cell: the `(spillLanes + 1)`-th largest count among the group's rows
     /// (`-1` = an empty lane) in `block`.
     static func keptSlots(_ counts: [Int32], _ rows: ArraySlice<Int>, block b: Int, blocks: Int, spillLanes: Int) -> Int {
-        var top = [Int32](repeating: 0, count: min(spillLanes, lanes - 1) + 1)   // descending
-        for r in rows where r >= 0 {
-            var c = counts[r * blocks + b]
-            for j in 0..<top.count where c > top[j] { swap(&c, &top[j]) }
+        // Called for every cell of every proposal of `groupRows`: a stack buffer, no heap.
+        let depth = min(spillLanes, lanes - 1) + 1
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: lanes) { top in   // descending
+            top.initialize(repeating: 0)
+            for r in rows where r >= 0 {
+                var c = counts[r * blocks + b]
+                for j in 0..<depth where c > top[j] { swap(&c, &top[j]) }
+            }
+            return Int(top[depth - 1])
         }
-        return Int(top[top.count - 1])
     }
 
     /// Rows in lane order (`-1` for the empty lanes at the end of the last group): a local search
