@@ -24,6 +24,16 @@ public struct DatasetInfo: Sendable {
     public var flipsAreNatural: Bool
 }
 
+/// A dataset's split sizes and image shape, as its file headers give them.
+public struct DatasetShape: Equatable, Sendable {
+    public var trainCount: Int
+    public var testCount: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var classes: Int
+}
+
 /// The datasets the library can read and fetch.
 public enum DatasetCatalog {
     static let idxFiles = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -67,21 +77,78 @@ public enum DatasetCatalog {
     static let cifarTest = ["test_batch.bin"]
 
     /// Finds the directory holding the dataset's files, or explains how to get them.
+    /// A `<root>/<name>/` folder holding only some of the files is an error naming the
+    /// missing ones (never a silent fall-back to a system copy).
     public static func locate(_ name: String, root: String) throws -> String {
         let info = try info(name)
-        let candidates = [(root as NSString).appendingPathComponent(name)] + info.systemDirectories
-        for dir in candidates where hasFiles(info, in: dir) { return dir }
+        let local = (root as NSString).appendingPathComponent(name)
+        let candidates = [local] + info.systemDirectories
+        let missingLocal = missingFiles(info, in: local)
+        if missingLocal.isEmpty { return local }
+        if FileManager.default.fileExists(atPath: local) && missingLocal.count < expectedFiles(info).count {
+            throw DataError("\(local) lacks \(missingLocal.joined(separator: ", ")) of dataset '\(name)'; "
+                            + "complete the folder (`dst data get \(name) --root \(root)`) or remove it")
+        }
+        for dir in info.systemDirectories where missingFiles(info, in: dir).isEmpty { return dir }
         var hint = "run `dst data get \(name) --root \(root)`"
         if name == "fashion-mnist" { hint += ", or install Debian's dataset-fashion-mnist package (make deps)" }
         throw DataError("dataset '\(name)' not found in \(candidates.joined(separator: " or ")); \(hint)")
     }
 
-    static func hasFiles(_ info: DatasetInfo, in dir: String) -> Bool {
+    static func expectedFiles(_ info: DatasetInfo) -> [String] {
+        info.name == "cifar10" ? cifarTrain + cifarTest : idxFiles
+    }
+
+    /// The dataset files (IDX ones raw or `.gz`) that `dir` lacks.
+    static func missingFiles(_ info: DatasetInfo, in dir: String) -> [String] {
         let fm = FileManager.default
         if info.name == "cifar10" {
-            return (cifarTrain + cifarTest).allSatisfy { fm.fileExists(atPath: dir + "/" + $0) }
+            return expectedFiles(info).filter { !fm.fileExists(atPath: dir + "/" + $0) }
         }
-        return idxFiles.allSatisfy { fm.fileExists(atPath: dir + "/" + $0) || fm.fileExists(atPath: dir + "/" + $0 + ".gz") }
+        return idxFiles.filter { !fm.fileExists(atPath: dir + "/" + $0) && !fm.fileExists(atPath: dir + "/" + $0 + ".gz") }
+    }
+
+    static func idxPath(_ dir: String, _ base: String) -> String {
+        FileManager.default.fileExists(atPath: dir + "/" + base) ? dir + "/" + base : dir + "/" + base + ".gz"
+    }
+
+    /// The sizes of a dataset's splits read from its file headers (IDX) or file sizes
+    /// (CIFAR-10), without loading the data; the checks that need no pixels (sample
+    /// counts, image and label counts agreeing, train and test images of one size)
+    /// fail here with the file's name.
+    public static func describe(_ name: String, root: String) throws -> DatasetShape {
+        let info = try info(name)
+        let dir = try locate(name, root: root)
+        if name == "cifar10" {
+            func count(_ files: [String]) throws -> Int {
+                try files.reduce(0) { total, file in
+                    let path = dir + "/" + file
+                    guard let size = FileSystem.size(path), size > 0, size % CIFAR10Binary.recordSize == 0 else {
+                        throw DataError("\(path): \(FileSystem.size(path) ?? 0) bytes is not a whole, non-zero number of "
+                                        + "\(CIFAR10Binary.recordSize)-byte CIFAR-10 records")
+                    }
+                    return total + size / CIFAR10Binary.recordSize
+                }
+            }
+            return DatasetShape(trainCount: try count(cifarTrain), testCount: try count(cifarTest),
+                                channels: 3, height: 32, width: 32, classes: info.classes)
+        }
+        func split(_ images: String, _ labels: String) throws -> (count: Int, height: Int, width: Int) {
+            let imagePath = idxPath(dir, images), labelPath = idxPath(dir, labels)
+            let img = try IDX.header(FileReading.head(of: imagePath, count: 16), expectedRank: 3, name: imagePath)
+            let lab = try IDX.header(FileReading.head(of: labelPath, count: 8), expectedRank: 1, name: labelPath)
+            guard img.shape[0] == lab.shape[0] else {
+                throw DataError("\(imagePath) has \(img.shape[0]) images but \(labelPath) has \(lab.shape[0]) labels")
+            }
+            return (img.shape[0], img.shape[1], img.shape[2])
+        }
+        let train = try split(idxFiles[0], idxFiles[1]), test = try split(idxFiles[2], idxFiles[3])
+        guard (train.height, train.width) == (test.height, test.width) else {
+            throw DataError("\(idxPath(dir, idxFiles[2])) holds \(test.height)x\(test.width) images but "
+                            + "\(idxPath(dir, idxFiles[0])) holds \(train.height)x\(train.width) ones")
+        }
+        return DatasetShape(trainCount: train.count, testCount: test.count, channels: 1,
+                            height: train.height, width: train.width, classes: info.classes)
     }
 
     /// Loads the train and test splits of a dataset found under `root`.
@@ -93,11 +160,12 @@ public enum DatasetCatalog {
             train = try CIFAR10Binary.load(files: cifarTrain.map { dir + "/" + $0 })
             test = try CIFAR10Binary.load(files: cifarTest.map { dir + "/" + $0 })
         } else {
-            func path(_ base: String) -> String {
-                FileManager.default.fileExists(atPath: dir + "/" + base) ? dir + "/" + base : dir + "/" + base + ".gz"
+            train = try IDX.load(images: idxPath(dir, idxFiles[0]), labels: idxPath(dir, idxFiles[1]), classes: info.classes)
+            test = try IDX.load(images: idxPath(dir, idxFiles[2]), labels: idxPath(dir, idxFiles[3]), classes: info.classes)
+            guard (train.height, train.width) == (test.height, test.width) else {
+                throw DataError("\(idxPath(dir, idxFiles[2])) holds \(test.height)x\(test.width) images but "
+                                + "\(idxPath(dir, idxFiles[0])) holds \(train.height)x\(train.width) ones")
             }
-            train = try IDX.load(images: path(idxFiles[0]), labels: path(idxFiles[1]), classes: info.classes)
-            test = try IDX.load(images: path(idxFiles[2]), labels: path(idxFiles[3]), classes: info.classes)
         }
         return DatasetSplits(name: name, train: train, test: test, classes: info.classes,
                              mean: info.mean, std: info.std)

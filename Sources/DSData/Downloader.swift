@@ -26,11 +26,7 @@ public struct Downloader {
     public func fetch(_ info: DatasetInfo) throws -> String {
         let name = info.name
         let dir = (root as NSString).appendingPathComponent(name)
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw DataError("\(dir): cannot create directory: \(error.localizedDescription)")
-        }
+        try FileSystem.createDirectory(dir)
         var base = baseURL ?? info.baseURL
         if !base.hasSuffix("/") { base += "/" }
         for file in info.remoteFiles {

@@ -6,9 +6,7 @@ public enum FileReading {
     /// The bytes of `path`; if the file starts with the gzip magic `1f 8b` it is
     /// inflated. A truncated or corrupt gzip stream is an error naming the file.
     public static func contents(of path: String) throws -> [UInt8] {
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw DataError("\(path): file not found or not readable")
-        }
+        if let problem = FileSystem.readProblem(path) { throw DataError("\(path): cannot read: \(problem)") }
         let raw: Data
         do { raw = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw DataError("\(path): cannot read: \(error.localizedDescription)")
@@ -17,6 +15,18 @@ public enum FileReading {
             return [UInt8](raw)
         }
         return try gunzip([UInt8](raw), name: path)
+    }
+
+    /// The first `count` bytes of `path` (fewer if the file is shorter), inflated when
+    /// the file is gzip-compressed; reads only as much as it needs.
+    public static func head(of path: String, count: Int) throws -> [UInt8] {
+        if let problem = FileSystem.readProblem(path) { throw DataError("\(path): cannot read: \(problem)") }
+        guard let file = gzopen(path, "rb") else { throw DataError("\(path): cannot open") }
+        defer { gzclose(file) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let n = buffer.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32(count)) }
+        guard n >= 0 else { throw DataError("\(path): corrupt gzip data at its start") }
+        return Array(buffer[0..<Int(n)])
     }
 
     /// Inflates a complete gzip stream (several members are concatenated).
@@ -80,19 +90,8 @@ public enum FileReading {
         return Array(output[0..<written])
     }
 
-    /// Writes `data` to `path` atomically: a temporary file beside it, then rename.
+    /// Writes `data` to `path` atomically (see `FileSystem.writeAtomically`).
     public static func writeAtomically(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
-        do {
-            try data.write(to: tmp)
-            guard rename(tmp.path, path) == 0 else {
-                throw DataError("\(path): cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw DataError("\(path): cannot write: \(error.localizedDescription)")
-        }
+        try FileSystem.writeAtomically(data, to: path)
     }
 }

@@ -1,8 +1,10 @@
 /// The IDX format of MNIST and Fashion-MNIST: big-endian header
 /// `00 00 08 ndims`, `ndims` UInt32 extents, then unsigned bytes.
 public enum IDX {
-    /// Parses an IDX file of unsigned bytes with `expectedRank` dimensions.
-    public static func parse(_ bytes: [UInt8], expectedRank: Int, name: String) throws -> (shape: [Int], values: [UInt8]) {
+    /// The shape in an IDX header of unsigned bytes with `expectedRank` dimensions, and
+    /// the header's length. `bytes` may hold just the file's start; the data size the
+    /// extents imply is computed without overflow and must stay below 2⁴⁸ bytes.
+    public static func header(_ bytes: [UInt8], expectedRank: Int, name: String) throws -> (shape: [Int], dataSize: Int, headerSize: Int) {
         guard bytes.count >= 4 else { throw DataError("\(name): too short for an IDX header (\(bytes.count) bytes)") }
         guard bytes[0] == 0, bytes[1] == 0 else {
             throw DataError("\(name): not an IDX file (magic bytes \(bytes[0]) \(bytes[1]), expected 0 0)")
@@ -21,7 +23,24 @@ public enum IDX {
             let o = 4 + 4 * d
             shape.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
         }
-        let expected = shape.reduce(1, *)
+        var size = 1
+        for extent in shape {
+            let (product, overflow) = size.multipliedReportingOverflow(by: extent)
+            guard !overflow, product < 1 << 48 else {
+                throw DataError("\(name): IDX header dimensions \(shape) describe more data than any file holds (corrupt header)")
+            }
+            size = product
+        }
+        guard shape[0] > 0 else { throw DataError("\(name): the file holds no samples (IDX header dimensions \(shape))") }
+        guard shape.dropFirst().allSatisfy({ $0 > 0 }) else {
+            throw DataError("\(name): IDX header dimensions \(shape) include a zero extent")
+        }
+        return (shape, size, headerSize)
+    }
+
+    /// Parses an IDX file of unsigned bytes with `expectedRank` dimensions.
+    public static func parse(_ bytes: [UInt8], expectedRank: Int, name: String) throws -> (shape: [Int], values: [UInt8]) {
+        let (shape, expected, headerSize) = try header(bytes, expectedRank: expectedRank, name: name)
         let actual = bytes.count - headerSize
         guard actual == expected else {
             throw DataError("\(name): IDX header says \(shape) = \(expected) bytes of data, file has \(actual)"

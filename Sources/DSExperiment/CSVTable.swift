@@ -28,15 +28,22 @@ public struct CSVTable {
         return (header, rows)
     }
 
-    /// Continues an existing file, keeping the rows `keep` accepts (a missing file
-    /// starts empty).
-    public init(resuming path: String, columns: [String], keep: ([String: String]) -> Bool) throws {
+    /// Continues an existing file, keeping the rows `keep` accepts, which must number
+    /// `expectedRows` (the rows a checkpoint says were written): a table deleted or cut
+    /// short since is an error, never silently restarted with the later rows only.
+    public init(resuming path: String, columns: [String], expectedRows: Int,
+                keep: ([String: String]) -> Bool) throws {
         self.init(path: path, columns: columns)
-        guard let existing = CSVTable.read(path), !existing.header.isEmpty else { return }
-        guard existing.header == columns else {
+        let existing = CSVTable.read(path) ?? ([], [])
+        if !existing.header.isEmpty && existing.header != columns {
             throw RunError("\(path): columns differ from this version's (\(existing.header.joined(separator: ",")))")
         }
         rows = existing.rows.filter(keep).map { row in columns.map { row[$0] ?? "" } }
+        guard rows.count == expectedRows else {
+            let state = FileManager.default.fileExists(atPath: path) ? "holds \(rows.count)" : "is missing"
+            throw RunError("\(path) \(state), but the last checkpoint follows \(expectedRows) row(s) of it "
+                           + "(the file was deleted or truncated since); restore the file, or start the run again with --force")
+        }
         try write()
     }
 

@@ -25,6 +25,13 @@ public struct Checkpoint {
         var generators: [String: [UInt64]]
         var adamSteps: Int?
         var accumulatedPasses: [String: Int]
+        /// MD5 of `config`, so a resume can tell at once whether its config is the one
+        /// the checkpoint was made with.
+        var configFingerprint: String?
+        /// Rows of `metrics.csv` and `sparsity.csv` written up to this checkpoint, so a
+        /// resume notices a table that was deleted or truncated since.
+        var metricsRows: Int?
+        var sparsityRows: Int?
     }
 
     public var epoch: Int
@@ -43,7 +50,7 @@ public struct Checkpoint {
 
     /// Captures the trainer, model, masks and generators after `epoch`.
     static func capture(epoch: Int, config: String, trainer: Trainer, sparse: SparseModel,
-                        dataRNG: Xoshiro256, sparsityRNG: Xoshiro256) -> Checkpoint {
+                        dataRNG: Xoshiro256, sparsityRNG: Xoshiro256, tableRows: (metrics: Int, sparsity: Int)) -> Checkpoint {
         var tensors: [String: [Int]] = [:]
         var payload: [Float] = []
         func add(_ name: String, _ values: [Float]) {
@@ -75,7 +82,8 @@ public struct Checkpoint {
         }
         let header = Header(epoch: epoch, step: trainer.step, config: config, tensors: tensors,
                             generators: generators, adamSteps: (trainer.optimizer as? AdamW)?.stepCount,
-                            accumulatedPasses: passes)
+                            accumulatedPasses: passes, configFingerprint: fingerprint(config),
+                            metricsRows: tableRows.metrics, sparsityRows: tableRows.sparsity)
         return Checkpoint(epoch: epoch, step: trainer.step, config: config, header: header, payload: payload)
     }
 
@@ -122,6 +130,21 @@ public struct Checkpoint {
             if let dropout = layer as? Dropout { dropout.rng = try generator("dropout:" + path) }
         }
         trainer.restore(step: step)
+    }
+
+    /// The fingerprint of a rendered config.
+    static func fingerprint(_ config: String) -> String { MD5.hex(Data(config.utf8)) }
+
+    /// Throws unless `config` is the config this checkpoint was made with, listing the
+    /// keys that differ (a config edited since the run began, or a checkpoint copied
+    /// from another run).
+    func checkConfig(_ config: String, source: String) throws {
+        let saved = header.configFingerprint ?? Checkpoint.fingerprint(self.config)
+        guard saved != Checkpoint.fingerprint(config) else { return }
+        let changes = ConfigLoader.differences(saved: self.config, current: config)
+        throw RunError("\(source): cannot resume: the checkpoint was made with a different config"
+                       + (changes.isEmpty ? " (same values, different text)"
+                          : ":\n" + changes.map { "  - \($0)" }.joined(separator: "\n")))
     }
 
     // MARK: Bytes

@@ -39,7 +39,13 @@ struct Fields<Key: CodingKey> {
     func callAsFunction<T: Decodable>(_ key: Key, _ fallback: T) -> T {
         guard let container else { return fallback }
         do {
-            return try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+            let value = try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+            let numbers = (value as? Double).map { [$0] } ?? (value as? [Double]) ?? []
+            if let bad = numbers.first(where: { !$0.isFinite }) {
+                sink.add(container.codingPath + [key], "must be a finite number, got \(bad)")
+                return fallback
+            }
+            return value
         } catch let DecodingError.typeMismatch(_, context) {
             sink.add(context.codingPath.isEmpty ? container.codingPath + [key] : context.codingPath,
                      "expected \(Fields.describe(T.self))")

@@ -19,22 +19,72 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 /// Reads YAML configs: parse, apply `--set` overrides, decode with defaults, reject
 /// unknown keys, validate.
 public enum ConfigLoader {
+    /// Config files larger than this are refused (a config is a few kilobytes; this
+    /// bounds the time and memory a mistaken path can cost).
+    public static let maximumFileSize = 1 << 20
+
     /// Loads and validates the config file at `path` with `overrides` (`a.b=value`).
     public static func load(file path: String, overrides: [String] = []) throws -> ExperimentConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(source: path, problems: ["cannot read the file"])
+        try loadWithNotes(file: path, overrides: overrides).config
+    }
+
+    /// Like `load(file:)`, also returning notes on what the file leaves to defaults (an
+    /// empty file, an empty section), for the first lines a run prints.
+    public static func loadWithNotes(file path: String, overrides: [String] = []) throws -> (config: ExperimentConfig, notes: [String]) {
+        if let problem = FileSystem.readProblem(path) {
+            throw ConfigError(source: path, problems: ["cannot read the config: \(problem)"])
         }
-        return try load(yaml: text, source: path, overrides: overrides)
+        if let size = FileSystem.size(path), size > maximumFileSize {
+            throw ConfigError(source: path, problems: [
+                "the file has \(size) bytes; configs are limited to \(maximumFileSize) bytes (is this the right file?)"])
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(source: path, problems: ["cannot read the config"])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let offset = firstInvalidUTF8(data)
+            throw ConfigError(source: path, problems: [
+                "not UTF-8 text: byte 0x\(String(data[data.startIndex + offset], radix: 16)) at offset \(offset)"
+                + " (line \(data.prefix(offset).filter { $0 == 0x0a }.count + 1)) is not valid UTF-8"])
+        }
+        return try loadWithNotes(yaml: text, source: path, overrides: overrides)
+    }
+
+    /// The offset of the first byte that does not belong to a well-formed UTF-8
+    /// character in `data` (lead byte, then the continuation bytes it announces).
+    static func firstInvalidUTF8(_ data: Data) -> Int {
+        let bytes = [UInt8](data)
+        var i = 0
+        while i < bytes.count {
+            let lead = bytes[i]
+            let length = lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 0
+            guard length > 0, i + length <= bytes.count,
+                  bytes[(i + 1)..<(i + length)].allSatisfy({ $0 >> 6 == 0b10 }) else { return i }
+            i += length
+        }
+        return min(i, max(bytes.count - 1, 0))
     }
 
     /// Loads and validates config text; `source` names it in errors.
     public static func load(yaml text: String, source: String = "<string>",
                             overrides: [String] = []) throws -> ExperimentConfig {
+        try loadWithNotes(yaml: text, source: source, overrides: overrides).config
+    }
+
+    public static func loadWithNotes(yaml text: String, source: String = "<string>",
+                                     overrides: [String] = []) throws -> (config: ExperimentConfig, notes: [String]) {
         var node: Node
         do {
             node = try Yams.compose(yaml: text) ?? Node.mapping([:])
         } catch {
-            throw ConfigError(source: source, problems: ["YAML syntax error: \(error)"])
+            throw ConfigError(source: source, problems: [YAMLProblem.describe(error, text: text)])
+        }
+        var notes: [String] = []
+        if case .mapping(let m) = node {
+            if m.isEmpty { notes.append("\(source) sets no keys: every value is a default (`dst validate` prints them)") }
+            for (key, value) in m where value.null != nil || value.scalar?.string == "" {
+                notes.append("\(source): section '\(key.string ?? "?")' is empty; all its defaults apply")
+            }
         }
         var problems: [String] = []
         for override in overrides {
@@ -50,21 +100,19 @@ public enum ConfigLoader {
             throw ConfigError(source: source, problems: problems + ["\(error)"])
         }
         problems += sink.issues
-        if let reference = try? Yams.compose(yaml: render(config)) {
+        if let reference = try? ConfigRendering.node(config) {
             problems += unknownKeys(in: node, reference: reference, path: [])
         }
         problems += config.validate()
         guard problems.isEmpty else { throw ConfigError(source: source, problems: problems) }
-        return config
+        return (config, notes)
     }
 
     /// The fully resolved config as YAML (every key, defaults included), with numbers
-    /// written plainly (`0.9`, not Yams's `9e-1`).
+    /// written plainly (`0.9`, not `9e-1`); linear in the config's size.
     public static func render(_ config: ExperimentConfig) -> String {
-        guard let text = try? YAMLEncoder().encode(config) else { return "" }
-        guard let node = try? Yams.compose(yaml: text),
-              let pretty = try? Yams.serialize(node: plainNumbers(node)) else { return text }
-        return pretty
+        guard let node = try? ConfigRendering.node(config), let text = try? Yams.serialize(node: node) else { return "" }
+        return text
     }
 
     /// The key paths whose values differ between two rendered configs, as
@@ -87,21 +135,6 @@ public enum ConfigLoader {
         flatten(try? Yams.compose(yaml: current), "", into: &b)
         return Set(a.keys).union(b.keys).sorted().compactMap { key in
             a[key] == b[key] ? nil : "\(key): \(a[key] ?? "(absent)") → \(b[key] ?? "(absent)")"
-        }
-    }
-
-    static func plainNumbers(_ node: Node) -> Node {
-        switch node {
-        case .mapping(var m):
-            for key in m.keys { m[key] = m[key].map(plainNumbers) }
-            return .mapping(m)
-        case .sequence(let s):
-            return .sequence(Node.Sequence(s.map(plainNumbers), s.tag, s.style))
-        case .scalar(let scalar):
-            guard node.int == nil, let value = node.float, value.isFinite else { return node }
-            return Node(String(describing: value), scalar.tag)
-        default:
-            return node
         }
     }
 

@@ -12,6 +12,12 @@ public struct RunError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A run stopped because training diverged (the CLI exits with code 4).
+public struct RunDiverged: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
 /// What a run reports while it trains (the CLI renders it).
 public enum RunEvent {
     case started(folder: String, parameters: Int, trainSamples: Int, testSamples: Int)
@@ -48,59 +54,73 @@ public struct ExperimentRun {
     public let config: ExperimentConfig
     /// The run folder, `<output.root>/<name>`.
     public let folder: String
+    /// The config file, as errors name it.
+    public let source: String
 
-    public init(config: ExperimentConfig, folder: String? = nil) {
+    public init(config: ExperimentConfig, folder: String? = nil, source: String = "config") {
         self.config = config
         self.folder = folder ?? (config.output.root as NSString).appendingPathComponent(config.name)
+        self.source = source
     }
 
-    /// Creates the run folder (refusing an existing one unless `force`), then trains.
-    /// Creates the run folder (refusing an existing one unless `force`), then trains.
-    /// With `resume`, an existing folder of the same config continues from its last
-    /// checkpoint (or from the start when none was written yet); a folder made by a
-    /// different config is refused with the differing keys.
+    /// Marker file of a run stopped by divergence; it holds the reason.
+    public static let divergedFileName = "diverged.txt"
+
+    /// Trains the run into its folder.
+    ///
+    /// The folder is claimed first (`RunFolderClaim`: one process per folder). A new
+    /// run refuses an existing folder unless `force`; with `resume`, an existing folder
+    /// continues from its last checkpoint (or from the start when none was written yet)
+    /// if the checkpoint was made with this very config. Everything that can fail
+    /// before training (config, data, model, sparse layers) is checked before the
+    /// folder is touched; a forced run replaces the old folder only then, by rename.
     public func run(force: Bool = false, resume: Bool = false, events: (RunEvent) -> Void = { _ in }) throws {
         let fm = FileManager.default
         let rendered = ConfigLoader.render(config)
+        let claim = try RunFolderClaim(folder: folder)
+        defer { claim.release() }
+        let exists = fm.fileExists(atPath: folder)
         var checkpoint: Checkpoint?
-        if fm.fileExists(atPath: folder) {
+        if exists {
             if resume {
-                let savedPath = folder + "/config.yaml"
-                if let saved = try? String(contentsOfFile: savedPath, encoding: .utf8), saved != rendered {
+                try RunFolderSetup.checkWritable(folder)
+                let path = folder + "/" + Checkpoint.fileName
+                if fm.fileExists(atPath: path) {
+                    let saved = try Checkpoint.read(path)
+                    try saved.checkConfig(rendered, source: folder)
+                    checkpoint = saved
+                } else if let saved = try? String(contentsOfFile: folder + "/config.yaml", encoding: .utf8), saved != rendered {
                     let changes = ConfigLoader.differences(saved: saved, current: rendered)
                     throw RunError("\(folder): cannot resume: the run was made with a different config:\n"
                                    + changes.map { "  - \($0)" }.joined(separator: "\n"))
                 }
-                let path = folder + "/" + Checkpoint.fileName
-                if fm.fileExists(atPath: path) { checkpoint = try Checkpoint.read(path) }
-            } else {
-                guard force else {
-                    throw RunError("\(folder) already exists; choose another name (--set name=...), pass --resume to continue it, or --force to replace it")
-                }
-                try fm.removeItem(atPath: folder)
+            } else if !force {
+                throw RunError("\(folder) already exists; choose another name (--set name=...), pass --resume to continue it, or --force to replace it")
             }
         }
-        // Load data and build everything before creating the folder, so a missing
-        // dataset or a bad layer name leaves nothing behind.
+        try RunPreflight.check(config, source: source)
         let splits = try DatasetCatalog.load(config.data.dataset, root: config.data.root)
-        guard config.data.validationSize < splits.train.count else {
-            throw RunError("data.validation_size: \(config.data.validationSize) is not below the \(splits.train.count) training samples of \(config.data.dataset)")
-        }
         var session = try prepare(splits)
         if let checkpoint {
             try checkpoint.restore(into: session.trainer, sparse: session.sparse, dataRNG: &session.dataRNG,
                                    sparsityRNG: &session.sparsityRNG, source: folder + "/" + Checkpoint.fileName)
         } else {
-            do {
-                try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            } catch {
-                throw RunError("\(folder): cannot create the run folder: \(error.localizedDescription)")
+            try RunFolderSetup.create(folder, replacing: exists) { staging in
+                try FileReading.writeAtomically(Data(rendered.utf8), to: staging + "/config.yaml")
             }
-            try FileReading.writeAtomically(Data(rendered.utf8), to: folder + "/config.yaml")
         }
-        try Parallel.withThreads(config.training.threads) {
-            try train(&session, from: checkpoint, config: rendered, events: events)
+        do {
+            try Parallel.withThreads(config.training.threads) {
+                try train(&session, from: checkpoint, config: rendered, events: events)
+            }
+        } catch let error as TrainingDiverged {
+            let kept = fm.fileExists(atPath: folder + "/" + Checkpoint.fileName)
+                ? "the checkpoint and CSV rows of the last finished epoch are kept" : "no epoch had finished"
+            let message = "\(folder): \(error); the run stopped (\(kept)); lower optimizer.lr or check the data"
+            try? FileReading.writeAtomically(Data((error.description + "\n").utf8), to: folder + "/" + Self.divergedFileName)
+            throw RunDiverged(message: message)
         }
+        try? fm.removeItem(atPath: folder + "/" + Self.divergedFileName)
     }
 
     /// Everything a run needs, built before its folder exists (so a bad layer name or
@@ -176,10 +196,12 @@ public struct ExperimentRun {
         var metrics: CSVTable
         if let checkpoint {
             // Rows written after the checkpoint (an epoch cut short) are dropped.
-            layerTable = try CSVTable(resuming: folder + "/sparsity.csv", columns: Self.layerColumns) {
+            layerTable = try CSVTable(resuming: folder + "/sparsity.csv", columns: Self.layerColumns,
+                                      expectedRows: checkpoint.header.sparsityRows ?? session.sparse.layers.count) {
                 (Int($0["step"] ?? "") ?? .max) <= checkpoint.step
             }
-            metrics = try CSVTable(resuming: folder + "/metrics.csv", columns: Self.metricColumns) {
+            metrics = try CSVTable(resuming: folder + "/metrics.csv", columns: Self.metricColumns,
+                                   expectedRows: checkpoint.header.metricsRows ?? checkpoint.epoch) {
                 (Int($0["epoch"] ?? "") ?? .max) <= checkpoint.epoch
             }
         } else {
@@ -195,7 +217,7 @@ public struct ExperimentRun {
         var sparsity = SparsityStatistics(session.sparse).sparsity
         for epoch in ((checkpoint?.epoch ?? 0) + 1)..<(epochs + 1) {
             let start = Date()
-            let train = trainer.trainEpoch(session.trainLoader, rng: &session.dataRNG, sparsityRNG: &session.sparsityRNG,
+            let train = try trainer.trainEpoch(session.trainLoader, rng: &session.dataRNG, sparsityRNG: &session.sparsityRNG,
                                            maxBatches: config.training.maxBatchesPerEpoch,
                                            onMaskUpdate: { step, updates in
                 sparsity = SparsityStatistics(session.sparse).sparsity
@@ -212,8 +234,12 @@ public struct ExperimentRun {
             }
             if let pendingError { throw pendingError }
             let lastLR = trainer.schedule.learningRate(atStep: max(trainer.step - 1, 0))
+            try trainer.checkFinite()
             let test = trainer.evaluate(session.testLoader)
             let val = session.validation.map { trainer.evaluate($0) }
+            guard test.loss.isFinite else {
+                throw TrainingDiverged(step: trainer.step, reason: "the test loss is \(test.loss)")
+            }
             let stats = SparsityStatistics(session.sparse)
             var row: [String: String] = [
                 "epoch": String(epoch), "step": String(trainer.step), "lr": format(lastLR, 6),
@@ -229,7 +255,8 @@ public struct ExperimentRun {
             }
             try metrics.append(row)
             try Checkpoint.capture(epoch: epoch, config: rendered, trainer: trainer, sparse: session.sparse,
-                                   dataRNG: session.dataRNG, sparsityRNG: session.sparsityRNG).write(to: folder)
+                                   dataRNG: session.dataRNG, sparsityRNG: session.sparsityRNG,
+                                   tableRows: (metrics.rows.count, layerTable.rows.count)).write(to: folder)
             events(.epoch(epoch: epoch, epochs: epochs, row: row))
         }
     }

@@ -16,7 +16,9 @@ public struct RunSummary: Equatable {
     public var realisedSparsity: Double?
     public var ablatedNeurons: Double?
     public var wallSeconds: Double?
-    public var finished: Bool { epochsDone >= epochsPlanned && finalTestAccuracy != nil }
+    /// Why training stopped, for a run that diverged (`diverged.txt`).
+    public var diverged: String? = nil
+    public var finished: Bool { diverged == nil && epochsDone >= epochsPlanned && finalTestAccuracy != nil }
 }
 
 /// Reads run folders and aggregates them over seeds (`dst compare`).
@@ -45,7 +47,9 @@ public enum RunComparison {
             seed: config.seed, epochsPlanned: config.training.epochs, epochsDone: rows.count,
             finalTestAccuracy: accuracies?.last, bestTestAccuracy: accuracies?.max(),
             realisedSparsity: column("sparsity")?.last, ablatedNeurons: column("ablated_neurons")?.last,
-            wallSeconds: column("epoch_seconds").map { $0.reduce(0, +) })
+            wallSeconds: column("epoch_seconds").map { $0.reduce(0, +) },
+            diverged: (try? String(contentsOfFile: folder + "/" + ExperimentRun.divergedFileName, encoding: .utf8))
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
     }
 
     /// Mean and sample standard deviation (0 for a single value).
@@ -104,7 +108,15 @@ public enum RunComparison {
                        + "\(plain(g.runs.map(\.ablatedNeurons), "%.1f")) | "
                        + "\(plain(g.runs.map { $0.wallSeconds.map { $0 / 60 } }, "%.1f")) |")
         }
-        let unfinished = runs.filter { !$0.finished }
+        let diverged = runs.filter { $0.diverged != nil }
+        if !diverged.isEmpty {
+            out.append("")
+            out.append("Diverged (not averaged in):")
+            for r in diverged {
+                out.append("- \(r.folder): \(r.diverged!) (\(r.epochsDone)/\(r.epochsPlanned) epochs done)")
+            }
+        }
+        let unfinished = runs.filter { !$0.finished && $0.diverged == nil }
         if !unfinished.isEmpty {
             out.append("")
             out.append("Not finished (not averaged in):")

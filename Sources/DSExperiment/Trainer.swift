@@ -11,6 +11,14 @@ public struct PassResult: Equatable, Sendable {
     public var samples: Int
 }
 
+/// Training stopped because the loss or the weights stopped being finite numbers.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    /// The optimizer step at which it was found (the step was not taken).
+    public let step: Int
+    public let reason: String
+    public var description: String { "training diverged at step \(step): \(reason)" }
+}
+
 /// Runs optimisation steps and evaluation passes for one model.
 public final class Trainer {
     public let model: Sequential
@@ -38,11 +46,15 @@ public final class Trainer {
     /// One optimisation step on `batch` (SPEC §3 order: forward/backward keeping the
     /// dense gradient → masked optimizer step → mask update, whose dropped and grown
     /// positions get zero optimizer state). Returns the batch loss, the correct count
-    /// and the mask changes (empty unless an update ran).
-    public func trainStep(_ batch: Batch, sparsityRNG: inout Xoshiro256) -> (loss: Float, correct: Int, updates: MaskUpdates) {
+    /// and the mask changes (empty unless an update ran). A loss that is not a finite
+    /// number throws `TrainingDiverged` before any weight changes.
+    public func trainStep(_ batch: Batch, sparsityRNG: inout Xoshiro256) throws -> (loss: Float, correct: Int, updates: MaskUpdates) {
         model.zeroGradients()
         let logits = model.forward(batch.images, training: true)
         let result = loss.evaluate(logits: logits, labels: batch.labels)
+        guard result.loss.isFinite else {
+            throw TrainingDiverged(step: step + 1, reason: "the training loss is \(result.loss)")
+        }
         _ = model.backward(result.gradient)
         sparse?.prepareGradients(forStep: step + 1)
         optimizer.step(learningRate: Float(schedule.learningRate(atStep: step)))
@@ -61,13 +73,13 @@ public final class Trainer {
     public func trainEpoch(_ loader: BatchLoader, rng: inout Xoshiro256, sparsityRNG: inout Xoshiro256,
                            maxBatches: Int = 0,
                            onMaskUpdate: (Int, MaskUpdates) -> Void = { _, _ in },
-                           progress: (Int, Int, Double, Double) -> Void = { _, _, _, _ in }) -> PassResult {
+                           progress: (Int, Int, Double, Double) -> Void = { _, _, _, _ in }) throws -> PassResult {
         let order = loader.shuffledOrder(&rng)
         let total = maxBatches > 0 ? min(maxBatches, loader.batchesPerEpoch) : loader.batchesPerEpoch
         var lossSum = 0.0, correct = 0, seen = 0
         for b in 0..<total {
             let batch = loader.batch(b, of: order, augmentWith: &rng)
-            let r = trainStep(batch, sparsityRNG: &sparsityRNG)
+            let r = try trainStep(batch, sparsityRNG: &sparsityRNG)
             if !r.updates.isEmpty { onMaskUpdate(step, r.updates) }
             lossSum += Double(r.loss) * Double(batch.labels.count)
             correct += r.correct
@@ -76,6 +88,17 @@ public final class Trainer {
         }
         return PassResult(loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
                           samples: seen)
+    }
+
+    /// Throws `TrainingDiverged` naming the first parameter or buffer that holds a value
+    /// that is not a finite number (checked before a checkpoint is written).
+    public func checkFinite() throws {
+        for (name, p) in model.namedParameters() where !p.value.storage.allSatisfy(\.isFinite) {
+            throw TrainingDiverged(step: step, reason: "parameter \(name) holds values that are not finite numbers")
+        }
+        for (name, b) in model.namedBuffers() where !b.value.storage.allSatisfy(\.isFinite) {
+            throw TrainingDiverged(step: step, reason: "buffer \(name) holds values that are not finite numbers")
+        }
     }
 
     /// Loss and accuracy of the model in evaluation mode over all of `loader`;

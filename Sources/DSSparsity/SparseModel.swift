@@ -107,6 +107,10 @@ public final class SparseModel {
             let layer = SparseLayer(name: density.name, parameter: parameter, parameterIndex: index,
                                     density: density, isProtected: settings.protectedLayers.contains(density.name))
             if !density.isDense {
+                guard density.budget > 0 else {
+                    throw SparsityError("layer \(density.name) (\(layer.rows)x\(layer.columns)) keeps no weights at sparsity "
+                                        + "\(settings.sparsity); lower the sparsity or list the layer in dense_layers")
+                }
                 let mask = try settings.strategy.initialMask(name: density.name, rows: layer.rows, columns: layer.columns,
                                                              budget: density.budget, rng: &rng)
                 layer.mask = mask

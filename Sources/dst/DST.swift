@@ -14,19 +14,33 @@ struct DST: ParsableCommand {
 }
 
 /// Prints a library error plainly and exits non-zero (the library never exits):
-/// 2 for a bad config, 3 for a data problem, 1 for anything else.
+/// 2 for a bad config, 3 for a data problem, 4 for a run that diverged, 5 for a run
+/// folder held by another process, 1 for anything else.
 func reportingErrors(_ body: () throws -> Void) throws {
+    func fail(_ error: Error, _ code: Int32) -> ExitCode {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        return ExitCode(code)
+    }
     do {
         try body()
     } catch let error as ConfigError {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(2)
+        throw fail(error, 2)
     } catch let error as DataError {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(3)
+        throw fail(error, 3)
+    } catch let error as RunDiverged {
+        throw fail(error, 4)
+    } catch let error as RunFolderBusy {
+        throw fail(error, 5)
     } catch let error as ExitCode {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8)); throw ExitCode(1)
+        throw fail(error, 1)
     }
+}
+
+/// Prints notes on what a config leaves to defaults, before anything else.
+func printNotes(_ notes: [String]) {
+    for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
 }
 
 struct Run: ParsableCommand {
@@ -41,9 +55,10 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let cfg = try ConfigLoader.load(file: config, overrides: overrides)
+            let (cfg, notes) = try ConfigLoader.loadWithNotes(file: config, overrides: overrides)
+            printNotes(notes)
             guard !(force && resume) else { throw RunError("--force and --resume exclude each other") }
-            try ExperimentRun(config: cfg).run(force: force, resume: resume, events: handler(killAfterSteps))
+            try ExperimentRun(config: cfg, source: config).run(force: force, resume: resume, events: handler(killAfterSteps))
         }
     }
 }
@@ -57,8 +72,10 @@ struct Resume: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let folder = runDirectory.hasSuffix("/") ? String(runDirectory.dropLast()) : runDirectory
+            guard FileManager.default.fileExists(atPath: folder) else { throw RunError("\(folder): no such run folder") }
             let cfg = try ConfigLoader.load(file: folder + "/config.yaml")
-            try ExperimentRun(config: cfg, folder: folder).run(resume: true, events: handler(killAfterSteps))
+            try ExperimentRun(config: cfg, folder: folder, source: folder + "/config.yaml")
+                .run(resume: true, events: handler(killAfterSteps))
         }
     }
 }
@@ -77,14 +94,19 @@ func handler(_ killAfterSteps: Int?) -> (RunEvent) -> Void {
 }
 
 struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check a config and print it fully resolved.")
+    static let configuration = CommandConfiguration(
+        abstract: "Check a config as `dst run` would (dataset headers, model size, sparse layers) and print it fully resolved.")
 
     @Argument(help: "The YAML config file.") var config: String
     @Option(name: .customLong("set"), help: "Override a config value (repeatable).") var overrides: [String] = []
+    @Flag(help: "Check the file alone, without the dataset and the model (e.g. where the data is not present).")
+    var configOnly = false
 
     func run() throws {
         try reportingErrors {
-            let cfg = try ConfigLoader.load(file: config, overrides: overrides)
+            let (cfg, notes) = try ConfigLoader.loadWithNotes(file: config, overrides: overrides)
+            printNotes(notes)
+            if !configOnly { try RunPreflight.check(cfg, source: config) }
             print(ConfigLoader.render(cfg), terminator: "")
         }
     }
@@ -106,7 +128,7 @@ struct Compare: ParsableCommand {
                 if fm.fileExists(atPath: trimmed + "/config.yaml") {
                     folders.append(trimmed)
                 } else if let children = try? fm.contentsOfDirectory(atPath: trimmed) {
-                    folders += children.sorted().map { trimmed + "/" + $0 }
+                    folders += children.sorted().filter { !$0.hasPrefix(".") }.map { trimmed + "/" + $0 }
                         .filter { fm.fileExists(atPath: $0 + "/config.yaml") }
                 } else {
                     throw RunError("\(path): no such run folder")

@@ -6,10 +6,7 @@ import Testing
 /// A run killed with SIGKILL at arbitrary steps and resumed ends with the same CSV
 /// files as an uninterrupted run.
 @Suite(.serialized) struct ResumeTests {
-    /// The `dst` executable built beside the test bundle.
-    var dst: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dst").path
-    }
+    var dst: String { DSTProcess.path }
 
     func config(root: String, name: String) -> String {
         """
@@ -25,19 +22,9 @@ import Testing
         """
     }
 
-    /// Runs `dst` and returns its termination status and reason.
     @discardableResult
     func dst(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: dst)
-        p.arguments = arguments
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, text)
+        try DSTProcess.run(arguments)
     }
 
     func rows(_ path: String, dropping column: String? = nil) throws -> [String] {

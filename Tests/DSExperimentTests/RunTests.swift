@@ -114,8 +114,8 @@ import Testing
         do {
             try ExperimentRun(config: cfg).run()
             Issue.record("an unknown layer was accepted")
-        } catch let e as RunError {
-            #expect(e.message.contains("sparsity.dense_layers") && e.message.contains("fc9") && e.message.contains("fc1, fc2"))
+        } catch let e as ConfigError {
+            #expect(e.problems.contains { $0.contains("sparsity.dense_layers") && $0.contains("fc9") && $0.contains("fc1, fc2") })
         }
         cfg.sparsity.denseLayers = []
         cfg.sparsity.strategy = "srigl"
@@ -123,8 +123,8 @@ import Testing
         do {
             try ExperimentRun(config: cfg).run()
             Issue.record("fan-in 0 was accepted")
-        } catch let e as RunError {
-            #expect(e.message.hasPrefix("sparsity.sparsity:") && e.message.contains("fc1") && e.message.contains("fan-in 0"))
+        } catch let e as ConfigError {
+            #expect(e.problems.contains { $0.hasPrefix("sparsity.sparsity:") && $0.contains("fc1") && $0.contains("fan-in 0") })
         }
         #expect(!FileManager.default.fileExists(atPath: root + "/results/tiny"))
     }

@@ -1,0 +1,34 @@
+import Foundation
+
+/// The `dst` executable built beside the test bundle, run as a child process.
+public enum DSTProcess {
+    public static var path: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dst").path
+    }
+
+    public static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: path) }
+
+    /// Starts `dst arguments` with its standard error collected into a temporary file.
+    public static func start(_ arguments: [String]) throws -> (process: Process, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        let errPath = NSTemporaryDirectory() + "dst-stderr-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        try p.run()
+        return (p, errPath)
+    }
+
+    /// Runs `dst arguments` to the end: exit status, whether a signal ended it, and
+    /// what it printed on standard error.
+    @discardableResult
+    public static func run(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stderr: String) {
+        let (p, errPath) = try start(arguments)
+        p.waitUntilExit()
+        let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: errPath)
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, text)
+    }
+}
