@@ -32,6 +32,10 @@ public struct DatasetShape: Equatable, Sendable {
     public var height: Int
     public var width: Int
     public var classes: Int
+    public init(trainCount: Int, testCount: Int, channels: Int, height: Int, width: Int, classes: Int) {
+        self.trainCount = trainCount; self.testCount = testCount
+        self.channels = channels; self.height = height; self.width = width; self.classes = classes
+    }
 }
 
 /// The datasets the library can read and fetch.

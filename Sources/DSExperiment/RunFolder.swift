@@ -33,6 +33,9 @@ public final class RunFolderClaim {
         lockPath = parent + "/." + url.lastPathComponent + ".lock"
         try FileSystem.createDirectory(parent)
         descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if descriptor < 0 && errno == EACCES {
+            descriptor = open(lockPath, O_RDONLY | O_CLOEXEC)   // another user's lock file still locks
+        }
         guard descriptor >= 0 else {
             throw RunError("\(lockPath): cannot open the run folder's lock file: \(FileSystem.reason(errno))")
         }

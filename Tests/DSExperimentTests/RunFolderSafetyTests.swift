@@ -132,6 +132,23 @@ import Testing
         #expect(try DSTProcess.run(["resume", folder]).status == 0)
     }
 
+    @Test func aRunFolderThatCannotBeWrittenIsRefusedBeforeAnyTraining() throws {
+        guard DSTProcess.isBuilt else { return }
+        let (root, config) = try setUp("readonly")
+        #expect(try DSTProcess.run(["run", config, "--kill-after-steps", "6"]).signalled)
+        let folder = root + "/results/run"
+        let before = try snapshot(folder)
+        #expect(chmod(folder, 0o555) == 0 && chmod(root + "/results", 0o777) == 0)
+        defer { _ = chmod(folder, 0o755) }
+        // Root writes anywhere, so the resume runs as `nobody` there.
+        let arguments = ["resume", folder]
+        let result = getuid() == 0
+            ? try DSTProcess.run(arguments, as: "nobody")
+            : try DSTProcess.run(arguments)
+        #expect(result.status == 1 && result.stderr.contains("\(folder): cannot write into the run folder"), "\(result.stderr)")
+        #expect(try snapshot(folder) == before)
+    }
+
     @Test func resumeRefusesTablesDeletedOrTruncatedSinceTheCheckpoint() throws {
         let (root, _) = try setUp("tables")
         var cfg = try ConfigLoader.load(yaml: yaml(root: root))

@@ -8,11 +8,17 @@ public enum DSTProcess {
 
     public static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
-    /// Starts `dst arguments` with its standard error collected into a temporary file.
-    public static func start(_ arguments: [String]) throws -> (process: Process, stderr: String) {
+    /// Starts `dst arguments` with its standard error collected into a temporary file;
+    /// with `user`, as that user (through `runuser`, which needs root).
+    public static func start(_ arguments: [String], as user: String? = nil) throws -> (process: Process, stderr: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
+        if let user {
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            p.arguments = ["-u", user, "--", path] + arguments
+        } else {
+            p.executableURL = URL(fileURLWithPath: path)
+            p.arguments = arguments
+        }
         let errPath = NSTemporaryDirectory() + "dst-stderr-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         p.standardOutput = FileHandle.nullDevice
@@ -24,8 +30,8 @@ public enum DSTProcess {
     /// Runs `dst arguments` to the end: exit status, whether a signal ended it, and
     /// what it printed on standard error.
     @discardableResult
-    public static func run(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stderr: String) {
-        let (p, errPath) = try start(arguments)
+    public static func run(_ arguments: [String], as user: String? = nil) throws -> (status: Int32, signalled: Bool, stderr: String) {
+        let (p, errPath) = try start(arguments, as: user)
         p.waitUntilExit()
         let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: errPath)
