@@ -47,7 +47,7 @@ LIST="$OUT/.array-$(date +%Y%m%d-%H%M%S)-$$.commands"
 count=0
 for entry in "${RUNS[@]}"; do
   run_command "$entry"
-  if finished "$OUT/$NAME"; then echo "skip $NAME (finished)"; continue; fi
+  reason=$(skip_reason "$OUT/$NAME"); if [ -n "$reason" ]; then echo "skip $NAME ($reason)"; continue; fi
   printf '%q ' "${CMD[@]}" >> "$LIST"; printf '\n' >> "$LIST"
   echo "task $count: $NAME"
   count=$((count + 1))

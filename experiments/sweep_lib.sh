@@ -1,7 +1,7 @@
 # Shared by sweep_sparsity.sh and slurm_sweep.sh: resolves the config and builds the
 # run list. Expects CONFIG, EXTRA (array), SPARSITIES, STRATEGIES, SEEDS, OUT, THREADS;
-# sets DST, BASE, EPOCHS, RUNS (name|strategy|sparsity|seed) and defines finished() and
-# run_command().
+# sets DST, BASE, EPOCHS, RUNS (name|strategy|sparsity|seed) and defines finished(),
+# skip_reason() and run_command().
 DST=${DST:-}
 if [ -z "$DST" ]; then
   make build >/dev/null
@@ -13,6 +13,11 @@ EPOCHS=$(printf '%s\n' "$RESOLVED" | awk '/^training:/{t=1;next} /^[^ ]/{t=0} t 
 
 finished() {  # finished FOLDER: metrics.csv holds one row per planned epoch
   [ -f "$1/metrics.csv" ] && [ "$(( $(wc -l < "$1/metrics.csv") - 1 ))" -ge "$EPOCHS" ]
+}
+
+skip_reason() {  # skip_reason FOLDER: why the run needs no new attempt (empty: run it)
+  if [ -f "$1/diverged.txt" ]; then echo "diverged: $(head -1 "$1/diverged.txt"); rerun it with --force after a fix"
+  elif finished "$1"; then echo finished; fi
 }
 
 RUNS=()

@@ -36,7 +36,7 @@ running=0
 for entry in "${RUNS[@]}"; do
   run_command "$entry"
   name=$NAME
-  if finished "$OUT/$name"; then echo "skip $name (finished)"; continue; fi
+  reason=$(skip_reason "$OUT/$name"); if [ -n "$reason" ]; then echo "skip $name ($reason)"; continue; fi
   if [ $DRY = 1 ]; then echo "run $name: ${CMD[*]}"; continue; fi
   mkdir -p "$OUT"
   echo "start $name"

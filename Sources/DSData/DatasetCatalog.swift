@@ -116,6 +116,14 @@ public enum DatasetCatalog {
         FileManager.default.fileExists(atPath: dir + "/" + base) ? dir + "/" + base : dir + "/" + base + ".gz"
     }
 
+    /// Train and test images of an IDX dataset in `dir` must be of one size.
+    static func checkImageSizes(_ dir: String, train: (Int, Int), test: (Int, Int)) throws {
+        guard train == test else {
+            throw DataError("\(idxPath(dir, idxFiles[2])) holds \(test.0)x\(test.1) images but "
+                            + "\(idxPath(dir, idxFiles[0])) holds \(train.0)x\(train.1) ones")
+        }
+    }
+
     /// The sizes of a dataset's splits read from its file headers (IDX) or file sizes
     /// (CIFAR-10), without loading the data; the checks that need no pixels (sample
     /// counts, image and label counts agreeing, train and test images of one size)
@@ -147,10 +155,7 @@ public enum DatasetCatalog {
             return (img.shape[0], img.shape[1], img.shape[2])
         }
         let train = try split(idxFiles[0], idxFiles[1]), test = try split(idxFiles[2], idxFiles[3])
-        guard (train.height, train.width) == (test.height, test.width) else {
-            throw DataError("\(idxPath(dir, idxFiles[2])) holds \(test.height)x\(test.width) images but "
-                            + "\(idxPath(dir, idxFiles[0])) holds \(train.height)x\(train.width) ones")
-        }
+        try checkImageSizes(dir, train: (train.height, train.width), test: (test.height, test.width))
         return DatasetShape(trainCount: train.count, testCount: test.count, channels: 1,
                             height: train.height, width: train.width, classes: info.classes)
     }
@@ -166,10 +171,7 @@ public enum DatasetCatalog {
         } else {
             train = try IDX.load(images: idxPath(dir, idxFiles[0]), labels: idxPath(dir, idxFiles[1]), classes: info.classes)
             test = try IDX.load(images: idxPath(dir, idxFiles[2]), labels: idxPath(dir, idxFiles[3]), classes: info.classes)
-            guard (train.height, train.width) == (test.height, test.width) else {
-                throw DataError("\(idxPath(dir, idxFiles[2])) holds \(test.height)x\(test.width) images but "
-                                + "\(idxPath(dir, idxFiles[0])) holds \(train.height)x\(train.width) ones")
-            }
+            try checkImageSizes(dir, train: (train.height, train.width), test: (test.height, test.width))
         }
         return DatasetSplits(name: name, train: train, test: test, classes: info.classes,
                              mean: info.mean, std: info.std)
