@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (each arrow points one way only):
-// COpenBLAS, CZlib → DSCore → DSLayers → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
+// COpenBLAS, CZlib, CMachineInfo (CPUID) → DSCore → DSLayers → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
 let package = Package(
     name: "DynamicSparse",
     platforms: [.macOS(.v13)],
@@ -19,7 +19,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "DSCore", dependencies: ["COpenBLAS"]),
+        .target(name: "CMachineInfo"),
+        .target(name: "DSCore", dependencies: ["COpenBLAS", "CMachineInfo"]),
         .target(name: "DSLayers", dependencies: ["DSCore"]),
         .target(name: "CSparseKernels"),
         .target(name: "DSSparsity", dependencies: ["DSCore", "DSLayers", "CSparseKernels"]),
@@ -30,7 +31,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "dst", dependencies: [
-            "DSExperiment", "DSData",
+            "DSCore", "DSExperiment", "DSData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "dst-bench", dependencies: [

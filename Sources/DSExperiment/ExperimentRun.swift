@@ -101,12 +101,16 @@ public struct ExperimentRun {
         try RunPreflight.check(config, source: source)
         let splits = try DatasetCatalog.load(config.data.dataset, root: config.data.root)
         var session = try prepare(splits)
+        let threads = config.training.threads > 0 ? config.training.threads : Parallel.processors
         if let checkpoint {
             try checkpoint.restore(into: session.trainer, sparse: session.sparse, dataRNG: &session.dataRNG,
                                    sparsityRNG: &session.sparsityRNG, source: folder + "/" + Checkpoint.fileName)
+            try EnvironmentRecord.current(event: "resume", threads: threads).append(to: folder)
         } else {
+            let environment = EnvironmentRecord.current(event: "start", threads: threads)
             try RunFolderSetup.create(folder, replacing: exists) { staging in
                 try FileReading.writeAtomically(Data(rendered.utf8), to: staging + "/config.yaml")
+                try environment.append(to: staging)
             }
         }
         do {

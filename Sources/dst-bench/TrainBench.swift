@@ -7,6 +7,13 @@ import DSTraining
 import Foundation
 
 @main
+enum BenchMain {
+    static func main() {
+        BLASCoreSelection.prepare()   // may re-execute with a better OpenBLAS core
+        Bench.main()
+    }
+}
+
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst-bench", abstract: "Benchmarks of the training engine.",

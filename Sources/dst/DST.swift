@@ -1,16 +1,24 @@
 import ArgumentParser
+import DSCore
 import DSData
 import DSExperiment
 import DSLayers
 import Foundation
 
 @main
+enum DSTMain {
+    static func main() {
+        BLASCoreSelection.prepare()   // may re-execute with a better OpenBLAS core
+        DST.main()
+    }
+}
+
 struct DST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst",
         abstract: "Dynamic sparse training experiments on the CPU.",
         subcommands: [Run.self, Resume.self, Validate.self, Compare.self, Export.self, Eval.self, Models.self,
-                      DataCommand.self])
+                      DataCommand.self, Info.self])
 }
 
 /// Prints a library error plainly and exits non-zero (the library never exits):
@@ -193,6 +201,32 @@ struct Eval: ParsableCommand {
             guard diff <= 1e-4, fast.result.accuracy == dense.result.accuracy else {
                 throw RunError("the condensed model's outputs differ from the masked dense model's")
             }
+        }
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the CPU, the BLAS library and kernels in use, the thread count and a measured sgemm speed.")
+
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let record = EnvironmentRecord.current(event: "info", threads: Parallel.processors)
+        if json { print(record.json()); return }
+        var chooser = record.blasCoreSelectedBy
+        if let replaced = record.blasLibraryCore { chooser += " (the library had chosen \(replaced))" }
+        print("""
+            cpu:        \(record.cpuModel.isEmpty ? "unknown" : record.cpuModel)
+            features:   \(record.cpuFeatures.joined(separator: " "))
+            blas:       \(record.blasLibrary) \(record.blasVersion), core \(record.blasCore), chosen by \(chooser)
+            threads:    \(record.threads)
+            sgemm:      \(String(format: "%.1f", record.sgemmGflops)) GFLOP/s (1 thread, 768³)
+            version:    \(record.projectVersion)\(record.gitCommit.map { " (\($0.prefix(12)))" } ?? "")
+            """)
+        for rejected in record.blasRejectedCores { print("rejected:   \(rejected)") }
+        if record.blasFallback {
+            print("warning:    the BLAS core is weaker than this CPU supports; unset OPENBLAS_CORETYPE (and DST_BLAS_AUTOSELECT) to let dst select a better one")
         }
     }
 }

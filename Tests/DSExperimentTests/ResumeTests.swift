@@ -24,7 +24,8 @@ import Testing
 
     @discardableResult
     func dst(_ arguments: [String]) throws -> (status: Int32, signalled: Bool, stderr: String) {
-        try DSTProcess.run(arguments)
+        let r = try DSTProcess.run(arguments)
+        return (r.status, r.signalled, r.stderr)
     }
 
     func rows(_ path: String, dropping column: String? = nil) throws -> [String] {

@@ -79,7 +79,7 @@ import Testing
         try ExperimentRun(config: good).run()
         let folder = root + "/results/run"
         let before = try snapshot(folder)
-        #expect(before.keys.sorted() == ["checkpoint.bin", "config.yaml", "metrics.csv", "sparsity.csv"])
+        #expect(before.keys.sorted() == ["checkpoint.bin", "config.yaml", "environment.json", "metrics.csv", "sparsity.csv"])
 
         var badLayer = good
         badLayer.sparsity.denseLayers = ["fc9"]

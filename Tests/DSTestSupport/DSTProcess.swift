@@ -8,10 +8,15 @@ public enum DSTProcess {
 
     public static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
-    /// Starts `dst arguments` with its standard error collected into a temporary file;
+    /// Starts `dst arguments` with its standard error (and output, in `<path>.out`)
+    /// collected into a temporary file;
     /// with `user`, as that user (through `runuser`, which needs root).
-    public static func start(_ arguments: [String], as user: String? = nil) throws -> (process: Process, stderr: String) {
+    public static func start(_ arguments: [String], as user: String? = nil,
+                             environment: [String: String] = [:]) throws -> (process: Process, stderr: String) {
         let p = Process()
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         if let user {
             p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
             p.arguments = ["-u", user, "--", path] + arguments
@@ -21,7 +26,8 @@ public enum DSTProcess {
         }
         let errPath = NSTemporaryDirectory() + "dst-stderr-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        p.standardOutput = FileHandle.nullDevice
+        _ = FileManager.default.createFile(atPath: errPath + ".out", contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: errPath + ".out")
         p.standardError = FileHandle(forWritingAtPath: errPath)
         try p.run()
         return (p, errPath)
@@ -30,11 +36,14 @@ public enum DSTProcess {
     /// Runs `dst arguments` to the end: exit status, whether a signal ended it, and
     /// what it printed on standard error.
     @discardableResult
-    public static func run(_ arguments: [String], as user: String? = nil) throws -> (status: Int32, signalled: Bool, stderr: String) {
-        let (p, errPath) = try start(arguments, as: user)
+    public static func run(_ arguments: [String], as user: String? = nil, environment: [String: String] = [:])
+        throws -> (status: Int32, signalled: Bool, stderr: String, stdout: String) {
+        let (p, errPath) = try start(arguments, as: user, environment: environment)
         p.waitUntilExit()
         let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        let output = (try? String(contentsOfFile: errPath + ".out", encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: errPath)
-        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, text)
+        try? FileManager.default.removeItem(atPath: errPath + ".out")
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, text, output)
     }
 }
