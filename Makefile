@@ -3,7 +3,7 @@
 #   make build         release build of the `dst` tool
 #   make test          run the test suite (debug build)
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
-#   make bench-train   training throughput, side by side with PyTorch (benchmark only)
+#   make bench-train   training throughput, side by side with PyTorch, REPEATS=3 interleaved runs
 #   make bench-masks   cost of mask updates and masking as a share of training time
 #   make bench         sparse inference kernels vs dense, CSR, scipy and PyTorch
 #   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
@@ -14,6 +14,8 @@ SWIFT ?= swift
 CONFIG ?= configs/quickstart.yaml
 ARGS ?=
 THREADS ?= 2
+# make bench-train runs each framework this many times, interleaved.
+REPEATS ?= 3
 APT_PACKAGES := libopenblas-dev zlib1g-dev dataset-fashion-mnist
 # Release builds of numeric code need the CPU's vector units (FMA/AVX); the default
 # x86-64 target has neither.
@@ -42,6 +44,8 @@ build: deps
 	$(SWIFT) build $(RELEASE) --product dst
 
 test: deps
+	$(SWIFT) build --product dst
+	$$($(SWIFT) build --show-bin-path)/dst info
 	$(SWIFT) test
 
 experiment: build
@@ -55,11 +59,16 @@ $(VENV)/.ready:
 bench-train: deps $(VENV)/.ready
 	$(SWIFT) build $(RELEASE) --product dst-bench
 	mkdir -p results/bench
-	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench train --threads $(THREADS) \
-	  --models mlp,resnet20,resnet18 --csv results/bench/train_dynamicsparse.csv
-	$(VENV)/bin/python experiments/bench_train_torch.py --threads $(THREADS) \
-	  --csv results/bench/train_torch.csv
-	@python3 experiments/bench_table.py results/bench/train_dynamicsparse.csv results/bench/train_torch.csv
+	rm -f results/bench/train_dynamicsparse.r*.csv results/bench/train_torch.r*.csv
+	for r in $$(seq 1 $(REPEATS)); do \
+	  $$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench train --threads $(THREADS) \
+	    --models mlp,resnet20,resnet18 --csv results/bench/train_dynamicsparse.r$$r.csv && \
+	  $(VENV)/bin/python experiments/bench_train_torch.py --threads $(THREADS) \
+	    --csv results/bench/train_torch.r$$r.csv || exit 1; \
+	done
+	python3 experiments/bench_table.py results/bench/train_dynamicsparse.r*.csv results/bench/train_torch.r*.csv \
+	  > results/bench/train.md
+	@cat results/bench/train.md
 
 bench: deps $(VENV)/.ready
 	$(SWIFT) build $(RELEASE) --product dst-bench

@@ -60,7 +60,8 @@ def main():
                         out = out.numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
                         err = np.abs(out.reshape(n_out, b) - ref).max() / scale
                         us = median_time(fn, a.seconds) * 1e6
-                        line = f"{n_out},{n_in},{s:.2f},{b},{t},{name},{us:.2f},{err:.2e}"
+                        core = "scipy" if name.startswith("scipy") else "torch:" + torch.backends.cpu.get_cpu_capability()
+                        line = f"{n_out},{n_in},{s:.2f},{b},{t},{name},{us:.2f},{err:.2e},{core},0"
                         print(line)
                         rows.append(line)
     with open(a.csv, "a") as f:

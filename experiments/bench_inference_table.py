@@ -6,10 +6,16 @@ from collections import OrderedDict
 
 path = sys.argv[1] if len(sys.argv) > 1 else "results/bench/inference.csv"
 cases = OrderedDict()
+cores = set()
 with open(path) as f:
     for r in csv.DictReader(f):
+        if r.get("blas_fallback") == "1":
+            cores.add(r["blas_core"])
         key = (r["out_features"], r["in_features"], r["sparsity"], r["batch"], r["threads"])
         cases.setdefault(key, {})[r["kernel"]] = float(r["median_us"])
+if cores:
+    print(f"**Warning: the dense kernels ran on OpenBLAS's {', '.join(sorted(cores))} core, weaker than this CPU "
+          "supports; every ratio against dense is inflated.**\n")
 kernels = ["dense", "condensed", "csr", "structured", "scipy_csr", "torch_csr", "torch_dense"]
 print("| layer (out×in) | sparsity | batch | threads | " + " | ".join(f"{k} µs" for k in kernels)
       + " | condensed vs dense | vs csr | vs scipy | vs torch csr |")

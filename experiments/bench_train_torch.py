@@ -67,7 +67,8 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    lines = ["framework,model,batch,threads,images_per_second"]
+    core = "torch:" + torch.backends.cpu.get_cpu_capability()
+    lines = ["framework,model,batch,threads,images_per_second,blas_core,blas_fallback"]
     for name in a.models.split(","):
         model, shape = build(name)
         model.train()
@@ -91,7 +92,7 @@ def main():
         rate = a.batch / median
         print(f"torch {name:<10} batch {a.batch} threads {a.threads}: {rate:.1f} images/s "
               f"(median of {a.steps} steps: {median * 1000:.1f} ms/step)")
-        lines.append(f"pytorch,{name},{a.batch},{a.threads},{rate:.1f}")
+        lines.append(f"pytorch,{name},{a.batch},{a.threads},{rate:.1f},{core},0")
     if a.csv:
         with open(a.csv + ".tmp", "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -35,6 +35,12 @@ public enum BLASCoreSelection {
         "skylakex": 3, "cooperlake": 3, "sapphirerapids": 3,
     ]
 
+    /// Whether `core` is weaker than `cpu` supports (false for a core not in the table).
+    public static func isFallback(core: String, cpu: CPUInfo) -> Bool {
+        guard let level = coreLevels[core.lowercased()] else { return false }
+        return level < cpu.vectorLevel
+    }
+
     /// The core to try for each vector level, strongest first.
     static let candidatesByLevel = [(3, "SkylakeX"), (2, "Haswell"), (1, "Sandybridge")]
 
@@ -51,7 +57,7 @@ public enum BLASCoreSelection {
                               selectedEarlier: String?) -> Decision {
         if let selectedEarlier, !selectedEarlier.isEmpty { return .keep(.dynamicsparse) }
         if let userSetting, !userSetting.isEmpty { return .keep(.user) }
-        guard autoselect, let level = coreLevels[libraryCore.lowercased()], level < cpu.vectorLevel else {
+        guard autoselect, isFallback(core: libraryCore, cpu: cpu), let level = coreLevels[libraryCore.lowercased()] else {
             return .keep(.library)
         }
         let candidates = candidatesByLevel.filter { $0.0 > level && $0.0 <= cpu.vectorLevel }.map(\.1)

@@ -58,8 +58,8 @@ public struct EnvironmentRecord: Codable, Equatable {
     /// Whether the BLAS core is weaker than the CPU supports (a fallback left in place
     /// by the user's setting, `DST_BLAS_AUTOSELECT=0`, or failed self-checks).
     public var blasFallback: Bool {
-        guard let level = BLASCoreSelection.coreLevels[blasCore.lowercased()] else { return false }
-        return level < CPUInfo(model: cpuModel, family: 0, modelNumber: 0, features: cpuFeatures).vectorLevel
+        BLASCoreSelection.isFallback(core: blasCore, cpu: CPUInfo(model: cpuModel, family: 0, modelNumber: 0,
+                                                                   features: cpuFeatures))
     }
 
     /// One JSON object, keys sorted.

@@ -18,6 +18,8 @@ public struct RunSummary: Equatable {
     public var wallSeconds: Double?
     /// Why training stopped, for a run that diverged (`diverged.txt`).
     public var diverged: String? = nil
+    /// The OpenBLAS cores the run trained with (`environment.json`; one per start or resume).
+    public var blasCores: [String] = []
     public var finished: Bool { diverged == nil && epochsDone >= epochsPlanned && finalTestAccuracy != nil }
 }
 
@@ -49,7 +51,8 @@ public enum RunComparison {
             realisedSparsity: column("sparsity")?.last, ablatedNeurons: column("ablated_neurons")?.last,
             wallSeconds: column("epoch_seconds").map { $0.reduce(0, +) },
             diverged: (try? String(contentsOfFile: folder + "/" + ExperimentRun.divergedFileName, encoding: .utf8))
-                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) },
+            blasCores: EnvironmentRecord.read(folder).map(\.blasCore))
     }
 
     /// Mean and sample standard deviation (0 for a single value).
@@ -107,6 +110,14 @@ public enum RunComparison {
                        + "\(g.runs.count) | \(plain(g.runs.map(\.realisedSparsity), "%.4f")) | "
                        + "\(plain(g.runs.map(\.ablatedNeurons), "%.1f")) | "
                        + "\(plain(g.runs.map { $0.wallSeconds.map { $0 / 60 } }, "%.1f")) |")
+        }
+        for g in groups(runs) {
+            let cores = g.runs.map { Set($0.blasCores).sorted().joined(separator: "+") }
+            guard Set(cores).count > 1 else { continue }
+            let counts = Dictionary(grouping: cores, by: { $0 }).map { "\($0.key.isEmpty ? "unrecorded" : $0.key) (\($0.value.count))" }
+            out.append("")
+            out.append("Note: \(g.model) / \(g.dataset) / \(g.strategy) / \(String(format: "%.2f", g.sparsity)) mixes BLAS cores: "
+                       + counts.sorted().joined(separator: ", ") + "; wall times are not comparable.")
         }
         let diverged = runs.filter { $0.diverged != nil }
         if !diverged.isEmpty {

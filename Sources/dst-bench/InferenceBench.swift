@@ -116,7 +116,7 @@ struct InferenceBench: ParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: (csv as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
-        try FileReading.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: csv)
+        try BenchEnvironment.writeCSV(lines, to: csv)
     }
 
     /// Median seconds per call of each body. The bodies take turns in `rounds` bursts

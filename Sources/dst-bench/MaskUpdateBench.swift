@@ -81,7 +81,7 @@ struct MaskUpdateCost: ParsableCommand {
             }
         }
         if let csv {
-            try FileReading.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: csv)
+            try BenchEnvironment.writeCSV(lines, to: csv)
         }
     }
 

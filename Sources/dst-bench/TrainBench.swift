@@ -10,6 +10,7 @@ import Foundation
 enum BenchMain {
     static func main() {
         BLASCoreSelection.prepare()   // may re-execute with a better OpenBLAS core
+        BenchEnvironment.warnIfFallback()
         Bench.main()
     }
 }
@@ -72,7 +73,7 @@ struct TrainThroughput: ParsableCommand {
             if profile { Profiler.profile(model, x, labels) }
         }
         if let csv {
-            try FileReading.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: csv)
+            try BenchEnvironment.writeCSV(lines, to: csv)
         }
     }
 }

@@ -56,6 +56,23 @@ import Testing
         #expect(csv[2].hasPrefix("mlp,fashion-mnist,rigl,0.9,0.81,0.0141421,0.82,0.0282843,2,"))
     }
 
+    @Test func groupsWhoseRunsUsedDifferentBLASCoresSaySo() throws {
+        let root = Fixtures.temporaryDirectory("cores")
+        var folders: [String] = []
+        for (seed, core) in [(0, "SkylakeX"), (1, "Prescott"), (2, "SkylakeX")] {
+            let folder = try makeRun(root, "s\(seed)", strategy: "rigl", sparsity: 0.9, seed: seed, epochs: 1,
+                                     rows: ["1,10,0.1,1,0.5,1,0.70,0.9,30,0,0.2,60,,"])
+            var record = EnvironmentRecord.current(event: "start", threads: 1)
+            record.blasCore = core
+            try record.append(to: folder)
+            folders.append(folder)
+        }
+        let mixed = RunComparison.markdown(try folders.map(RunComparison.read))
+        #expect(mixed.contains("mixes BLAS cores: Prescott (1), SkylakeX (2)"), "\(mixed)")
+        let same = RunComparison.markdown(try [folders[0], folders[2]].map(RunComparison.read))
+        #expect(!same.contains("mixes BLAS cores"))
+    }
+
     @Test func aFolderWithoutAConfigIsAnError() {
         let root = Fixtures.temporaryDirectory("notarun")
         #expect(throws: RunError.self) { try RunComparison.read(root) }

@@ -1,0 +1,29 @@
+import DSCore
+import DSData
+import Foundation
+
+/// The BLAS kernels every benchmark row ran with: the `blas_core` and `blas_fallback`
+/// columns, and a warning before any table when the dense baselines ran on a core
+/// weaker than the CPU supports (which inflates every "vs dense" ratio).
+enum BenchEnvironment {
+    static let blasCore = BLASInfo.current.core
+    static var fallback: Bool { BLASCoreSelection.isFallback(core: blasCore, cpu: .current) }
+    static let csvColumns = "blas_core,blas_fallback"
+    static var csvCells: String { "\(blasCore),\(fallback ? 1 : 0)" }
+
+    /// Writes CSV `lines` (a header, then rows) with the two columns added.
+    static func writeCSV(_ lines: [String], to path: String) throws {
+        guard let header = lines.first else { return }
+        let all = [header + "," + csvColumns] + lines.dropFirst().map { $0 + "," + csvCells }
+        try FileReading.writeAtomically(Data((all.joined(separator: "\n") + "\n").utf8), to: path)
+    }
+
+    static func warnIfFallback() {
+        let chooser = BLASCoreSelection.outcome?.chooser.rawValue ?? "library"
+        print("BLAS: OpenBLAS \(BLASInfo.current.version), core \(blasCore) (chosen by \(chooser)), CPU \(CPUInfo.current.model)")
+        if fallback {
+            print("warning: OpenBLAS runs its \(blasCore) kernels, weaker than this CPU supports: dense baselines are slow "
+                  + "and every ratio against them is inflated (unset OPENBLAS_CORETYPE to let dst-bench select a core)")
+        }
+    }
+}
