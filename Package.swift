@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (each arrow points one way only):
-// COpenBLAS, CZlib, CMachineInfo (CPUID) → DSCore → DSLayers → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
+// COpenBLAS, CZlib, CMachineInfo (CPUID) → DSCore → DSLayers (+ CDenseKernels, AVX-512 C) → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
 let package = Package(
     name: "DynamicSparse",
     platforms: [.macOS(.v13)],
@@ -21,7 +21,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CMachineInfo"),
         .target(name: "DSCore", dependencies: ["COpenBLAS", "CMachineInfo"]),
-        .target(name: "DSLayers", dependencies: ["DSCore"]),
+        .target(name: "CDenseKernels"),
+        .target(name: "DSLayers", dependencies: ["DSCore", "CDenseKernels"]),
         .target(name: "CSparseKernels"),
         .target(name: "DSSparsity", dependencies: ["DSCore", "DSLayers", "CSparseKernels"]),
         .target(name: "DSTraining", dependencies: ["DSCore", "DSLayers"]),
@@ -41,7 +42,7 @@ let package = Package(
         .target(name: "DSTestSupport", dependencies: ["DSCore", "DSLayers", "DSData"],
                 path: "Tests/DSTestSupport"),
         .testTarget(name: "DSCoreTests", dependencies: ["DSCore", "DSTestSupport"]),
-        .testTarget(name: "DSLayersTests", dependencies: ["DSLayers", "DSTestSupport"]),
+        .testTarget(name: "DSLayersTests", dependencies: ["DSLayers", "CDenseKernels", "DSTestSupport"]),
         .testTarget(name: "DSSparsityTests", dependencies: ["DSSparsity", "DSTestSupport"]),
         .testTarget(name: "DSTrainingTests", dependencies: ["DSTraining", "DSTestSupport"]),
         .testTarget(name: "DSDataTests", dependencies: ["DSData", "DSTestSupport"]),

@@ -1,3 +1,4 @@
+import CDenseKernels
 import DSCore
 
 /// 2-D convolution on channel-major input `x[Cin, N, H, W]` → `y[Cout, N, Ho, Wo]`.
@@ -48,6 +49,15 @@ public final class Conv2d: Layer {
 
     /// True for a 1×1, stride-1, unpadded convolution, whose column matrix is the input.
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
+
+    /// Whether the direct 3×3 kernel (`DirectConvolution`) computes this convolution's
+    /// output (and, through the flipped kernel, its input gradient) for inputs of
+    /// width `width`: a "same" 3×3 convolution with channel counts the kernel takes,
+    /// on planes wide enough to fill its 16-wide vectors.
+    private func usesDirect(width: Int) -> Bool {
+        kernelSize == 3 && stride == 1 && padding == 1 && width >= DirectConvolution.minimumWidth
+            && DirectConvolution.isAvailable && inferenceKernel == nil
+    }
     /// The last training forward's input (backward recomputes its columns).
     private var input = Tensor(shape: [0])
 
@@ -119,7 +129,10 @@ public final class Conv2d: Layer {
             }
         }
         let beta: Float = bias == nil ? 0 : 1
-        let keep = training && !isPointwise
+        let direct = kernel == nil && usesDirect(width: g.width)
+        let directWeight = direct ? DirectConvolution.arrange(weight.value.storage, outputs: outputChannels,
+                                                              inputs: inputChannels, flipped: false) : []
+        let keep = training && !isPointwise && !direct
         stored.release()
         if keep { stored.allocate(chunkSizes(g).map { g.columnRows * $0 * plane }) }
         x.storage.withUnsafeBufferPointer { px in
@@ -128,6 +141,12 @@ public final class Conv2d: Layer {
                     let out = py.baseAddress!
                     // y[:, images] = W · col(images), written in place (ldc = N·Ho·Wo).
                     forEachChunk(g) { chunk, images in
+                        if direct {
+                            DirectConvolution.run(px.baseAddress!, channels: inputChannels, weight: directWeight,
+                                                  into: out, outputs: outputChannels, g, images: images,
+                                                  accumulate: bias != nil)
+                            return
+                        }
                         withColumns(px.baseAddress!, g, images, chunk: chunk, keep: keep) { col, ld in
                             if let kernel {
                                 kernel(col, ld, images.count * plane, out + images.lowerBound * plane, cols)
@@ -143,7 +162,7 @@ public final class Conv2d: Layer {
         }
         if training {
             geometry = g
-            input = isPointwise ? x : Tensor(shape: [0])
+            input = isPointwise || direct ? x : Tensor(shape: [0])
         }
         return y
     }
@@ -190,11 +209,15 @@ public final class Conv2d: Layer {
         // Stride-1 convolutions get dL/dx as a forward convolution of dy with the
         // flipped, transposed kernel (one efficient GEMM, no scatter-add); others use
         // col2im on Wᵀ·dy.
-        let transposed = stride == 1 && !isPointwise ? transposedGeometry(g) : nil
+        let direct = usesDirect(width: g.width)
+        let transposed = stride == 1 && !isPointwise && !direct ? transposedGeometry(g) : nil
         let flipped = transposed != nil && computesInputGradient ? flippedWeight() : []
+        let directFlipped = direct && computesInputGradient
+            ? DirectConvolution.arrange(weight.value.storage, outputs: outputChannels, inputs: inputChannels, flipped: true)
+            : []
         let inPlane = g.height * g.width
         var dx = !computesInputGradient ? Tensor(shape: [0])
-            : transposed != nil ? Tensor(uninitializedShape: [g.channels, g.batch, g.height, g.width])
+            : transposed != nil || direct ? Tensor(uninitializedShape: [g.channels, g.batch, g.height, g.width])
             : Tensor(shape: [g.channels, g.batch, g.height, g.width])
         let wantInput = computesInputGradient
         dy.storage.withUnsafeBufferPointer { pdy in
@@ -213,16 +236,28 @@ public final class Conv2d: Layer {
                             forEachChunk(g) { chunk, images in
                                 let dyChunk = pdy.baseAddress! + images.lowerBound * plane
                                 let n = images.count * plane
-                                let col = isPointwise ? px.baseAddress! + images.lowerBound * plane
-                                                      : UnsafePointer(stored.buffers[chunk])
-                                let ld = isPointwise ? cols : n
-                                // dW_chunk[Cout, CK] = dy[:, chunk] · col(chunk)ᵀ
-                                BLAS.gemm(transposeB: true, m: outputChannels, n: fanIn, k: n,
-                                          a: dyChunk, lda: cols, b: col, ldb: ld,
-                                          c: partial + chunk * outputChannels * fanIn, ldc: fanIn,
-                                          parallel: false)
+                                if direct {
+                                    DirectConvolution.weightGradient(px.baseAddress!, channels: inputChannels, dyBase,
+                                                                     outputs: outputChannels,
+                                                                     into: partial + chunk * outputChannels * fanIn,
+                                                                     g, images: images)
+                                } else {
+                                    let col = isPointwise ? px.baseAddress! + images.lowerBound * plane
+                                                          : UnsafePointer(stored.buffers[chunk])
+                                    let ld = isPointwise ? cols : n
+                                    // dW_chunk[Cout, CK] = dy[:, chunk] · col(chunk)ᵀ
+                                    BLAS.gemm(transposeB: true, m: outputChannels, n: fanIn, k: n,
+                                              a: dyChunk, lda: cols, b: col, ldb: ld,
+                                              c: partial + chunk * outputChannels * fanIn, ldc: fanIn,
+                                              parallel: false)
+                                }
                                 guard wantInput, let dxBase else { return }
-                                if let tg = transposed {
+                                if direct {
+                                    // dx = the same-size convolution of dy with the flipped, transposed kernel.
+                                    DirectConvolution.run(dyBase, channels: outputChannels, weight: directFlipped,
+                                                          into: dxBase, outputs: g.channels, g, images: images,
+                                                          accumulate: false)
+                                } else if let tg = transposed {
                                     // dx[:, chunk] = W'[Cin, Cout·kh·kw] · im2col'(dy chunk)
                                     let tn = images.count * inPlane
                                     let count = tg.columnRows * tn
