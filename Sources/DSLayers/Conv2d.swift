@@ -236,14 +236,18 @@ public final class Conv2d: Layer {
                             forEachChunk(g) { chunk, images in
                                 let dyChunk = pdy.baseAddress! + images.lowerBound * plane
                                 let n = images.count * plane
-                                if direct {
+                                if direct && DirectConvolution.weightGradientIsFaster(inputChannels: inputChannels) {
                                     DirectConvolution.weightGradient(px.baseAddress!, channels: inputChannels, dyBase,
                                                                      outputs: outputChannels,
                                                                      into: partial + chunk * outputChannels * fanIn,
                                                                      g, images: images)
                                 } else {
+                                    // A direct layer kept its input, not its columns: build them here.
+                                    let built: UnsafeMutablePointer<Float>? = direct ? .allocate(capacity: fanIn * n) : nil
+                                    defer { built?.deallocate() }
+                                    if let built { Im2Col.im2col(px.baseAddress!, g, images: images, into: built) }
                                     let col = isPointwise ? px.baseAddress! + images.lowerBound * plane
-                                                          : UnsafePointer(stored.buffers[chunk])
+                                                          : UnsafePointer(built ?? stored.buffers[chunk])
                                     let ld = isPointwise ? cols : n
                                     // dW_chunk[Cout, CK] = dy[:, chunk] · col(chunk)ᵀ
                                     BLAS.gemm(transposeB: true, m: outputChannels, n: fanIn, k: n,

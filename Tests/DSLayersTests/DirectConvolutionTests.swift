@@ -68,5 +68,9 @@ import Testing
         let conv = Conv2d(inputChannels: 2, outputChannels: 5, kernelSize: 3, padding: 1, bias: true, rng: &rng)
         let bad = GradientCheck().mismatches(conv, input: randomTensor([2, 2, 3, 17], seed: 43))
         #expect(bad.isEmpty, "\(bad.prefix(5))")
+        // 64 input channels: the direct forward and input gradient with the GEMM weight gradient.
+        let wide = Conv2d(inputChannels: 64, outputChannels: 8, kernelSize: 3, padding: 1, rng: &rng)
+        let wideBad = GradientCheck().mismatches(wide, input: randomTensor([64, 1, 2, 16], seed: 44))
+        #expect(wideBad.isEmpty, "\(wideBad.prefix(5))")
     }
 }
