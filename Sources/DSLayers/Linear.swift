@@ -12,6 +12,9 @@ public final class Linear: Layer {
     /// An evaluation-mode replacement for the dense product (e.g. a condensed sparse
     /// kernel): `(x [N, in]) → y [N, out]`, bias included. Training ignores it.
     public var inferenceKernel: ((Tensor) -> Tensor)?
+    /// When false, `backward` skips `dL/dx` (for a network's first layer) and
+    /// returns an empty tensor.
+    public var computesInputGradient = true
 
     /// Kaiming-normal weights (fan-in, ReLU gain); bias uniform in `±1/sqrt(in)`.
     public init(inputFeatures: Int, outputFeatures: Int, bias hasBias: Bool = true,
@@ -60,7 +63,7 @@ public final class Linear: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         let n = dy.shape[0]
         precondition(input.shape == [n, inputFeatures], "Linear.backward without a matching forward")
-        var dx = Tensor(shape: [n, inputFeatures])
+        var dx = Tensor(shape: computesInputGradient ? [n, inputFeatures] : [0])
         dy.storage.withUnsafeBufferPointer { pdy in
             input.storage.withUnsafeBufferPointer { px in
                 // dW[out, in] += dyᵀ[out, N] · x[N, in]
@@ -71,13 +74,15 @@ public final class Linear: Layer {
                               beta: 1, c: pdw.baseAddress!, ldc: inputFeatures)
                 }
             }
-            // dx[N, in] = dy[N, out] · W[out, in]
-            weight.value.storage.withUnsafeBufferPointer { pw in
-                dx.storage.withUnsafeMutableBufferPointer { pdx in
-                    BLAS.gemm(m: n, n: inputFeatures, k: outputFeatures,
-                              a: pdy.baseAddress!, lda: outputFeatures,
-                              b: pw.baseAddress!, ldb: inputFeatures,
-                              c: pdx.baseAddress!, ldc: inputFeatures)
+            if computesInputGradient {
+                // dx[N, in] = dy[N, out] · W[out, in]
+                weight.value.storage.withUnsafeBufferPointer { pw in
+                    dx.storage.withUnsafeMutableBufferPointer { pdx in
+                        BLAS.gemm(m: n, n: inputFeatures, k: outputFeatures,
+                                  a: pdy.baseAddress!, lda: outputFeatures,
+                                  b: pw.baseAddress!, ldb: inputFeatures,
+                                  c: pdx.baseAddress!, ldc: inputFeatures)
+                    }
                 }
             }
             if let bias {

@@ -71,8 +71,11 @@ public enum ModelRegistry {
                                   + "the dataset has \(input.height)x\(input.width)")
         }
         let model = builder(input, options, &rng)
-        if let first = model.namedLayers().lazy.compactMap({ $0.layer as? Conv2d }).first {
-            first.computesInputGradient = false   // nothing upstream of the input needs it
+        // Nothing upstream of the first weight layer needs its input gradient.
+        switch model.namedLayers().first(where: { !$0.layer.ownParameters.isEmpty })?.layer {
+        case let conv as Conv2d: conv.computesInputGradient = false
+        case let linear as Linear: linear.computesInputGradient = false
+        default: break
         }
         return model
     }

@@ -156,7 +156,7 @@ public final class Flatten: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard inputShape.count == 4 else { return dy }
+        guard inputShape.count == 4, dy.count > 0 else { return dy }   // empty: not needed upstream
         let c = inputShape[0], n = inputShape[1], hw = inputShape[2] * inputShape[3]
         return dy.reshaped([n, c, hw]).swappingOuterAxes().reshaped(inputShape)
     }

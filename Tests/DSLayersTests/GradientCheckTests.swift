@@ -33,6 +33,15 @@ import Testing
         expectPasses(conv, randomTensor([2, 2, 4, 4], seed: 6))
     }
 
+    @Test func linearWithoutInputGradientStillTrainsWeights() {
+        var rng = Xoshiro256(seed: 4)
+        let linear = Linear(inputFeatures: 5, outputFeatures: 4, rng: &rng)
+        linear.computesInputGradient = false
+        expectPasses(linear, randomTensor([3, 5], seed: 6))
+        _ = linear.forward(randomTensor([3, 5], seed: 7), training: true)
+        #expect(linear.backward(randomTensor([3, 4], seed: 8)).count == 0)
+    }
+
     @Test func batchNorm2dAnd1d() {
         expectPasses(BatchNorm(features: 3), randomTensor([3, 4, 3, 2], seed: 7))
         expectPasses(BatchNorm(features: 5), randomTensor([6, 5], seed: 8))
