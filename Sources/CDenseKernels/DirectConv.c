@@ -64,15 +64,20 @@ int ds_direct_conv_supported(void) {
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
 }
 
-/// Lanes [w0 + b − 1, w0 + b − 1 + 16) of one input row, zero outside [0, width).
-__attribute__((target("avx512f"), always_inline))
-static inline __m512 shifted_row(const float *row, int64_t w0, int64_t b, int64_t width) {
+/// The lanes of [w0 + b − 1, w0 + b − 1 + 16) that lie inside [0, width).
+static inline __mmask16 row_mask(int64_t w0, int64_t b, int64_t width) {
     int64_t start = w0 + b - 1;
     __mmask16 mask = 0xffff;
     if (start < 0) mask &= (__mmask16)(0xffffu << (-start));
     int64_t valid = width - start;
     if (valid < 16) mask &= (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
-    return _mm512_maskz_loadu_ps(mask, row + start);
+    return mask;
+}
+
+/// Lanes [w0 + b − 1, w0 + b − 1 + 16) of one input row, zero outside [0, width).
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 shifted_row(const float *row, int64_t w0, int64_t b, int64_t width) {
+    return _mm512_maskz_loadu_ps(row_mask(w0, b, width), row + w0 + b - 1);
 }
 
 /// One output row segment of 8 output channels × `vectors` (1 or 2) 16-wide vectors.
@@ -80,6 +85,9 @@ static inline __m512 shifted_row(const float *row, int64_t w0, int64_t b, int64_
     __m512 acc[8][VECTORS];                                                                            \
     for (int c = 0; c < 8; c++)                                                                        \
         for (int v = 0; v < VECTORS; v++) acc[c][v] = _mm512_setzero_ps();                            \
+    __mmask16 masks[VECTORS][3];                                                                       \
+    for (int v = 0; v < VECTORS; v++)                                                                  \
+        for (int b = 0; b < 3; b++) masks[v][b] = row_mask(w0 + 16 * v, b, width);                    \
     for (int64_t ci = 0; ci < cin; ci++) {                                                             \
         const float *xi = x + ci * xcs + image;                                                        \
         for (int64_t a = 0; a < 3; a++) {                                                              \
@@ -89,7 +97,8 @@ static inline __m512 shifted_row(const float *row, int64_t w0, int64_t b, int64_
             const float *wa = wt + ((ci * 3 + a) * 3) * wstride + co;                                     \
             for (int64_t b = 0; b < 3; b++) {                                                          \
                 __m512 xv[VECTORS];                                                                    \
-                for (int v = 0; v < VECTORS; v++) xv[v] = shifted_row(row, w0 + 16 * v, b, width);    \
+                for (int v = 0; v < VECTORS; v++)                                                      \
+                    xv[v] = _mm512_maskz_loadu_ps(masks[v][b], row + w0 + 16 * v + b - 1);            \
                 const float *wb = wa + b * wstride;                                                       \
                 for (int c = 0; c < 8; c++) {                                                          \
                     __m512 weight = _mm512_set1_ps(wb[c]);                                             \
