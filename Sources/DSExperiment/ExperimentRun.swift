@@ -45,7 +45,7 @@ public struct BatchProgress {
 /// One experiment: trains the configured model and writes its run folder
 /// (`config.yaml`, `metrics.csv`).
 public struct ExperimentRun {
-    /// `metrics.csv` columns (SPEC §5, then the validation split's columns).
+    /// `metrics.csv` columns (docs/algorithms.md §5, then the validation split's columns).
     public static let metricColumns = [
         "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
         "sparsity", "active_neurons", "ablated_neurons", "itop", "epoch_seconds", "val_loss", "val_acc",
@@ -175,7 +175,7 @@ public struct ExperimentRun {
                        parameterCount: parameters.reduce(0) { $0 + $1.value.count })
     }
 
-    /// `sparsity.csv` columns (SPEC §5).
+    /// `sparsity.csv` columns (docs/algorithms.md §5).
     public static let layerColumns = [
         "step", "layer", "n_out", "fan_in_dense", "density", "nnz", "fan_in_min", "fan_in_max", "fan_in_mean",
         "active_neurons", "ablated_neurons", "dropped", "grown", "drop_fraction",

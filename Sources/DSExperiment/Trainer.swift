@@ -43,7 +43,7 @@ public final class Trainer {
     /// The learning rate the next step will use.
     public var currentLearningRate: Double { schedule.learningRate(atStep: step) }
 
-    /// One optimisation step on `batch` (SPEC §3 order: forward/backward keeping the
+    /// One optimisation step on `batch` (docs/algorithms.md §3 order: forward/backward keeping the
     /// dense gradient → masked optimizer step → mask update, whose dropped and grown
     /// positions get zero optimizer state). Returns the batch loss, the correct count
     /// and the mask changes (empty unless an update ran). A loss that is not a finite

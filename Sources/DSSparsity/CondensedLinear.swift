@@ -1,6 +1,6 @@
 import DSCore
 
-/// A constant fan-in sparse layer in condensed form (SPEC §4): every active output
+/// A constant fan-in sparse layer in condensed form (docs/algorithms.md §4): every active output
 /// neuron keeps exactly `k` weights, stored as `values [m, k]` and the input
 /// positions they read, `indices [m, k]`.
 ///

@@ -11,7 +11,7 @@ public struct SparseLayerShape: Equatable, Sendable {
     public var erkScore: Double { Double(dimensions.reduce(0, +)) / Double(count) }
 }
 
-/// A per-layer density for an overall target sparsity (SPEC §2).
+/// A per-layer density for an overall target sparsity (docs/algorithms.md §2).
 public struct LayerDensity: Equatable, Sendable {
     public var name: String
     /// The layer's density (1 for dense layers).

@@ -2,7 +2,7 @@ import DSCore
 import DSLayers
 
 /// How a model's weights are made sparse: the strategy, the overall sparsity and
-/// its distribution, the update schedule and the per-layer options (SPEC §1–§3).
+/// its distribution, the update schedule and the per-layer options (docs/algorithms.md §1–§3).
 public struct SparsitySettings {
     public var strategy: any SparsityScheduler
     public var sparsity: Double
@@ -25,7 +25,7 @@ public struct SparsitySettings {
     }
 }
 
-/// How the active weights are drawn once the initial masks exist (SPEC §2).
+/// How the active weights are drawn once the initial masks exist (docs/algorithms.md §2).
 public enum SparseInitialization: String, CaseIterable, Sendable {
     /// Each neuron's active weights ~ N(0, sqrt(2 / k_j)), `k_j` its sparse fan-in.
     case sparseKaiming = "sparse_kaiming"

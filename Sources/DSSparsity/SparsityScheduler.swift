@@ -20,7 +20,7 @@ public struct LayerUpdateInput {
         self.budget = budget; self.dropFraction = dropFraction; self.mayAblate = mayAblate
     }
 
-    /// `(nKeep, nDrop)` for this update (SPEC §3): `nDrop = floor(f·n)`, and `nKeep`
+    /// `(nKeep, nDrop)` for this update (docs/algorithms.md §3): `nDrop = floor(f·n)`, and `nKeep`
     /// is lowered to the number of nonzero active weights when fewer remain.
     public var keepAndDrop: (keep: Int, drop: Int) {
         let n = mask.count
@@ -54,7 +54,7 @@ public struct LayerUpdateResult: Equatable {
     public init(mask: SparseMask, ablatedRows: [Int] = []) { self.mask = mask; self.ablatedRows = ablatedRows }
 }
 
-/// A sparse-training strategy: how masks start and how they change (SPEC §3). The
+/// A sparse-training strategy: how masks start and how they change (docs/algorithms.md §3). The
 /// schedule ("when") and the density distribution ("how much per layer") are separate
 /// pieces shared by every strategy.
 public protocol SparsityScheduler {

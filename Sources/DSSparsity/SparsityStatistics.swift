@@ -1,4 +1,4 @@
-/// Model-wide sparsity figures for `metrics.csv` (SPEC §5).
+/// Model-wide sparsity figures for `metrics.csv` (docs/algorithms.md §5).
 public struct SparsityStatistics: Equatable {
     /// `1 − active / total` over every prunable weight (dense layers count as active).
     public var sparsity: Double

@@ -1,6 +1,6 @@
 import Foundation
 
-/// When masks change and by how much (SPEC §3): an update every `ΔT` optimizer steps
+/// When masks change and by how much (docs/algorithms.md §3): an update every `ΔT` optimizer steps
 /// while `t < T_end`, dropping the fraction `f(t) = α/2 · (1 + cos(π·t / T_end))`.
 public struct UpdateSchedule: Equatable, Sendable {
     /// `ΔT`: optimizer steps between mask updates.
