@@ -105,7 +105,6 @@ public struct ExperimentRun {
         if let checkpoint {
             try checkpoint.restore(into: session.trainer, sparse: session.sparse, dataRNG: &session.dataRNG,
                                    sparsityRNG: &session.sparsityRNG, source: folder + "/" + Checkpoint.fileName)
-            try EnvironmentRecord.current(event: "resume", threads: threads).append(to: folder)
         } else {
             let environment = EnvironmentRecord.current(event: "start", threads: threads)
             try RunFolderSetup.create(folder, replacing: exists) { staging in
@@ -115,7 +114,7 @@ public struct ExperimentRun {
         }
         do {
             try Parallel.withThreads(config.training.threads) {
-                try train(&session, from: checkpoint, config: rendered, events: events)
+                try train(&session, from: checkpoint, config: rendered, threads: threads, events: events)
             }
         } catch let error as TrainingDiverged {
             let kept = fm.fileExists(atPath: folder + "/" + Checkpoint.fileName)
@@ -190,8 +189,9 @@ public struct ExperimentRun {
     }
 
     /// Trains from the epoch after `checkpoint` (or from the start), appending to the
-    /// CSV files and writing a checkpoint after every epoch.
-    func train(_ session: inout Session, from checkpoint: Checkpoint?, config rendered: String,
+    /// CSV files and writing a checkpoint after every epoch; a resume adds its entry to
+    /// `environment.json` (with `threads`).
+    func train(_ session: inout Session, from checkpoint: Checkpoint?, config rendered: String, threads: Int,
                events: (RunEvent) -> Void) throws {
         let trainer = session.trainer
         events(.started(folder: folder, parameters: session.parameterCount,
@@ -208,6 +208,8 @@ public struct ExperimentRun {
                                    expectedRows: checkpoint.header.metricsRows ?? checkpoint.epoch) {
                 (Int($0["epoch"] ?? "") ?? .max) <= checkpoint.epoch
             }
+            // Recorded once the tables are known to be whole: this resume will run.
+            try EnvironmentRecord.current(event: "resume", threads: threads).append(to: folder)
         } else {
             layerTable = CSVTable(path: folder + "/sparsity.csv", columns: Self.layerColumns)
             for layer in session.sparse.layers {

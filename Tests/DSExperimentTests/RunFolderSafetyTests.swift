@@ -175,6 +175,7 @@ import Testing
             #expect(e.message.contains("sparsity.csv holds"))
         }
         #expect(try String(contentsOfFile: folder + "/sparsity.csv", encoding: .utf8) == cut, "left as found")
+        #expect(EnvironmentRecord.read(folder).map(\.event) == ["start"], "refused resumes are not recorded")
     }
 
     @Test func aDivergingRunStopsKeepsItsLastGoodEpochAndIsListedApart() throws {
