@@ -163,6 +163,11 @@ public enum BLASCoreSelection {
                               libraryCore: chooser == .dynamicsparse ? env[libraryCoreVariable] : nil,
                               rejected: rejectedEarlier)
         case .tryCores(let candidates):
+            #if !os(Linux)
+            // Re-executing needs /proc/self/exe; elsewhere the library's choice stays.
+            outcome = Outcome(core: library, chooser: .library, libraryCore: nil, rejected: [])
+            return
+            #endif
             var rejected: [String] = []
             let cache = CoreCache()
             for core in candidates {
