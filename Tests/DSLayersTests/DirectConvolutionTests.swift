@@ -10,7 +10,7 @@ import Testing
     /// (cin, cout, images, height, width): widths covering one and two vectors, tails and
     /// several segments; planes narrower than a vector.
     @Test(arguments: [(3, 8, 2, 5, 16), (16, 16, 2, 8, 32), (5, 24, 1, 7, 20), (2, 8, 3, 4, 40), (4, 8, 2, 3, 7),
-                      (1, 8, 1, 1, 1), (3, 2, 2, 4, 17), (6, 13, 1, 5, 33)])
+                      (1, 8, 1, 1, 1), (3, 2, 2, 4, 17), (6, 13, 1, 5, 33), (70, 8, 2, 3, 20)])
     func kernelEqualsTheReference(shape: (Int, Int, Int, Int, Int)) throws {
         guard DirectConvolution.isAvailable else { return }
         let (cin, cout, images, height, width) = shape
