@@ -141,10 +141,7 @@ public struct Checkpoint {
     func checkConfig(_ config: String, source: String) throws {
         let saved = header.configFingerprint ?? Checkpoint.fingerprint(self.config)
         guard saved != Checkpoint.fingerprint(config) else { return }
-        let changes = ConfigLoader.differences(saved: self.config, current: config)
-        throw RunError("\(source): cannot resume: the checkpoint was made with a different config"
-                       + (changes.isEmpty ? " (same values, different text)"
-                          : ":\n" + changes.map { "  - \($0)" }.joined(separator: "\n")))
+        throw ConfigLoader.resumeRefusal(saved: self.config, current: config, source: source, madeBy: "the checkpoint")
     }
 
     // MARK: Bytes

@@ -138,6 +138,15 @@ public enum ConfigLoader {
         }
     }
 
+    /// The error refusing a resume whose config differs from the saved one, listing
+    /// the keys that differ (`madeBy`: what holds the saved config).
+    static func resumeRefusal(saved: String, current: String, source: String, madeBy: String) -> RunError {
+        let changes = differences(saved: saved, current: current)
+        return RunError("\(source): cannot resume: \(madeBy) was made with a different config"
+                        + (changes.isEmpty ? " (same values, different text)"
+                           : ":\n" + changes.map { "  - \($0)" }.joined(separator: "\n")))
+    }
+
     /// Applies one `key.path=value` override; the value is parsed as YAML
     /// (`--set model.hidden=[512,256]`).
     static func apply(override: String, to node: Node) throws -> Node {

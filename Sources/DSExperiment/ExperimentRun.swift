@@ -90,9 +90,7 @@ public struct ExperimentRun {
                     try saved.checkConfig(rendered, source: folder)
                     checkpoint = saved
                 } else if let saved = try? String(contentsOfFile: folder + "/config.yaml", encoding: .utf8), saved != rendered {
-                    let changes = ConfigLoader.differences(saved: saved, current: rendered)
-                    throw RunError("\(folder): cannot resume: the run was made with a different config:\n"
-                                   + changes.map { "  - \($0)" }.joined(separator: "\n"))
+                    throw ConfigLoader.resumeRefusal(saved: saved, current: rendered, source: folder, madeBy: "the run")
                 }
             } else if !force {
                 throw RunError("\(folder) already exists; choose another name (--set name=...), pass --resume to continue it, or --force to replace it")

@@ -11,16 +11,14 @@ public enum RunPreflight {
     /// Memory a run may plan for: the machine's physical memory.
     public static var memoryLimit: Double { Double(ProcessInfo.processInfo.physicalMemory) }
 
-    /// Throws a `ConfigError` naming `source` with every problem found.
+    /// Throws a `ConfigError` naming `source` with every problem found, or the
+    /// `DataError` of a dataset that cannot be described.
     @discardableResult
     public static func check(_ config: ExperimentConfig, source: String) throws -> DatasetShape? {
         var problems: [String] = []
-        let shape: DatasetShape
-        do {
-            shape = try DatasetCatalog.describe(config.data.dataset, root: config.data.root)
-        } catch let error as DataError {
-            throw ConfigError(source: source, problems: ["data: \(error.message)"])
-        }
+        // A data problem (it names the file) stops here with its own error: the checks
+        // below need the dataset's shape.
+        let shape = try DatasetCatalog.describe(config.data.dataset, root: config.data.root)
         if config.data.validationSize >= shape.trainCount {
             problems.append("data.validation_size: \(config.data.validationSize) is not below the \(shape.trainCount) "
                             + "training samples of \(config.data.dataset)")

@@ -93,6 +93,20 @@ import Testing
         }
     }
 
+    @Test func dataProblemsExitWithTheDataCodeAndNameTheFile() throws {
+        guard DSTProcess.isBuilt else { return }
+        let root = Fixtures.writeIDXDataset(root: Fixtures.temporaryDirectory("baddata") + "/data", train: 16, test: 8)
+        let labels = root + "/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+        _ = FileManager.default.createFile(atPath: labels, contents: Data())
+        let path = root + "/../bad.yaml"
+        try "data: {dataset: fashion-mnist, root: \(root)}\nmodel: {name: mlp, hidden: [8]}\noutput: {root: \(root)/../results}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        for command in ["validate", "run"] {
+            let result = try DSTProcess.run([command, path])
+            #expect(result.status == 3 && result.stderr.contains(labels), "\(command): \(result.stderr)")
+        }
+    }
+
     @Test(arguments: ModelRegistry.names)
     func sizeEstimatesMatchTheBuiltModels(name: String) throws {
         for input in [ModelInput(channels: 1, height: 28, width: 28, classes: 10),
