@@ -73,7 +73,8 @@ extension ExperimentConfig {
             schedule: UpdateSchedule(interval: sparsity.updateInterval, endFraction: sparsity.endFraction,
                                      dropFraction: sparsity.dropFraction, totalSteps: totalSteps),
             gradientAccumulation: sparsity.gradAccumulation,
-            initialization: SparseInitialization(rawValue: sparsity.initialization) ?? .sparseKaiming)
+            initialization: SparseInitialization(rawValue: sparsity.initialization) ?? .sparseKaiming,
+            kernels: SparseKernelMode(rawValue: training.sparseKernels) ?? .auto)
         do {
             return try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
         } catch let error as SparsityError {

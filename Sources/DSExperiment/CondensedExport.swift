@@ -101,24 +101,19 @@ public struct CondensedExport {
         return CondensedExport(model: header.model, layers: layers)
     }
 
-    /// Makes the matching Linear and Conv2d layers of `model` use the condensed
-    /// kernels in evaluation. Every exported layer must exist with its shape.
+    /// Makes the matching Linear and Conv2d layers of `model` run the condensed
+    /// kernels (their weights and biases become the exported ones). Every exported layer must
+    /// exist with its shape.
     public func install(into model: Sequential) throws {
         let byName = Dictionary(uniqueKeysWithValues: model.namedLayers().map { ($0.name, $0.layer) })
         for (name, c) in layers {
             switch byName[name] {
             case let linear as Linear where linear.inputFeatures == c.inputFeatures && linear.outputFeatures == c.outputFeatures:
-                linear.inferenceKernel = { x in
-                    var y = Tensor(uninitializedShape: [x.shape[0], c.outputFeatures])
-                    x.storage.withUnsafeBufferPointer { px in
-                        y.storage.withUnsafeMutableBufferPointer { c.forward(batch: x.shape[0], px.baseAddress!, into: $0.baseAddress!) }
-                    }
-                    return y
-                }
+                linear.kernel = CondensedWeightKernel(c, weight: linear.weight)
+                linear.bias?.value.storage = c.bias
             case let conv as Conv2d where conv.weight.matrixShape == (c.outputFeatures, c.inputFeatures):
-                conv.inferenceKernel = { col, ldCol, columns, y, ldY in
-                    c.forwardColumns(col, ldCol: ldCol, columns: columns, into: y, ldY: ldY)
-                }
+                conv.kernel = CondensedWeightKernel(c, weight: conv.weight)
+                conv.bias?.value.storage = c.bias
             default:
                 throw RunError("condensed layer \(name) (\(c.outputFeatures)×\(c.inputFeatures)) has no matching layer in \(self.model)")
             }

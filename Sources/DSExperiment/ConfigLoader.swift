@@ -245,6 +245,9 @@ extension ExperimentConfig {
               "training.label_smoothing: must be in [0, 1), got \(training.labelSmoothing)")
         check(training.threads >= 0, "training.threads: must be ≥ 0 (0 = all cores), got \(training.threads)")
         check(training.maxBatchesPerEpoch >= 0, "training.max_batches_per_epoch: must be ≥ 0, got \(training.maxBatchesPerEpoch)")
+        let kernelModes = SparseKernelMode.allCases.map(\.rawValue)
+        check(kernelModes.contains(training.sparseKernels),
+              "training.sparse_kernels: unknown mode '\(training.sparseKernels)'; valid: \(kernelModes.joined(separator: ", "))")
         check(!output.root.isEmpty, "output.root: must not be empty")
         check(StrategyRegistry.names.contains(sparsity.strategy),
               "sparsity.strategy: unknown strategy '\(sparsity.strategy)'; valid strategies: \(StrategyRegistry.names.joined(separator: ", "))")

@@ -158,11 +158,14 @@ public struct TrainingConfig: Codable, Equatable {
     public var threads = 0
     /// Stop each epoch after this many batches (0 = the whole split); for smoke tests.
     public var maxBatchesPerEpoch = 0
+    /// `auto`, `on` or `off`: whether sparse layers train through sparse kernels.
+    public var sparseKernels = "auto"
     public init() {}
     enum CodingKeys: String, CodingKey {
         case epochs, threads
         case batchSize = "batch_size", evalBatchSize = "eval_batch_size"
         case labelSmoothing = "label_smoothing", maxBatchesPerEpoch = "max_batches_per_epoch"
+        case sparseKernels = "sparse_kernels"
     }
     public init(from decoder: Decoder) throws {
         let f = Fields(decoder, CodingKeys.self), d = TrainingConfig()
@@ -170,6 +173,7 @@ public struct TrainingConfig: Codable, Equatable {
         evalBatchSize = f(.evalBatchSize, d.evalBatchSize)
         labelSmoothing = f(.labelSmoothing, d.labelSmoothing); threads = f(.threads, d.threads)
         maxBatchesPerEpoch = f(.maxBatchesPerEpoch, d.maxBatchesPerEpoch)
+        sparseKernels = f(.sparseKernels, d.sparseKernels)
     }
 }
 

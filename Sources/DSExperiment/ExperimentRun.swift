@@ -21,6 +21,8 @@ public struct RunDiverged: Error, CustomStringConvertible {
 /// What a run reports while it trains (the CLI renders it).
 public enum RunEvent {
     case started(folder: String, parameters: Int, trainSamples: Int, testSamples: Int)
+    /// Once, after `started`: which kernel each masked layer trains through.
+    case kernels([KernelChoice])
     /// Within an epoch, after every batch.
     case batch(BatchProgress)
     /// After an epoch: the row written to `metrics.csv`.
@@ -194,6 +196,7 @@ public struct ExperimentRun {
         let trainer = session.trainer
         events(.started(folder: folder, parameters: session.parameterCount,
                         trainSamples: session.trainLoader.count, testSamples: session.testLoader.count))
+        if !session.sparse.kernelChoices.isEmpty { events(.kernels(session.sparse.kernelChoices)) }
         var layerTable: CSVTable
         var metrics: CSVTable
         if let checkpoint {

@@ -12,6 +12,10 @@ public final class ProgressPrinter {
         switch event {
         case let .started(folder, parameters, trainSamples, testSamples):
             emit("run folder \(folder): \(parameters) parameters, \(trainSamples) training / \(testSamples) test samples")
+        case let .kernels(choices):
+            let sparse = choices.filter(\.sparse).count
+            emit("kernels: \(sparse) of \(choices.count) sparse layers on sparse kernels")
+            for c in choices { emit("  \(c.description)") }
         case let .batch(p):
             guard live, p.done == p.total || Date().timeIntervalSince(lastDraw) > 0.2 else { return }
             lastDraw = Date()

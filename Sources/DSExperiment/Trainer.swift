@@ -55,6 +55,7 @@ public final class Trainer {
         guard result.loss.isFinite else {
             throw TrainingDiverged(step: step + 1, reason: "the training loss is \(result.loss)")
         }
+        sparse?.prepareBackward(forStep: step + 1)   // sparse kernels: dense weight gradient or not
         _ = model.backward(result.gradient)
         sparse?.prepareGradients(forStep: step + 1)
         optimizer.step(learningRate: Float(schedule.learningRate(atStep: step)))

@@ -14,12 +14,10 @@ public final class Conv2d: Layer {
     public let padding: Int
     public let weight: Parameter
     public let bias: Parameter?
-    /// An evaluation-mode replacement for `W · col` (e.g. a condensed sparse kernel):
-    /// given the column matrix (`[Cin·kh·kw, columns]`, leading dimension `ldCol`), it
-    /// writes `y[Cout, columns]` (leading dimension `ldY`), bias included.
-    public typealias ColumnKernel = (_ col: UnsafePointer<Float>, _ ldCol: Int, _ columns: Int,
-                                     _ y: UnsafeMutablePointer<Float>, _ ldY: Int) -> Void
-    public var inferenceKernel: ColumnKernel?
+    /// How the layer multiplies its column matrices by the weight, in training and
+    /// evaluation: the dense kernel (GEMMs, and the direct 3×3 convolution where it
+    /// applies) unless a sparse or condensed kernel is installed.
+    public var kernel: WeightKernel
     /// When false, `backward` skips `dL/dx` (for a network's first layer) and
     /// returns an empty tensor.
     public var computesInputGradient = true
@@ -43,6 +41,7 @@ public final class Conv2d: Layer {
                                    value: Initializer.uniform(shape: [outputChannels],
                                                               bound: 1 / Float(fanIn).squareRoot(),
                                                               rng: &rng)) : nil
+        kernel = DenseWeightKernel(weight: weight)
     }
 
     public var ownParameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
@@ -56,7 +55,7 @@ public final class Conv2d: Layer {
     /// on planes wide enough to fill its 16-wide vectors.
     private func usesDirect(width: Int) -> Bool {
         kernelSize == 3 && stride == 1 && padding == 1 && width >= DirectConvolution.minimumWidth
-            && DirectConvolution.isAvailable && inferenceKernel == nil
+            && DirectConvolution.isAvailable && kernel.isDense
     }
     /// The last training forward's input (backward recomputes its columns).
     private var input = Tensor(shape: [0])
@@ -120,23 +119,22 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(x.shape) is smaller than the \(kernelSize)x\(kernelSize) kernel")
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
         var y = Tensor(uninitializedShape: [outputChannels, g.batch, g.outputHeight, g.outputWidth])
-        let kernel = training ? nil : inferenceKernel   // writes y whole, bias included
-        if let bias, kernel == nil {
+        let direct = usesDirect(width: g.width)
+        if let bias, direct {
             y.storage.withUnsafeMutableBufferPointer { py in
                 for o in 0..<outputChannels {
                     (py.baseAddress! + o * cols).update(repeating: bias.value.storage[o], count: cols)
                 }
             }
         }
-        let beta: Float = bias == nil ? 0 : 1
-        let direct = kernel == nil && usesDirect(width: g.width)
         let directWeight = direct ? DirectConvolution.arrange(weight.value.storage, outputs: outputChannels,
                                                               inputs: inputChannels, flipped: false) : []
         let keep = training && !isPointwise && !direct
         stored.release()
         if keep { stored.allocate(chunkSizes(g).map { g.columnRows * $0 * plane }) }
+        let biasValues = bias?.value.storage ?? []
         x.storage.withUnsafeBufferPointer { px in
-            weight.value.storage.withUnsafeBufferPointer { pw in
+            biasValues.withUnsafeBufferPointer { pb in
                 y.storage.withUnsafeMutableBufferPointer { py in
                     let out = py.baseAddress!
                     // y[:, images] = W · col(images), written in place (ldc = N·Ho·Wo).
@@ -148,13 +146,13 @@ public final class Conv2d: Layer {
                             return
                         }
                         withColumns(px.baseAddress!, g, images, chunk: chunk, keep: keep) { col, ld in
-                            if let kernel {
-                                kernel(col, ld, images.count * plane, out + images.lowerBound * plane, cols)
-                                return
-                            }
-                            BLAS.gemm(m: outputChannels, n: images.count * plane, k: g.columnRows,
-                                      a: pw.baseAddress!, lda: g.columnRows, b: col, ldb: ld,
-                                      beta: beta, c: out + images.lowerBound * plane, ldc: cols, parallel: false)
+                            let n = images.count * plane
+                            kernel.forward(ActivationView(col, features: g.columnRows, columns: n, leadingDimension: ld,
+                                                          batchMajor: false),
+                                           bias: bias == nil ? nil : pb.baseAddress,
+                                           into: MutableActivationView(out + images.lowerBound * plane, features: outputChannels,
+                                                                       columns: n, leadingDimension: cols, batchMajor: false),
+                                           parallel: false)
                         }
                     }
                 }
@@ -203,22 +201,24 @@ public final class Conv2d: Layer {
         let fanIn = g.columnRows
         let per = imagesPerChunk(g)
         let chunks = (g.batch + per - 1) / per
-        // One partial dW per chunk, summed in chunk order: the result does not depend
-        // on the thread count.
-        var partials = [Float](repeating: 0, count: chunks * outputChannels * fanIn)
-        // Stride-1 convolutions get dL/dx as a forward convolution of dy with the
-        // flipped, transposed kernel (one efficient GEMM, no scatter-add); others use
-        // col2im on Wᵀ·dy.
+        // One partial weight gradient per chunk (in the kernel's layout), summed in
+        // chunk order: the result does not depend on the thread count.
+        let blockSize = kernel.gradientCount
+        var partials = [Float](repeating: 0, count: chunks * blockSize)
+        // With the dense kernel, stride-1 convolutions get dL/dx as a forward
+        // convolution of dy with the flipped, transposed kernel (one efficient GEMM,
+        // no scatter-add); others use col2im on Wᵀ·dy.
         let direct = usesDirect(width: g.width)
-        let transposed = stride == 1 && !isPointwise && !direct ? transposedGeometry(g) : nil
+        let transposed = stride == 1 && !isPointwise && !direct && kernel.isDense ? transposedGeometry(g) : nil
         let flipped = transposed != nil && computesInputGradient ? flippedWeight() : []
         let directFlipped = direct && computesInputGradient
             ? DirectConvolution.arrange(weight.value.storage, outputs: outputChannels, inputs: inputChannels, flipped: true)
             : []
         let inPlane = g.height * g.width
         var dx = !computesInputGradient ? Tensor(shape: [0])
-            : transposed != nil || direct ? Tensor(uninitializedShape: [g.channels, g.batch, g.height, g.width])
-            : Tensor(shape: [g.channels, g.batch, g.height, g.width])
+            : transposed != nil || direct || isPointwise
+                ? Tensor(uninitializedShape: [g.channels, g.batch, g.height, g.width])
+                : Tensor(shape: [g.channels, g.batch, g.height, g.width])
         let wantInput = computesInputGradient
         dy.storage.withUnsafeBufferPointer { pdy in
             if let bias {
@@ -229,77 +229,75 @@ public final class Conv2d: Layer {
                 }
             }
             input.storage.withUnsafeBufferPointer { px in
-                weight.value.storage.withUnsafeBufferPointer { pw in
-                    partials.withUnsafeMutableBufferPointer { pp in
-                        dx.storage.withUnsafeMutableBufferPointer { pdx in
-                            let partial = pp.baseAddress!, dxBase = pdx.baseAddress, dyBase = pdy.baseAddress!
-                            forEachChunk(g) { chunk, images in
-                                let dyChunk = pdy.baseAddress! + images.lowerBound * plane
-                                let n = images.count * plane
-                                if direct && DirectConvolution.weightGradientIsFaster(inputChannels: inputChannels) {
-                                    DirectConvolution.weightGradient(px.baseAddress!, channels: inputChannels, dyBase,
-                                                                     outputs: outputChannels,
-                                                                     into: partial + chunk * outputChannels * fanIn,
-                                                                     g, images: images)
-                                } else {
-                                    // A direct layer kept its input, not its columns: build them here.
-                                    let built: UnsafeMutablePointer<Float>? = direct ? .allocate(capacity: fanIn * n) : nil
-                                    defer { built?.deallocate() }
-                                    if let built { Im2Col.im2col(px.baseAddress!, g, images: images, into: built) }
-                                    let col = isPointwise ? px.baseAddress! + images.lowerBound * plane
-                                                          : UnsafePointer(built ?? stored.buffers[chunk])
-                                    let ld = isPointwise ? cols : n
-                                    // dW_chunk[Cout, CK] = dy[:, chunk] · col(chunk)ᵀ
-                                    BLAS.gemm(transposeB: true, m: outputChannels, n: fanIn, k: n,
-                                              a: dyChunk, lda: cols, b: col, ldb: ld,
-                                              c: partial + chunk * outputChannels * fanIn, ldc: fanIn,
+                partials.withUnsafeMutableBufferPointer { pp in
+                    dx.storage.withUnsafeMutableBufferPointer { pdx in
+                        let partial = pp.baseAddress!, dxBase = pdx.baseAddress, dyBase = pdy.baseAddress!
+                        forEachChunk(g) { chunk, images in
+                            let dyChunk = pdy.baseAddress! + images.lowerBound * plane
+                            let n = images.count * plane
+                            let gradOut = ActivationView(dyChunk, features: outputChannels, columns: n,
+                                                         leadingDimension: cols, batchMajor: false)
+                            if direct && DirectConvolution.weightGradientIsFaster(inputChannels: inputChannels) {
+                                DirectConvolution.weightGradient(px.baseAddress!, channels: inputChannels, dyBase,
+                                                                 outputs: outputChannels,
+                                                                 into: partial + chunk * blockSize,
+                                                                 g, images: images)
+                            } else {
+                                // A direct layer kept its input, not its columns: build them here.
+                                let built: UnsafeMutablePointer<Float>? = direct ? .allocate(capacity: fanIn * n) : nil
+                                defer { built?.deallocate() }
+                                if let built { Im2Col.im2col(px.baseAddress!, g, images: images, into: built) }
+                                let col = isPointwise ? px.baseAddress! + images.lowerBound * plane
+                                                      : UnsafePointer(built ?? stored.buffers[chunk])
+                                let ld = isPointwise ? cols : n
+                                kernel.weightGradient(gradOut, ActivationView(col, features: fanIn, columns: n,
+                                                                              leadingDimension: ld, batchMajor: false),
+                                                      into: partial + chunk * blockSize, parallel: false)
+                            }
+                            guard wantInput, let dxBase else { return }
+                            if direct {
+                                // dx = the same-size convolution of dy with the flipped, transposed kernel.
+                                DirectConvolution.run(dyBase, channels: outputChannels, weight: directFlipped,
+                                                      into: dxBase, outputs: g.channels, g, images: images,
+                                                      accumulate: false)
+                            } else if let tg = transposed {
+                                // dx[:, chunk] = W'[Cin, Cout·kh·kw] · im2col'(dy chunk)
+                                let tn = images.count * inPlane
+                                let count = tg.columnRows * tn
+                                let reuse = count <= g.columnRows * n
+                                let dcol = reuse ? stored.buffers[chunk] : .allocate(capacity: count)
+                                defer { if !reuse { dcol.deallocate() } }
+                                Im2Col.im2col(dyBase, tg, images: images, into: dcol)
+                                flipped.withUnsafeBufferPointer { pf in
+                                    BLAS.gemm(m: g.channels, n: tn, k: tg.columnRows,
+                                              a: pf.baseAddress!, lda: tg.columnRows, b: dcol, ldb: tn,
+                                              c: dxBase + images.lowerBound * inPlane, ldc: g.batch * inPlane,
                                               parallel: false)
                                 }
-                                guard wantInput, let dxBase else { return }
-                                if direct {
-                                    // dx = the same-size convolution of dy with the flipped, transposed kernel.
-                                    DirectConvolution.run(dyBase, channels: outputChannels, weight: directFlipped,
-                                                          into: dxBase, outputs: g.channels, g, images: images,
-                                                          accumulate: false)
-                                } else if let tg = transposed {
-                                    // dx[:, chunk] = W'[Cin, Cout·kh·kw] · im2col'(dy chunk)
-                                    let tn = images.count * inPlane
-                                    let count = tg.columnRows * tn
-                                    let reuse = count <= g.columnRows * n
-                                    let dcol = reuse ? stored.buffers[chunk] : .allocate(capacity: count)
-                                    defer { if !reuse { dcol.deallocate() } }
-                                    Im2Col.im2col(dyBase, tg, images: images, into: dcol)
-                                    flipped.withUnsafeBufferPointer { pf in
-                                        BLAS.gemm(m: g.channels, n: tn, k: tg.columnRows,
-                                                  a: pf.baseAddress!, lda: tg.columnRows, b: dcol, ldb: tn,
-                                                  c: dxBase + images.lowerBound * inPlane, ldc: g.batch * inPlane,
-                                                  parallel: false)
-                                    }
-                                } else if isPointwise {
-                                    // dx[:, chunk] = Wᵀ · dy[:, chunk], in place.
-                                    BLAS.gemm(transposeA: true, m: fanIn, n: n, k: outputChannels,
-                                              a: pw.baseAddress!, lda: fanIn, b: dyChunk, ldb: cols,
-                                              c: dxBase + images.lowerBound * plane, ldc: cols, parallel: false)
-                                } else {
-                                    let dcol = stored.buffers[chunk]   // its columns are no longer needed
-                                    BLAS.gemm(transposeA: true, m: fanIn, n: n, k: outputChannels,
-                                              a: pw.baseAddress!, lda: fanIn, b: dyChunk, ldb: cols,
-                                              c: dcol, ldc: n, parallel: false)
-                                    Im2Col.col2im(dcol, g, images: images, addingInto: dxBase)
-                                }
+                            } else if isPointwise {
+                                // dx[:, chunk] = Wᵀ · dy[:, chunk], in place.
+                                kernel.backwardInput(gradOut, into: MutableActivationView(
+                                    dxBase + images.lowerBound * plane, features: fanIn, columns: n,
+                                    leadingDimension: cols, batchMajor: false), parallel: false)
+                            } else {
+                                let dcol = stored.buffers[chunk]   // its columns are no longer needed
+                                kernel.backwardInput(gradOut, into: MutableActivationView(
+                                    dcol, features: fanIn, columns: n, leadingDimension: n, batchMajor: false),
+                                                     parallel: false)
+                                Im2Col.col2im(dcol, g, images: images, addingInto: dxBase)
                             }
                         }
                     }
                 }
             }
         }
-        weight.gradient.storage.withUnsafeMutableBufferPointer { pdw in
-            partials.withUnsafeBufferPointer { pp in
-                for chunk in 0..<chunks {
-                    let src = pp.baseAddress! + chunk * outputChannels * fanIn
-                    for i in 0..<(outputChannels * fanIn) { pdw[i] += src[i] }
-                }
+        partials.withUnsafeMutableBufferPointer { pp in
+            let total = pp.baseAddress!
+            for chunk in 1..<max(chunks, 1) {
+                let src = total + chunk * blockSize
+                for i in 0..<blockSize { total[i] += src[i] }
             }
+            kernel.addGradient(total)
         }
         geometry = nil
         input = Tensor(shape: [0])

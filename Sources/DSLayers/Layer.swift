@@ -22,6 +22,15 @@ public final class Parameter {
     /// For `.weight`: the `[nOut, fanIn]` matrix view of `value` (conv: fanIn =
     /// inChannels·kh·kw). Row `j` is output neuron `j`'s incoming weights.
     public let matrixShape: (rows: Int, columns: Int)
+    /// Set by a sparse weight kernel: the flat positions of the active weights,
+    /// ascending. Optimizers then step only these, with `activeGradient` as their
+    /// gradient, and every other weight (and its optimizer state) stays untouched.
+    public var activePositions: [Int32]?
+    /// The gradient at `activePositions`, in their order (sparse kernels add into it).
+    public var activeGradient: [Float] = []
+    /// True when a sparse kernel also wrote the dense `gradient` in the last backward
+    /// (the steps whose mask update reads it); `zeroGradients` then clears it.
+    public var holdsDenseGradient = false
 
     public init(name: String, role: ParameterRole, value: Tensor,
                 matrixShape: (rows: Int, columns: Int)? = nil) {
@@ -32,6 +41,15 @@ public final class Parameter {
         self.matrixShape = matrixShape ?? (1, value.count)
         precondition(self.matrixShape.rows * self.matrixShape.columns == value.count,
                      "Parameter \(name): matrix view \(self.matrixShape) does not cover \(value.shape)")
+    }
+}
+
+extension Parameter {
+    /// Clears what the next backward adds into: O(active weights) on the sparse path.
+    public func zeroGradient() {
+        guard activePositions != nil else { gradient.zero(); return }
+        activeGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        if holdsDenseGradient { gradient.zero(); holdsDenseGradient = false }
     }
 }
 
@@ -93,8 +111,9 @@ extension Layer {
         return result
     }
 
-    /// Sets every parameter gradient in the tree to zero.
+    /// Sets every parameter gradient in the tree to zero (for parameters stepped at
+    /// their active positions only, the active gradient, and the dense one if written).
     public func zeroGradients() {
-        for (_, p) in namedParameters() { p.gradient.zero() }
+        for (_, p) in namedParameters() { p.zeroGradient() }
     }
 }

@@ -9,9 +9,9 @@ public final class Linear: Layer {
     /// `[out]`, or nil.
     public let bias: Parameter?
     private var input = Tensor(shape: [0])
-    /// An evaluation-mode replacement for the dense product (e.g. a condensed sparse
-    /// kernel): `(x [N, in]) → y [N, out]`, bias included. Training ignores it.
-    public var inferenceKernel: ((Tensor) -> Tensor)?
+    /// How the layer multiplies by its weight, in training and evaluation: the dense
+    /// GEMM kernel unless a sparse or condensed kernel is installed.
+    public var kernel: WeightKernel
     /// When false, `backward` skips `dL/dx` (for a network's first layer) and
     /// returns an empty tensor.
     public var computesInputGradient = true
@@ -29,30 +29,31 @@ public final class Linear: Layer {
                                    value: Initializer.uniform(shape: [outputFeatures],
                                                               bound: 1 / Float(inputFeatures).squareRoot(),
                                                               rng: &rng)) : nil
+        kernel = DenseWeightKernel(weight: weight)
     }
 
     public var ownParameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
+    /// `[N, features]` batch-major view of `p`.
+    private func view(_ p: UnsafePointer<Float>, _ features: Int, _ n: Int) -> ActivationView {
+        ActivationView(p, features: features, columns: n, leadingDimension: features, batchMajor: true)
+    }
+
+    private func mutableView(_ p: UnsafeMutablePointer<Float>, _ features: Int, _ n: Int) -> MutableActivationView {
+        MutableActivationView(p, features: features, columns: n, leadingDimension: features, batchMajor: true)
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 2 && x.shape[1] == inputFeatures,
                      "Linear(\(inputFeatures)→\(outputFeatures)) got input \(x.shape)")
-        if !training, let kernel = inferenceKernel { return kernel(x) }
         let n = x.shape[0]
-        var y = Tensor(shape: [n, outputFeatures])
-        if let bias {
-            y.storage.withUnsafeMutableBufferPointer { py in
-                bias.value.storage.withUnsafeBufferPointer { pb in
-                    for r in 0..<n { (py.baseAddress! + r * outputFeatures).update(from: pb.baseAddress!, count: outputFeatures) }
-                }
-            }
-        }
+        var y = Tensor(uninitializedShape: [n, outputFeatures])
+        let biasValues = bias?.value.storage ?? []
         x.storage.withUnsafeBufferPointer { px in
-            weight.value.storage.withUnsafeBufferPointer { pw in
+            biasValues.withUnsafeBufferPointer { pb in
                 y.storage.withUnsafeMutableBufferPointer { py in
-                    BLAS.gemm(transposeB: true, m: n, n: outputFeatures, k: inputFeatures,
-                              a: px.baseAddress!, lda: inputFeatures,
-                              b: pw.baseAddress!, ldb: inputFeatures,
-                              beta: bias == nil ? 0 : 1, c: py.baseAddress!, ldc: outputFeatures)
+                    kernel.forward(view(px.baseAddress!, inputFeatures, n), bias: bias == nil ? nil : pb.baseAddress,
+                                   into: mutableView(py.baseAddress!, outputFeatures, n), parallel: true)
                 }
             }
         }
@@ -63,26 +64,15 @@ public final class Linear: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         let n = dy.shape[0]
         precondition(input.shape == [n, inputFeatures], "Linear.backward without a matching forward")
-        var dx = Tensor(shape: computesInputGradient ? [n, inputFeatures] : [0])
+        var dx = Tensor(uninitializedShape: computesInputGradient ? [n, inputFeatures] : [0])
         dy.storage.withUnsafeBufferPointer { pdy in
+            let gradOut = view(pdy.baseAddress!, outputFeatures, n)
             input.storage.withUnsafeBufferPointer { px in
-                // dW[out, in] += dyᵀ[out, N] · x[N, in]
-                weight.gradient.storage.withUnsafeMutableBufferPointer { pdw in
-                    BLAS.gemm(transposeA: true, m: outputFeatures, n: inputFeatures, k: n,
-                              a: pdy.baseAddress!, lda: outputFeatures,
-                              b: px.baseAddress!, ldb: inputFeatures,
-                              beta: 1, c: pdw.baseAddress!, ldc: inputFeatures)
-                }
+                kernel.backwardWeight(gradOut, view(px.baseAddress!, inputFeatures, n), parallel: true)
             }
             if computesInputGradient {
-                // dx[N, in] = dy[N, out] · W[out, in]
-                weight.value.storage.withUnsafeBufferPointer { pw in
-                    dx.storage.withUnsafeMutableBufferPointer { pdx in
-                        BLAS.gemm(m: n, n: inputFeatures, k: outputFeatures,
-                                  a: pdy.baseAddress!, lda: outputFeatures,
-                                  b: pw.baseAddress!, ldb: inputFeatures,
-                                  c: pdx.baseAddress!, ldc: inputFeatures)
-                    }
+                dx.storage.withUnsafeMutableBufferPointer { pdx in
+                    kernel.backwardInput(gradOut, into: mutableView(pdx.baseAddress!, inputFeatures, n), parallel: true)
                 }
             }
             if let bias {

@@ -277,7 +277,13 @@ extension CondensedLinear {
     /// `y [outputFeatures]` from one input: `y[j] = bias[j] + Σ_i values[r, i] · x[indices[r, i]]`.
     /// `laneBlocks: false` forces the gather-dot (to test both).
     public func forwardOne(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, laneBlocks: Bool = true) {
-        bias.withUnsafeBufferPointer { y.update(from: $0.baseAddress!, count: outputFeatures) }
+        bias.withUnsafeBufferPointer { forwardOne(x, into: y, laneBlocks: laneBlocks, bias: $0.baseAddress!) }
+    }
+
+    /// The same with the bias `bias [outputFeatures]` in place of the layer's own.
+    func forwardOne(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, laneBlocks: Bool,
+                    bias: UnsafePointer<Float>) {
+        y.update(from: bias, count: outputFeatures)
         let m = activeRows.count, k = fanIn
         guard m > 0 else { return }
         activeRows.withUnsafeBufferPointer { rows in
@@ -317,15 +323,27 @@ extension CondensedLinear {
     /// (`col [inputFeatures, ldCol]`, `y [outputFeatures, ldY]`); ablated rows get their bias.
     public func forwardColumns(_ col: UnsafePointer<Float>, ldCol: Int, columns: Int,
                                into y: UnsafeMutablePointer<Float>, ldY: Int) {
+        bias.withUnsafeBufferPointer {
+            forwardColumns(col, ldCol: ldCol, columns: columns, into: y, ldY: ldY, bias: $0.baseAddress!, parallel: true)
+        }
+    }
+
+    /// The same with the bias `bias [outputFeatures]` in place of the layer's own;
+    /// `parallel: false` stays on the calling thread.
+    func forwardColumns(_ col: UnsafePointer<Float>, ldCol: Int, columns: Int, into y: UnsafeMutablePointer<Float>,
+                        ldY: Int, bias: UnsafePointer<Float>, parallel: Bool) {
         switch indices {
-        case .narrow(let idx): idx.withUnsafeBufferPointer { runColumns(col, ldCol, columns, y, ldY, $0.baseAddress!) }
-        case .wide(let idx): idx.withUnsafeBufferPointer { runColumns(col, ldCol, columns, y, ldY, $0.baseAddress!) }
+        case .narrow(let idx):
+            idx.withUnsafeBufferPointer { runColumns(col, ldCol, columns, y, ldY, $0.baseAddress!, bias, parallel) }
+        case .wide(let idx):
+            idx.withUnsafeBufferPointer { runColumns(col, ldCol, columns, y, ldY, $0.baseAddress!, bias, parallel) }
         }
     }
 
     private func runColumns<I: FixedWidthInteger>(_ col: UnsafePointer<Float>, _ ldCol: Int, _ columns: Int,
                                                  _ y: UnsafeMutablePointer<Float>, _ ldY: Int,
-                                                 _ idx: UnsafePointer<I>) {
+                                                 _ idx: UnsafePointer<I>, _ bias: UnsafePointer<Float>,
+                                                 _ parallel: Bool) {
         let k = fanIn, m = activeRows.count
         activeRows.withUnsafeBufferPointer { rows in
             var isActive = [Bool](repeating: false, count: outputFeatures)
@@ -333,14 +351,12 @@ extension CondensedLinear {
             for j in 0..<outputFeatures where !isActive[j] { (y + j * ldY).update(repeating: bias[j], count: columns) }
             guard m > 0 else { return }
             values.withUnsafeBufferPointer { pv in
-                bias.withUnsafeBufferPointer { pb in
-                    let v = pv.baseAddress!, b = pb.baseAddress!
-                    SparseKernels.columns(rows: m, columns: columns, features: inputFeatures, work: m * k * columns,
-                                          x: col, ldX: ldCol) { r, c in
-                        let j = Int(rows[r])
-                        return SparseKernels.Row(values: v + r &* k, indices: idx + r &* k, count: k, bias: b[j],
-                                                 out: y + (j &* ldY &+ c))
-                    }
+                let v = pv.baseAddress!
+                SparseKernels.columns(rows: m, columns: columns, features: inputFeatures,
+                                      work: parallel ? m * k * columns : 0, x: col, ldX: ldCol) { r, c in
+                    let j = Int(rows[r])
+                    return SparseKernels.Row(values: v + r &* k, indices: idx + r &* k, count: k, bias: bias[j],
+                                             out: y + (j &* ldY &+ c))
                 }
             }
         }

@@ -15,14 +15,29 @@ public struct SparsitySettings {
     /// Backward passes averaged into the dense gradient of an update (≥ 1).
     public var gradientAccumulation: Int
     public var initialization: SparseInitialization
+    /// Which layers train through sparse kernels (`training.sparse_kernels`).
+    public var kernels: SparseKernelMode
 
     public init(strategy: any SparsityScheduler, sparsity: Double, distribution: DensityDistribution,
                 denseLayers: Set<String> = [], protectedLayers: Set<String> = [], schedule: UpdateSchedule,
-                gradientAccumulation: Int = 1, initialization: SparseInitialization = .sparseKaiming) {
+                gradientAccumulation: Int = 1, initialization: SparseInitialization = .sparseKaiming,
+                kernels: SparseKernelMode = .off) {
         self.strategy = strategy; self.sparsity = sparsity; self.distribution = distribution
         self.denseLayers = denseLayers; self.protectedLayers = protectedLayers; self.schedule = schedule
         self.gradientAccumulation = gradientAccumulation; self.initialization = initialization
+        self.kernels = kernels
     }
+}
+
+/// Whether sparse layers train through sparse kernels (docs/algorithms.md §6).
+public enum SparseKernelMode: String, CaseIterable, Sendable {
+    /// Per layer, whichever of the sparse and the masked dense kernel is faster at the
+    /// layer's density (a measured crossover, so the choice is the same every run).
+    case auto
+    /// Every sparse layer on sparse kernels.
+    case on
+    /// Every layer on the dense kernel, masked after each step.
+    case off
 }
 
 /// How the active weights are drawn once the initial masks exist (docs/algorithms.md §2).
@@ -52,11 +67,30 @@ public final class SparseLayer {
     /// Sum of the last backward passes' dense gradients before an update.
     var accumulatedGradient: [Float] = []
     var accumulatedPasses = 0
+    /// The Linear or Conv2d layer the weight belongs to.
+    let owner: WeightLayer?
+    /// The layer's sparse kernel, when it trains through one (nil: dense kernel, masked).
+    public private(set) var kernel: SparseWeightKernel?
 
-    init(name: String, parameter: Parameter, parameterIndex: Int, density: LayerDensity, isProtected: Bool) {
+    init(name: String, parameter: Parameter, parameterIndex: Int, density: LayerDensity, isProtected: Bool,
+         owner: WeightLayer?) {
         self.name = name; self.parameter = parameter; self.parameterIndex = parameterIndex
-        self.density = density; self.isProtected = isProtected
+        self.density = density; self.isProtected = isProtected; self.owner = owner
         everActive = [Bool](repeating: density.isDense, count: parameter.value.count)
+    }
+
+    /// Puts the layer on a sparse kernel over its mask, or back on the dense kernel.
+    func useSparseKernel(_ sparse: Bool) {
+        guard let owner, let mask else { return }
+        if sparse {
+            let k = SparseWeightKernel(weight: parameter, mask: mask)
+            kernel = k
+            owner.kernel = k
+        } else {
+            kernel?.detach()
+            kernel = nil
+            owner.kernel = DenseWeightKernel(weight: parameter)
+        }
     }
 
     /// The state a checkpoint needs beyond the weights: mask, ever-active positions
@@ -72,6 +106,7 @@ public final class SparseLayer {
         self.everActive = everActive
         self.accumulatedGradient = accumulatedGradient
         self.accumulatedPasses = accumulatedPasses
+        if let mask { kernel?.update(mask: mask) }
     }
 
     public var rows: Int { parameter.matrixShape.rows }
@@ -85,7 +120,8 @@ public final class SparseLayer {
 public typealias MaskUpdates = [(layer: SparseLayer, change: MaskChange, dropFraction: Double)]
 
 /// A model's sparse layers under one strategy: draws the initial masks, keeps inactive
-/// weights and their gradients at zero, and runs the strategy's mask updates.
+/// weights and their gradients at zero (by masking after each step, or, for layers on
+/// sparse kernels, by never computing them), and runs the strategy's mask updates.
 public final class SparseModel {
     public let settings: SparsitySettings
     public let layers: [SparseLayer]
@@ -96,6 +132,7 @@ public final class SparseModel {
                 rng: inout Xoshiro256) throws {
         self.settings = settings
         let weights = model.namedParameters().filter { $0.parameter.role == .weight }
+        let owners = model.namedLayers().compactMap { $0.layer as? WeightLayer }
         let shapes = weights.map { SparseLayerShape(name: Self.layerName($0.name), dimensions: $0.parameter.value.shape) }
         let densities = try settings.distribution.densities(for: shapes, sparsity: settings.sparsity,
                                                             denseLayers: settings.denseLayers)
@@ -105,7 +142,8 @@ public final class SparseModel {
                 preconditionFailure("SparseModel: weight \(density.name) is not in the optimizer's parameter list")
             }
             let layer = SparseLayer(name: density.name, parameter: parameter, parameterIndex: index,
-                                    density: density, isProtected: settings.protectedLayers.contains(density.name))
+                                    density: density, isProtected: settings.protectedLayers.contains(density.name),
+                                    owner: owners.first { $0.weight === parameter })
             if !density.isDense {
                 guard density.budget > 0 else {
                     throw SparsityError("layer \(density.name) (\(layer.rows)x\(layer.columns)) keeps no weights at sparsity "
@@ -121,7 +159,16 @@ public final class SparseModel {
         }
         self.layers = layers
         applyMasks()
+        kernelChoices = layers.compactMap { layer in
+            guard layer.mask != nil, layer.owner != nil else { return nil }
+            let choice = KernelChoice(layer: layer, mode: settings.kernels)
+            layer.useSparseKernel(choice.sparse)
+            return choice
+        }
     }
+
+    /// Each masked layer's kernel choice, for the run log.
+    public private(set) var kernelChoices: [KernelChoice] = []
 
     /// `layer1.0.conv1.weight` → `layer1.0.conv1`.
     public static func layerName(_ parameterPath: String) -> String {
@@ -143,23 +190,35 @@ public final class SparseModel {
 
     /// Sets every inactive weight to zero.
     public func applyMasks() {
-        for layer in layers {
-            guard let mask = layer.mask else { continue }
-            layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
-                for i in 0..<w.count where !mask.active[i] { w[i] = 0 }
-            }
+        for layer in layers { mask(layer) }
+    }
+
+    private func mask(_ layer: SparseLayer) {
+        guard let mask = layer.mask else { return }
+        layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
+            for i in 0..<w.count where !mask.active[i] { w[i] = 0 }
         }
+    }
+
+    /// Whether the backward pass of optimizer step `step` (1-based) must produce the
+    /// dense gradient: an update that reads it follows within `gradientAccumulation` steps.
+    public func needsDenseGradient(forStep step: Int) -> Bool {
+        settings.strategy.isDynamic && settings.strategy.usesDenseGradient
+            && settings.schedule.readsDenseGradient(atStep: step, accumulation: settings.gradientAccumulation)
+    }
+
+    /// Before the backward pass of optimizer step `step` (1-based): tells the sparse
+    /// kernels whether to compute the dense weight gradient.
+    public func prepareBackward(forStep step: Int) {
+        let dense = needsDenseGradient(forStep: step)
+        for layer in layers { layer.kernel?.computesDenseGradient = dense }
     }
 
     /// Before the optimizer step that will be step `step` (1-based): keeps the dense
     /// gradient when an update follows within `gradientAccumulation` steps, then zeroes
-    /// the gradients of inactive weights.
+    /// the gradients of inactive weights (layers on sparse kernels have none).
     public func prepareGradients(forStep step: Int) {
-        let dynamic = settings.strategy.isDynamic && settings.strategy.usesDenseGradient
-        let interval = settings.schedule.interval
-        let nextUpdate = (step + interval - 1) / interval * interval
-        let collect = dynamic && nextUpdate - step < settings.gradientAccumulation
-            && settings.schedule.isUpdate(afterStep: nextUpdate)
+        let collect = needsDenseGradient(forStep: step)
         for layer in layers {
             guard let mask = layer.mask else { continue }
             if collect {
@@ -170,6 +229,7 @@ public final class SparseModel {
                 }
                 layer.accumulatedPasses += 1
             }
+            guard layer.kernel == nil else { continue }
             layer.parameter.gradient.storage.withUnsafeMutableBufferPointer { g in
                 for i in 0..<g.count where !mask.active[i] { g[i] = 0 }
             }
@@ -180,7 +240,7 @@ public final class SparseModel {
     /// step, runs the strategy on every sparse layer. Returns what changed (empty when
     /// no update ran); the caller zeroes optimizer state at dropped and grown positions.
     public func afterStep(_ step: Int, rng: inout Xoshiro256) -> MaskUpdates {
-        applyMasks()
+        for layer in layers where layer.kernel == nil { mask(layer) }
         guard settings.strategy.isDynamic, settings.schedule.isUpdate(afterStep: step) else { return [] }
         let fraction = settings.schedule.dropFraction(atStep: step)
         var updates: MaskUpdates = []
@@ -199,11 +259,52 @@ public final class SparseModel {
                 layer.parameter.value.storage[i] = 0
                 layer.everActive[i] = true
             }
+            for i in change.dropped { layer.parameter.value.storage[i] = 0 }
+            layer.kernel?.update(mask: result.mask)
             layer.accumulatedGradient = []
             layer.accumulatedPasses = 0
             updates.append((layer, change, fraction))
         }
-        applyMasks()
         return updates
     }
+}
+
+/// Which kernel one masked layer trains through, and why.
+public struct KernelChoice: Equatable, Sendable {
+    public let layer: String
+    /// `condensed` (constant fan-in) or `csr`.
+    public let structure: String
+    public let density: Double
+    /// True: the sparse kernel; false: the dense kernel, masked after each step.
+    public let sparse: Bool
+    public let reason: String
+
+    init(layer: SparseLayer, mode: SparseKernelMode) {
+        self.layer = layer.name
+        let mask = layer.mask ?? .dense(rows: layer.rows, columns: layer.columns)
+        structure = SparsePattern(mask: mask).structureName
+        density = Double(layer.activeCount) / Double(max(layer.parameter.value.count, 1))
+        switch mode {
+        case .on: sparse = true; reason = "sparse_kernels: on"
+        case .off: sparse = false; reason = "sparse_kernels: off"
+        case .auto:
+            let isConv = layer.owner is Conv2d
+            let crossover = isConv ? SparseKernelCrossover.convolution : SparseKernelCrossover.linear
+            sparse = density <= crossover
+            reason = String(format: "auto: density %.3f %@ the %@ crossover %.2f", density,
+                            sparse ? "≤" : ">", isConv ? "convolution" : "linear", crossover)
+        }
+    }
+
+    /// One log line: `layer1.0.conv1: sparse (condensed) — auto: density 0.100 ≤ …`.
+    public var description: String {
+        "\(layer): \(sparse ? "sparse (\(structure))" : "dense, masked") — \(reason)"
+    }
+}
+
+/// The densities below which the sparse training kernels beat the masked dense kernel
+/// (`sparse_kernels: auto`), measured with `dst-bench train-sparse --crossover`.
+public enum SparseKernelCrossover {
+    public static let linear = 0.3
+    public static let convolution = 0.3
 }

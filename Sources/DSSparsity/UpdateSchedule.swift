@@ -27,6 +27,14 @@ public struct UpdateSchedule: Equatable, Sendable {
         step > 0 && step % interval == 0 && step < endStep
     }
 
+    /// True when the backward pass of optimizer step `step` (1-based) must produce the
+    /// dense gradient: an update follows within `accumulation` steps (the update step
+    /// and the `accumulation − 1` steps before it, whose gradients it averages).
+    public func readsDenseGradient(atStep step: Int, accumulation: Int) -> Bool {
+        let nextUpdate = (step + interval - 1) / interval * interval
+        return nextUpdate - step < accumulation && isUpdate(afterStep: nextUpdate)
+    }
+
     /// `f(t) = α/2 · (1 + cos(π·t / T_end))`, 0 from `T_end` on.
     public func dropFraction(atStep step: Int) -> Double {
         guard step < endStep, endStep > 0 else { return 0 }

@@ -5,7 +5,9 @@ import DSLayers
 ///
 /// State is kept per parameter, in the order of `parameters`, and is public so the
 /// sparsity code can zero the state of inactive or newly grown weights and
-/// checkpoints can save it.
+/// checkpoints can save it. Parameters with `activePositions` (sparse weight kernels)
+/// are stepped at those positions only, from `activeGradient`, in O(active weights);
+/// the others in full.
 public protocol Optimizer: AnyObject {
     /// The parameters being optimised, in a fixed order.
     var parameters: [Parameter] { get }
@@ -56,19 +58,18 @@ public final class SGD: Optimizer {
         let mu = momentum, wd = weightDecay, nesterov = nesterov
         for (i, p) in parameters.enumerated() {
             p.value.storage.withUnsafeMutableBufferPointer { w in
-                p.gradient.storage.withUnsafeBufferPointer { g in
-                    velocity[i].storage.withUnsafeMutableBufferPointer { b in
-                        for t in 0..<w.count {
-                            let grad = g[t] + wd * w[t]
-                            if mu == 0 {
-                                w[t] -= lr * grad
-                            } else {
-                                let v = mu * b[t] + grad
-                                b[t] = v
-                                w[t] -= lr * (nesterov ? grad + mu * v : v)
-                            }
+                velocity[i].storage.withUnsafeMutableBufferPointer { b in
+                    @inline(__always) func update(_ t: Int, _ gradient: Float) {
+                        let grad = gradient + wd * w[t]
+                        if mu == 0 {
+                            w[t] -= lr * grad
+                        } else {
+                            let v = mu * b[t] + grad
+                            b[t] = v
+                            w[t] -= lr * (nesterov ? grad + mu * v : v)
                         }
                     }
+                    p.forEachSteppedGradient(update)
                 }
             }
         }
@@ -117,17 +118,36 @@ public final class AdamW: Optimizer {
         let c2 = 1 / (1 - Float(Double(b2).power(stepCount)))
         for (i, p) in parameters.enumerated() {
             p.value.storage.withUnsafeMutableBufferPointer { w in
-                p.gradient.storage.withUnsafeBufferPointer { g in
-                    firstMoment[i].storage.withUnsafeMutableBufferPointer { m in
-                        secondMoment[i].storage.withUnsafeMutableBufferPointer { v in
-                            for t in 0..<w.count {
-                                m[t] = b1 * m[t] + (1 - b1) * g[t]
-                                v[t] = b2 * v[t] + (1 - b2) * g[t] * g[t]
-                                w[t] = w[t] * decay - lr * (m[t] * c1) / ((v[t] * c2).squareRoot() + eps)
-                            }
+                firstMoment[i].storage.withUnsafeMutableBufferPointer { m in
+                    secondMoment[i].storage.withUnsafeMutableBufferPointer { v in
+                        @inline(__always) func update(_ t: Int, _ g: Float) {
+                            m[t] = b1 * m[t] + (1 - b1) * g
+                            v[t] = b2 * v[t] + (1 - b2) * g * g
+                            w[t] = w[t] * decay - lr * (m[t] * c1) / ((v[t] * c2).squareRoot() + eps)
                         }
+                        p.forEachSteppedGradient(update)
                     }
                 }
+            }
+        }
+    }
+}
+
+extension Parameter {
+    /// Calls `body(position, gradient)` for every weight an optimizer steps: the active
+    /// positions with `activeGradient` on the sparse path (O(active weights)), else
+    /// every position with `gradient`.
+    @inline(__always)
+    func forEachSteppedGradient(_ body: (Int, Float) -> Void) {
+        if let positions = activePositions {
+            positions.withUnsafeBufferPointer { pos in
+                activeGradient.withUnsafeBufferPointer { g in
+                    for e in 0..<pos.count { body(Int(pos[e]), g[e]) }
+                }
+            }
+        } else {
+            gradient.storage.withUnsafeBufferPointer { g in
+                for t in 0..<g.count { body(t, g[t]) }
             }
         }
     }

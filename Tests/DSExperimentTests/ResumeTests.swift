@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct ResumeTests {
     var dst: String { DSTProcess.path }
 
-    func config(root: String, name: String) -> String {
+    func config(root: String, name: String, kernels: String = "auto") -> String {
         """
         name: \(name)
         seed: 5
@@ -16,7 +16,7 @@ import Testing
         model: {name: mlp, hidden: [24], dropout: 0.2}
         optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.001}
         schedule: {name: cosine}
-        training: {epochs: 4, batch_size: 16, threads: 1}
+        training: {epochs: 4, batch_size: 16, threads: 1, sparse_kernels: \(kernels)}
         output: {root: \(root)/results}
         sparsity: {strategy: srigl, sparsity: 0.8, distribution: uniform, update_interval: 7, grad_accumulation: 2, gamma_sal: 0.9}
         """
@@ -38,7 +38,9 @@ import Testing
         }
     }
 
-    @Test func killedAndResumedRunMatchesTheUninterruptedOne() throws {
+    /// On the masked dense path and on the sparse kernels.
+    @Test(arguments: ["off", "on"])
+    func killedAndResumedRunMatchesTheUninterruptedOne(kernels: String) throws {
         guard FileManager.default.isExecutableFile(atPath: dst) else {
             Issue.record("dst not found at \(dst)")
             return
@@ -46,9 +48,12 @@ import Testing
         let root = Fixtures.temporaryDirectory("resume")
         Fixtures.writeIDXDataset(root: root + "/data", train: 96, test: 32)
         for name in ["straight", "killed"] {
-            try config(root: root, name: name).write(toFile: "\(root)/\(name).yaml", atomically: true, encoding: .utf8)
+            try config(root: root, name: name, kernels: kernels).write(toFile: "\(root)/\(name).yaml", atomically: true,
+                                                                       encoding: .utf8)
         }
-        #expect(try dst(["run", "\(root)/straight.yaml"]).status == 0)
+        let straight = try DSTProcess.run(["run", "\(root)/straight.yaml"])
+        #expect(straight.status == 0)
+        #expect(straight.stdout.contains(kernels == "on" ? "sparse (condensed)" : "dense, masked"), "\(straight.stdout)")
 
         // 6 steps per epoch: killed in epoch 2 (after step 9, with a gradient being
         // accumulated for the update at step 14 kept in the epoch-1 checkpoint), then in

@@ -13,7 +13,7 @@ import Testing
     static let strategies: [any SparsityScheduler] = [StaticStrategy(), SETStrategy(), RigLStrategy(), SRigLStrategy()]
 
     func setup(_ strategy: any SparsityScheduler, sparsity: Double, optimizer name: String,
-               accumulation: Int = 1) throws -> (Trainer, SparseModel, BatchLoader) {
+               accumulation: Int = 1, kernels: SparseKernelMode = .off) throws -> (Trainer, SparseModel, BatchLoader) {
         var rng = Xoshiro256(seed: 11)
         let input = ModelInput(channels: 1, height: 8, width: 8, classes: 4)
         let model = Sequential(named: [
@@ -27,7 +27,7 @@ import Testing
         let settings = SparsitySettings(strategy: strategy, sparsity: sparsity, distribution: .uniform,
                                         protectedLayers: ["fc2"],
                                         schedule: UpdateSchedule(interval: 2, endStep: 12, initialDropFraction: 0.3),
-                                        gradientAccumulation: accumulation)
+                                        gradientAccumulation: accumulation, kernels: kernels)
         let sparse = try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
         let optimizer: Optimizer = name == "sgd"
             ? SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 1e-3)
@@ -40,15 +40,23 @@ import Testing
         return (trainer, sparse, BatchLoader(dataset: ds, batchSize: 8, mean: [0.5], std: [0.25]))
     }
 
+    /// On the masked dense path and on the sparse kernels alike.
     @Test(arguments: ["sgd", "adamw"], [0.5, 0.9, 0.99])
     func inactiveWeightsAndStateStayZero(optimizer name: String, sparsity: Double) throws {
+        for kernels in [SparseKernelMode.off, .on] {
+            try inactiveWeightsAndStateStayZero(optimizer: name, sparsity: sparsity, kernels: kernels)
+        }
+    }
+
+    func inactiveWeightsAndStateStayZero(optimizer name: String, sparsity: Double, kernels: SparseKernelMode) throws {
         for strategy in Self.strategies {
             // At 99% the 6×25 conv keeps one weight: constant fan-in must refuse it.
             if strategy is SRigLStrategy && sparsity == 0.99 {
                 #expect(throws: SparsityError.self) { _ = try setup(strategy, sparsity: sparsity, optimizer: name) }
                 continue
             }
-            let (trainer, sparse, loader) = try setup(strategy, sparsity: sparsity, optimizer: name)
+            let (trainer, sparse, loader) = try setup(strategy, sparsity: sparsity, optimizer: name, kernels: kernels)
+            #expect(sparse.kernelChoices.allSatisfy { $0.sparse == (kernels == .on) })
             var dataRNG = Xoshiro256(seed: 1), maskRNG = Xoshiro256(seed: 2)
             let initialCounts = sparse.layers.map(\.activeCount)
             var updatesSeen = 0
@@ -59,7 +67,7 @@ import Testing
                 updatesSeen += r.updates.isEmpty ? 0 : 1
                 for (layer, old) in zip(sparse.layers, before) {
                     guard let mask = layer.mask else { continue }
-                    let context = "\(strategy.name)/\(name) step \(trainer.step) \(layer.name)"
+                    let context = "\(strategy.name)/\(name)/\(kernels) step \(trainer.step) \(layer.name)"
                     for i in mask.active.indices where !mask.active[i] {
                         #expect(layer.parameter.value.storage[i] == 0, "\(context): inactive weight \(i)")
                         for state in trainer.optimizer.stateNames {

@@ -1,0 +1,168 @@
+import DSCore
+import DSLayers
+
+/// The products behind `SparseWeightKernel`, on feature-major activations
+/// (`x [features, ld]`): a sparse × dense product (the forward pass, and with the
+/// transposed pattern the input gradient) and a sampled dense × denseᵀ product (the
+/// weight gradient at the active positions). Each has a Double reference for tests.
+public enum SparseProducts {
+    /// `y[o][c] = bias[o] + Σ_{e ∈ row o} values[e] · x[index[e]][c]` for `c < columns`
+    /// (`start` has `outputs + 1` entries; rows without entries get their bias).
+    public static func product(start: [Int32], index: [Int32], values: [Float], bias: UnsafePointer<Float>?,
+                               outputs: Int, features: Int, x: UnsafePointer<Float>, ldX: Int, columns: Int,
+                               y: UnsafeMutablePointer<Float>, ldY: Int, parallel: Bool) {
+        guard columns > 0, outputs > 0 else { return }
+        guard !values.isEmpty else {   // every row empty: y is the bias
+            for o in 0..<outputs { (y + o * ldY).update(repeating: bias?[o] ?? 0, count: columns) }
+            return
+        }
+        values.withUnsafeBufferPointer { pv in
+            index.withUnsafeBufferPointer { pi in
+                start.withUnsafeBufferPointer { ps in
+                    let v = pv.baseAddress!, i = pi.baseAddress!
+                    SparseKernels.columns(rows: outputs, columns: columns, features: features,
+                                          work: parallel ? values.count * columns : 0, x: x, ldX: ldX) { r, c in
+                        let s = Int(ps[r])
+                        return SparseKernels.Row(values: v + s, indices: i + s, count: Int(ps[r + 1]) - s,
+                                                 bias: bias?[r] ?? 0, out: y + (r &* ldY &+ c))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Columns of `x` per pass of the sampled product: the pass's slices of `dy` and `x`
+    /// (`rows + features` rows of it) stay within about 256 KB, at least 64 wide.
+    static func sampledTile(rows: Int, features: Int, columns: Int) -> Int {
+        let fit = (65_536 / max(rows + features, 1)) / 16 * 16
+        return min(columns, max(64, fit))
+    }
+
+    /// `g[e] = Σ_c dy[r][c] · x[index[e]][c]` for every entry `e` of every row `r`
+    /// (`dy [rows, ldDY]`, `x [features, ldX]`, both feature-major), overwriting
+    /// `g[0..<start[rows]]`. Rows are split over threads, columns go in fixed tiles:
+    /// the sums do not depend on the thread count.
+    public static func sampled(start: [Int32], index: [Int32], rows: Int, features: Int,
+                               dy: UnsafePointer<Float>, ldDY: Int, x: UnsafePointer<Float>, ldX: Int, columns: Int,
+                               into g: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let count = Int(start[rows])
+        g.update(repeating: 0, count: count)
+        guard columns > 0, count > 0 else { return }
+        let tile = sampledTile(rows: rows, features: features, columns: columns)
+        start.withUnsafeBufferPointer { ps in
+            index.withUnsafeBufferPointer { pi in
+                Parallel.forRanges(rows, work: parallel ? count * columns : 0) { range in
+                    var c0 = 0
+                    while c0 < columns {
+                        let width = min(tile, columns - c0)
+                        for r in range {
+                            let d = dy + (r &* ldDY &+ c0)
+                            var e = Int(ps[r])
+                            let end = Int(ps[r + 1])
+                            while e &+ 4 <= end {
+                                let s = dot4(d, x + (Int(pi[e]) &* ldX &+ c0), x + (Int(pi[e &+ 1]) &* ldX &+ c0),
+                                             x + (Int(pi[e &+ 2]) &* ldX &+ c0), x + (Int(pi[e &+ 3]) &* ldX &+ c0), width)
+                                g[e] += s[0]; g[e &+ 1] += s[1]; g[e &+ 2] += s[2]; g[e &+ 3] += s[3]
+                                e &+= 4
+                            }
+                            while e < end {
+                                g[e] += dot(d, x + (Int(pi[e]) &* ldX &+ c0), width)
+                                e &+= 1
+                            }
+                        }
+                        c0 += width
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    /// `Σ_c d[c] · a_k[c]` for four rows `a_k` at once (four accumulator chains).
+    @inline(__always)
+    static func dot4(_ d: UnsafePointer<Float>, _ a0: UnsafePointer<Float>, _ a1: UnsafePointer<Float>,
+                     _ a2: UnsafePointer<Float>, _ a3: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+        var c = 0
+        while c &+ 16 <= n {
+            let dv = load(d + c)
+            s0.addProduct(dv, load(a0 + c)); s1.addProduct(dv, load(a1 + c))
+            s2.addProduct(dv, load(a2 + c)); s3.addProduct(dv, load(a3 + c))
+            c &+= 16
+        }
+        var out = SIMD4<Float>(s0.sum(), s1.sum(), s2.sum(), s3.sum())
+        while c < n {
+            out += SIMD4(a0[c], a1[c], a2[c], a3[c]) * d[c]
+            c &+= 1
+        }
+        return out
+    }
+
+    @inline(__always)
+    static func dot(_ d: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s = SIMD16<Float>()
+        var c = 0
+        while c &+ 16 <= n { s.addProduct(load(d + c), load(a + c)); c &+= 16 }
+        var out = s.sum()
+        while c < n { out += d[c] * a[c]; c &+= 1 }
+        return out
+    }
+
+    /// Runs `body(x, ldX, y, ldY)` on feature-major views of `x` and `y`, transposing
+    /// batch-major ones into scratch buffers (and the result back into `y`).
+    static func featureMajor(_ x: ActivationView, _ y: MutableActivationView,
+                             _ body: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int) -> Void) {
+        withFeatureMajor(x) { px, ldX in
+            guard y.batchMajor else { body(px, ldX, y.base, y.leadingDimension); return }
+            let yT = UnsafeMutablePointer<Float>.allocate(capacity: max(y.features * y.columns, 1))
+            defer { yT.deallocate() }
+            body(px, ldX, yT, y.columns)
+            BLAS.transpose(rows: y.features, columns: y.columns, yT, lda: y.columns, into: y.base,
+                           ldb: y.leadingDimension)
+        }
+    }
+
+    /// Runs `body(x, ld)` on a feature-major form of `x`.
+    static func withFeatureMajor(_ x: ActivationView, _ body: (UnsafePointer<Float>, Int) -> Void) {
+        guard x.batchMajor else { body(x.base, x.leadingDimension); return }
+        let xT = UnsafeMutablePointer<Float>.allocate(capacity: max(x.features * x.columns, 1))
+        defer { xT.deallocate() }
+        BLAS.transpose(rows: x.columns, columns: x.features, x.base, lda: x.leadingDimension, into: xT, ldb: x.columns)
+        body(xT, x.columns)
+    }
+
+    // MARK: References (Double, obviously correct loops)
+
+    /// `y [outputs, n] = W · x + bias` for the dense `W [outputs, features]` and
+    /// feature-major `x [features, n]`.
+    public static func referenceProduct(weight: [Float], outputs: Int, features: Int, x: [Float], columns n: Int,
+                                        bias: [Float]?) -> [Float] {
+        var y = [Float](repeating: 0, count: outputs * n)
+        for o in 0..<outputs {
+            for c in 0..<n {
+                var s = Double(bias?[o] ?? 0)
+                for f in 0..<features { s += Double(weight[o * features + f]) * Double(x[f * n + c]) }
+                y[o * n + c] = Float(s)
+            }
+        }
+        return y
+    }
+
+    /// `g [rows, features] = dy · xᵀ` at the active positions of `mask`, 0 elsewhere
+    /// (`dy [rows, n]`, `x [features, n]` feature-major).
+    public static func referenceSampled(mask: SparseMask, dy: [Float], x: [Float], columns n: Int) -> [Float] {
+        var g = [Float](repeating: 0, count: mask.rows * mask.columns)
+        for r in 0..<mask.rows {
+            for f in 0..<mask.columns where mask.active[r * mask.columns + f] {
+                var s = 0.0
+                for c in 0..<n { s += Double(dy[r * n + c]) * Double(x[f * n + c]) }
+                g[r * mask.columns + f] = Float(s)
+            }
+        }
+        return g
+    }
+}

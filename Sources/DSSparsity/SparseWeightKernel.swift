@@ -1,0 +1,254 @@
+import DSCore
+import DSLayers
+
+/// The index structure of a sparse `[rows, columns]` weight, kept in two orders: by
+/// row (CSR: what the forward product and the weight gradient walk) and by column (the
+/// transposed CSR, which the input gradient walks as a forward product with `Wᵀ`).
+///
+/// A constant fan-in mask's row order is its condensed form: `values [m, k]` and
+/// `indices [m, k]` for the `m` non-empty rows (ablated neurons hold no entries).
+/// Rebuilding it from a mask is one pass over the mask (docs/algorithms.md §6).
+public struct SparsePattern: Equatable {
+    public let rows: Int
+    public let columns: Int
+    /// `rowStart[r] ..< rowStart[r + 1]` are row `r`'s entries.
+    public let rowStart: [Int32]
+    /// Each entry's column (input position), ascending within a row.
+    public let columnIndex: [Int32]
+    /// Each entry's flat position `r · columns + c` in the dense weight.
+    public let positions: [Int32]
+    /// `columnStart[c] ..< columnStart[c + 1]` are column `c`'s entries in column order.
+    public let columnStart: [Int32]
+    /// The row of each column-order entry, ascending within a column.
+    public let rowIndex: [Int32]
+    /// The flat position of each column-order entry.
+    public let transposedPositions: [Int32]
+    /// `k` when every non-empty row holds `k` entries (the condensed structure).
+    public let constantFanIn: Int?
+
+    public init(mask: SparseMask) {
+        precondition(mask.rows * mask.columns <= Int(Int32.max), "SparsePattern: \(mask.rows)x\(mask.columns) is too large")
+        let rows = mask.rows, columns = mask.columns
+        self.rows = rows; self.columns = columns
+        var rowStart: [Int32] = [0], columnIndex: [Int32] = [], positions: [Int32] = []
+        var perColumn = [Int32](repeating: 0, count: columns + 1)
+        rowStart.reserveCapacity(rows + 1)
+        mask.active.withUnsafeBufferPointer { active in
+            for r in 0..<rows {
+                let base = r * columns
+                for c in 0..<columns where active[base + c] {
+                    columnIndex.append(Int32(c)); positions.append(Int32(base + c))
+                    perColumn[c + 1] += 1
+                }
+                rowStart.append(Int32(columnIndex.count))
+            }
+        }
+        for c in 0..<columns { perColumn[c + 1] += perColumn[c] }
+        var next = perColumn, rowIndex = [Int32](repeating: 0, count: columnIndex.count)
+        var transposed = [Int32](repeating: 0, count: columnIndex.count)
+        for r in 0..<rows {
+            for e in Int(rowStart[r])..<Int(rowStart[r + 1]) {
+                let c = Int(columnIndex[e]), slot = Int(next[c])
+                rowIndex[slot] = Int32(r); transposed[slot] = positions[e]
+                next[c] += 1
+            }
+        }
+        self.rowStart = rowStart; self.columnIndex = columnIndex; self.positions = positions
+        columnStart = perColumn; self.rowIndex = rowIndex; transposedPositions = transposed
+        let counts = (0..<rows).map { Int(rowStart[$0 + 1] - rowStart[$0]) }.filter { $0 > 0 }
+        constantFanIn = counts.isEmpty ? nil : counts.allSatisfy { $0 == counts[0] } ? counts[0] : nil
+    }
+
+    /// Number of active weights.
+    public var count: Int { columnIndex.count }
+    /// `condensed` for a constant fan-in pattern, else `csr`.
+    public var structureName: String { constantFanIn != nil ? "condensed" : "csr" }
+}
+
+/// The sparse training kernel of one Linear or Conv2d weight: forward, input gradient
+/// and weight gradient over the active weights only (docs/algorithms.md §6).
+///
+/// The dense weight tensor stays the source of truth (optimizers, checkpoints and mask
+/// updates read it); each product gathers the active values from it in the order it
+/// needs, which costs one pass over the active weights. The weight gradient goes to
+/// the parameter's `activeGradient` (a sampled product: for each active `(j, i)`,
+/// `Σ_b dy[j, b] · x[i, b]`), except on steps whose mask update reads the dense
+/// gradient: with `computesDenseGradient` set, it is a dense GEMM into `gradient`, and
+/// the active entries are taken from it.
+public final class SparseWeightKernel: WeightKernel {
+    public let weight: Parameter
+    public private(set) var pattern: SparsePattern
+    /// Set (by `SparseModel`) for the backward passes whose dense gradient a mask
+    /// update will read.
+    public var computesDenseGradient = false
+
+    /// Installs the kernel's pattern on `weight`: its `activePositions` and a zero
+    /// `activeGradient`.
+    public init(weight: Parameter, mask: SparseMask) {
+        precondition(weight.matrixShape == (mask.rows, mask.columns),
+                     "SparseWeightKernel: mask \(mask.rows)x\(mask.columns) for weight \(weight.matrixShape)")
+        self.weight = weight
+        pattern = SparsePattern(mask: mask)
+        attach()
+    }
+
+    /// Rebuilds the structure after a mask update (the gradients restart at zero).
+    public func update(mask: SparseMask) {
+        pattern = SparsePattern(mask: mask)
+        attach()
+    }
+
+    /// Sets the parameter's active positions and clears both of its gradients (the
+    /// dense one may hold the gradient the last mask update read).
+    private func attach() {
+        weight.activePositions = pattern.positions
+        weight.activeGradient = [Float](repeating: 0, count: pattern.count)
+        weight.gradient.zero()
+        weight.holdsDenseGradient = false
+    }
+
+    /// Returns the weight to dense stepping (the parameter forgets its active positions).
+    public func detach() {
+        weight.activePositions = nil
+        weight.activeGradient = []
+    }
+
+    private var rows: Int { pattern.rows }
+    private var fanIn: Int { pattern.columns }
+
+    /// `weight.value` at `positions`.
+    private func gather(_ positions: [Int32]) -> [Float] {
+        var out = [Float](repeating: 0, count: positions.count)
+        weight.value.storage.withUnsafeBufferPointer { w in
+            positions.withUnsafeBufferPointer { p in
+                out.withUnsafeMutableBufferPointer { o in
+                    for e in 0..<p.count { o[e] = w[Int(p[e])] }
+                }
+            }
+        }
+        return out
+    }
+
+    public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView, parallel: Bool) {
+        precondition(x.features == fanIn && y.features == rows && x.columns == y.columns,
+                     "SparseWeightKernel.forward: \(x.features)x\(x.columns) → \(y.features)x\(y.columns) for W \(rows)x\(fanIn)")
+        product(transposed: false, x, bias: bias, into: y, parallel: parallel)
+    }
+
+    public func backwardInput(_ dy: ActivationView, into dx: MutableActivationView, parallel: Bool) {
+        precondition(dy.features == rows && dx.features == fanIn && dy.columns == dx.columns,
+                     "SparseWeightKernel.backwardInput: \(dy.features)x\(dy.columns) → \(dx.features)x\(dx.columns) for W \(rows)x\(fanIn)")
+        product(transposed: true, dy, bias: nil, into: dx, parallel: parallel)
+    }
+
+    /// `y = W · x + bias`, or `Wᵀ · x` walking the column order.
+    private func product(transposed: Bool, _ x: ActivationView, bias: UnsafePointer<Float>?,
+                         into y: MutableActivationView, parallel: Bool) {
+        let p = pattern
+        let values = gather(transposed ? p.transposedPositions : p.positions)
+        SparseProducts.featureMajor(x, y) { px, ldX, py, ldY in
+            SparseProducts.product(start: transposed ? p.columnStart : p.rowStart,
+                                   index: transposed ? p.rowIndex : p.columnIndex, values: values, bias: bias,
+                                   outputs: y.features, features: x.features, x: px, ldX: ldX, columns: x.columns,
+                                   y: py, ldY: ldY, parallel: parallel)
+        }
+    }
+
+    public var gradientCount: Int { computesDenseGradient ? weight.value.count : pattern.count }
+
+    public func weightGradient(_ dy: ActivationView, _ x: ActivationView, into gradient: UnsafeMutablePointer<Float>,
+                               parallel: Bool) {
+        precondition(dy.features == rows && x.features == fanIn && dy.columns == x.columns,
+                     "SparseWeightKernel.weightGradient: dy \(dy.features)x\(dy.columns), x \(x.features)x\(x.columns) for W \(rows)x\(fanIn)")
+        if computesDenseGradient {
+            DenseWeightKernel.gemmGradient(dy, x, rows: rows, fanIn: fanIn, beta: 0, into: gradient, parallel: parallel)
+            return
+        }
+        SparseProducts.withFeatureMajor(dy) { pdy, ldDY in
+            SparseProducts.withFeatureMajor(x) { px, ldX in
+                SparseProducts.sampled(start: pattern.rowStart, index: pattern.columnIndex, rows: rows, features: fanIn,
+                                       dy: pdy, ldDY: ldDY, x: px, ldX: ldX, columns: x.columns,
+                                       into: gradient, parallel: parallel)
+            }
+        }
+    }
+
+    public func addGradient(_ gradient: UnsafePointer<Float>) {
+        weight.activeGradient.withUnsafeMutableBufferPointer { active in
+            if computesDenseGradient {
+                weight.gradient.storage.withUnsafeMutableBufferPointer { g in
+                    for i in 0..<g.count { g[i] += gradient[i] }
+                }
+                pattern.positions.withUnsafeBufferPointer { p in
+                    for e in 0..<p.count { active[e] += gradient[Int(p[e])] }
+                }
+                weight.holdsDenseGradient = true
+            } else {
+                for e in 0..<active.count { active[e] += gradient[e] }
+            }
+        }
+    }
+
+}
+
+/// An exported condensed layer as a layer's kernel (`dst eval --condensed`): the
+/// forward pass runs the condensed layer's own kernels (the lane-block layout at batch 1),
+/// and the weight it stands for is written into the layer, whose gradients (should the
+/// layer be trained further) come from a `SparseWeightKernel` over the same pattern.
+/// The first backward pass drops the frozen condensed copy, so later forward passes
+/// read the weight as it changes.
+public final class CondensedWeightKernel: WeightKernel {
+    public private(set) var condensed: CondensedLinear?
+    private let sparse: SparseWeightKernel
+
+    /// Writes `condensed`'s weight into `weight` and takes over its products.
+    public init(_ condensed: CondensedLinear, weight: Parameter) {
+        precondition(weight.matrixShape == (condensed.outputFeatures, condensed.inputFeatures),
+                     "CondensedWeightKernel: condensed \(condensed.outputFeatures)x\(condensed.inputFeatures) for weight \(weight.matrixShape)")
+        let dense = condensed.denseWeight
+        weight.value.storage = dense
+        var active = [Bool](repeating: false, count: dense.count)
+        for (r, row) in condensed.activeRows.enumerated() {
+            for i in 0..<condensed.fanIn { active[Int(row) * condensed.inputFeatures + condensed.indices[r * condensed.fanIn + i]] = true }
+        }
+        self.condensed = condensed
+        sparse = SparseWeightKernel(weight: weight,
+                                    mask: SparseMask(rows: condensed.outputFeatures, columns: condensed.inputFeatures,
+                                                     active: active))
+    }
+
+    public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView, parallel: Bool) {
+        guard let c = condensed else { sparse.forward(x, bias: bias, into: y, parallel: parallel); return }
+        let zeros = bias == nil ? [Float](repeating: 0, count: c.outputFeatures) : []
+        zeros.withUnsafeBufferPointer { pz in
+            let b = bias ?? pz.baseAddress!
+            if y.batchMajor && y.columns == 1 {
+                c.forwardOne(x.base, into: y.base, laneBlocks: true, bias: b)
+                return
+            }
+            SparseProducts.featureMajor(x, y) { px, ldX, py, ldY in
+                c.forwardColumns(px, ldCol: ldX, columns: x.columns, into: py, ldY: ldY, bias: b, parallel: parallel)
+            }
+        }
+    }
+
+    public func backwardInput(_ dy: ActivationView, into dx: MutableActivationView, parallel: Bool) {
+        condensed = nil
+        sparse.backwardInput(dy, into: dx, parallel: parallel)
+    }
+
+    public var gradientCount: Int { sparse.gradientCount }
+
+    public func weightGradient(_ dy: ActivationView, _ x: ActivationView, into gradient: UnsafeMutablePointer<Float>,
+                               parallel: Bool) {
+        condensed = nil
+        sparse.weightGradient(dy, x, into: gradient, parallel: parallel)
+    }
+
+    public func addGradient(_ gradient: UnsafePointer<Float>) { sparse.addGradient(gradient) }
+
+    public func backwardWeight(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {
+        condensed = nil
+        sparse.backwardWeight(dy, x, parallel: parallel)
+    }
+}

@@ -1,0 +1,104 @@
+import DSCore
+import DSData
+import DSExperiment
+import DSLayers
+import DSSparsity
+import DSTestSupport
+import DSTraining
+import Testing
+
+/// Training through the sparse kernels gives what the masked dense path gives: the
+/// same masks after every update and the same weights within float rounding, for every
+/// strategy, both optimizers and models with Linear, strided, pointwise and residual
+/// convolutions.
+@Suite struct SparseKernelEquivalenceTests {
+    static let strategies: [any SparsityScheduler] = [StaticStrategy(), SETStrategy(), RigLStrategy(), SRigLStrategy()]
+
+    /// 1×16×16 inputs, 4 classes. 16-wide planes put the masked path's 3×3 layers on the
+    /// direct convolution, so both products are compared, not one with itself.
+    static func model(_ name: String, rng: inout Xoshiro256) -> Sequential {
+        switch name {
+        case "mlp":
+            return Sequential(named: [
+                ("flatten", Flatten()), ("fc1", Linear(inputFeatures: 256, outputFeatures: 48, rng: &rng)), ("relu", ReLU()),
+                ("fc2", Linear(inputFeatures: 48, outputFeatures: 4, rng: &rng)),
+            ])
+        case "conv":
+            let first = Conv2d(inputChannels: 1, outputChannels: 8, kernelSize: 3, padding: 1, rng: &rng)
+            first.computesInputGradient = false
+            return Sequential(named: [
+                ("conv1", first), ("relu1", ReLU()),
+                ("conv2", Conv2d(inputChannels: 8, outputChannels: 8, kernelSize: 3, padding: 1, rng: &rng)), ("relu2", ReLU()),
+                ("conv3", Conv2d(inputChannels: 8, outputChannels: 8, kernelSize: 3, stride: 2, padding: 1, bias: true, rng: &rng)),
+                ("relu3", ReLU()),
+                ("conv4", Conv2d(inputChannels: 8, outputChannels: 6, kernelSize: 1, rng: &rng)), ("relu4", ReLU()),
+                ("flatten", Flatten()), ("fc", Linear(inputFeatures: 6 * 64, outputFeatures: 4, rng: &rng)),
+            ])
+        default:
+            return Sequential(named: [
+                ("conv1", Conv2d(inputChannels: 1, outputChannels: 8, kernelSize: 3, padding: 1, rng: &rng)), ("relu", ReLU()),
+                ("block", BasicBlock(inputChannels: 8, outputChannels: 16, stride: 2, rng: &rng)),
+                ("pool", GlobalAvgPool()), ("fc", Linear(inputFeatures: 16, outputFeatures: 4, rng: &rng)),
+            ])
+        }
+    }
+
+    /// Eight steps (mask updates after steps 2, 4, 6 and 8); returns the trained parameters
+    /// and the masks after each update.
+    func train(_ modelName: String, _ strategy: any SparsityScheduler, optimizer name: String,
+               kernels: SparseKernelMode) throws -> (parameters: [(String, [Float])], masks: [[SparseMask?]], choices: [KernelChoice]) {
+        var rng = Xoshiro256(seed: 21)
+        let model = Self.model(modelName, rng: &rng)
+        let parameters = model.namedParameters().map(\.parameter)
+        let classifier = modelName == "mlp" ? "fc2" : "fc"
+        // 70%: the 8-input shortcut keeps two weights per neuron. With one, BatchNorm
+        // makes the neuron's output independent of its weight, the gradient is rounding
+        // noise (~1e-9), and AdamW turns noise into steps of a good part of the learning
+        // rate, different on each path.
+        let settings = SparsitySettings(strategy: strategy, sparsity: 0.7, distribution: .uniform,
+                                        protectedLayers: [classifier],
+                                        schedule: UpdateSchedule(interval: 2, endStep: 12, initialDropFraction: 0.3),
+                                        kernels: kernels)
+        let sparse = try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
+        let optimizer: Optimizer = name == "sgd"
+            ? SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 1e-3)
+            : AdamW(parameters: parameters, weightDecay: 1e-2)
+        let trainer = Trainer(model: model, optimizer: optimizer, loss: CrossEntropy(),
+                              schedule: LearningRateSchedule(base: name == "sgd" ? 0.05 : 0.01, decay: .constant,
+                                                             totalEpochs: 1, stepsPerEpoch: 8),
+                              sparse: sparse)
+        let data = Fixtures.bandImages(count: 64, classes: 4, size: 16, seed: 3)
+        let loader = BatchLoader(dataset: ImageDataset(pixels: data.pixels, labels: data.labels, channels: 1, height: 16, width: 16),
+                                 batchSize: 8, mean: [0.5], std: [0.25])
+        var dataRNG = Xoshiro256(seed: 1), maskRNG = Xoshiro256(seed: 2)
+        var masks: [[SparseMask?]] = []
+        for b in 0..<8 {
+            let r = try trainer.trainStep(loader.batch(b, of: Array(0..<64), augmentWith: &dataRNG), sparsityRNG: &maskRNG)
+            if !r.updates.isEmpty { masks.append(sparse.layers.map(\.mask)) }
+        }
+        return (model.namedParameters().map { ($0.name, $0.parameter.value.storage) }, masks, sparse.kernelChoices)
+    }
+
+    @Test(arguments: ["mlp", "conv", "residual"], ["sgd", "adamw"])
+    func sparseKernelsTrainLikeTheMaskedPath(model: String, optimizer: String) throws {
+        for strategy in Self.strategies {
+            let masked = try train(model, strategy, optimizer: optimizer, kernels: .off)
+            let sparse = try train(model, strategy, optimizer: optimizer, kernels: .on)
+            let context = "\(model)/\(optimizer)/\(strategy.name)"
+            #expect(sparse.choices.allSatisfy(\.sparse) && !sparse.choices.isEmpty, "\(context): every masked layer on sparse kernels")
+            #expect(masked.masks.count == (strategy.isDynamic ? 4 : 0), "\(context): updates ran")
+            for (u, (a, b)) in zip(masked.masks, sparse.masks).enumerated() {
+                for (l, (ma, mb)) in zip(a, b).enumerated() where ma != mb {
+                    let differing = zip(ma?.active ?? [], mb?.active ?? []).filter { $0 != $1 }.count
+                    Issue.record("\(context): update \(u + 1), layer \(l): masks differ at \(differing) positions")
+                }
+            }
+            // Relative to each tensor's norm.
+            for ((name, a), (_, b)) in zip(masked.parameters, sparse.parameters) {
+                let norm = a.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                let diff = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+                #expect(diff <= 1e-4 * max(norm, 1e-6), "\(context): \(name) differs by \(diff) (norm \(norm))")
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import DSCore
+import DSLayers
+import DSSparsity
+import DSTestSupport
+import Testing
+
+/// The sparse training kernels against Double references: forward `W·x`, input
+/// gradient `Wᵀ·dy` and the weight gradient (sampled at the active positions, or
+/// dense), over both structures, both activation layouts, odd shapes and thread counts.
+@Suite struct SparseKernelTests {
+    /// A random mask: constant fan-in `k` (with ablated rows) or unstructured at `density`.
+    func mask(rows: Int, columns: Int, constantFanIn k: Int?, density: Double, seed: UInt64) -> SparseMask {
+        var rng = Xoshiro256(seed: seed)
+        if let k {
+            var indices: [Int] = []
+            for r in 0..<rows where r % 5 != 1 {   // every fifth row ablated
+                indices += Selection.random(k, of: Array(0..<columns), using: &rng).map { r * columns + $0 }
+            }
+            return SparseMask(rows: rows, columns: columns, activeIndices: indices)
+        }
+        return SparseMask(rows: rows, columns: columns,
+                          active: (0..<(rows * columns)).map { _ in rng.uniformDouble() < density })
+    }
+
+    /// A weight parameter holding random values at `mask`'s active positions.
+    func weight(_ mask: SparseMask, seed: UInt64) -> Parameter {
+        var rng = Xoshiro256(seed: seed)
+        let values = (0..<(mask.rows * mask.columns)).map { mask.active[$0] ? rng.normal() : 0 }
+        return Parameter(name: "weight", role: .weight, value: Tensor(shape: [mask.rows, mask.columns], values: values),
+                         matrixShape: (mask.rows, mask.columns))
+    }
+
+    func worst(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+    }
+
+    /// `[features, n]` → `[n, features]`.
+    func transposed(_ a: [Float], rows: Int, columns: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: a.count)
+        for r in 0..<rows { for c in 0..<columns { out[c * rows + r] = a[r * columns + c] } }
+        return out
+    }
+
+    /// (rows, fan-in, constant fan-in k or nil for unstructured at 15%).
+    let shapes: [(Int, Int, Int?)] = [(12, 40, 4), (33, 300, nil), (17, 150, 1), (64, 1100, 30), (5, 9, nil)]
+
+    @Test(arguments: [1, 5, 16, 37, 64, 130])
+    func productsEqualTheReference(columns n: Int) {
+        for (rows, fanIn, k) in shapes {
+            let m = mask(rows: rows, columns: fanIn, constantFanIn: k, density: 0.15, seed: UInt64(rows * fanIn))
+            let w = weight(m, seed: 7)
+            let kernel = SparseWeightKernel(weight: w, mask: m)
+            #expect(kernel.pattern.count == m.count)
+            #expect((kernel.pattern.constantFanIn != nil) == (k != nil))
+            let x = randomTensor([fanIn, n], seed: 3).storage, dy = randomTensor([rows, n], seed: 4).storage
+            let bias = randomTensor([rows], seed: 5).storage
+            let yRef = SparseProducts.referenceProduct(weight: w.value.storage, outputs: rows, features: fanIn, x: x,
+                                                       columns: n, bias: bias)
+            let wT = transposed(w.value.storage, rows: rows, columns: fanIn)
+            let dxRef = SparseProducts.referenceProduct(weight: wT, outputs: fanIn, features: rows, x: dy, columns: n,
+                                                        bias: nil)
+            let gRef = SparseProducts.referenceSampled(mask: m, dy: dy, x: x, columns: n)
+            for threads in [1, 2] {
+                for batchMajor in [false, true] {
+                    let label = "\(rows)x\(fanIn) k=\(k.map(String.init) ?? "csr") n=\(n) threads \(threads) batch-major \(batchMajor)"
+                    // Batch-major operands are the transposes of the feature-major ones.
+                    let xs = batchMajor ? transposed(x, rows: fanIn, columns: n) : x
+                    let dys = batchMajor ? transposed(dy, rows: rows, columns: n) : dy
+                    func view(_ a: [Float], _ features: Int, _ body: (ActivationView) -> Void) {
+                        a.withUnsafeBufferPointer {
+                            body(ActivationView($0.baseAddress!, features: features, columns: n,
+                                                leadingDimension: batchMajor ? features : n, batchMajor: batchMajor))
+                        }
+                    }
+                    func output(_ features: Int, _ body: (MutableActivationView) -> Void) -> [Float] {
+                        var out = [Float](repeating: .nan, count: features * n)
+                        out.withUnsafeMutableBufferPointer {
+                            body(MutableActivationView($0.baseAddress!, features: features, columns: n,
+                                                       leadingDimension: batchMajor ? features : n, batchMajor: batchMajor))
+                        }
+                        return batchMajor ? transposed(out, rows: n, columns: features) : out
+                    }
+                    for parallel in [true, false] {
+                        Parallel.withThreads(threads) {
+                            let y = output(rows) { out in
+                                view(xs, fanIn) { v in
+                                    bias.withUnsafeBufferPointer {
+                                        kernel.forward(v, bias: $0.baseAddress!, into: out, parallel: parallel)
+                                    }
+                                }
+                            }
+                            #expect(worst(y, yRef) < 1e-5, "forward \(label)")
+                            let dx = output(fanIn) { out in view(dys, rows) { kernel.backwardInput($0, into: out, parallel: parallel) } }
+                            #expect(worst(dx, dxRef) < 1e-5, "input gradient \(label)")
+                            // Sampled weight gradient into the active gradient, added twice.
+                            w.zeroGradient()
+                            for _ in 0..<2 {
+                                view(dys, rows) { d in view(xs, fanIn) { kernel.backwardWeight(d, $0, parallel: parallel) } }
+                            }
+                            let active = m.activeIndices.map { 2 * gRef[$0] }
+                            #expect(worst(w.activeGradient, active) < 1e-5, "sampled gradient \(label)")
+                            #expect(w.gradient.storage.allSatisfy { $0 == 0 }, "no dense gradient \(label)")
+                        }
+                    }
+                }
+            }
+            // Dense-gradient mode: the full dense gradient, and the active one taken from it.
+            kernel.computesDenseGradient = true
+            var dense = [Float](repeating: 0, count: rows * fanIn)
+            for r in 0..<rows {
+                for f in 0..<fanIn {
+                    var s = 0.0
+                    for c in 0..<n { s += Double(dy[r * n + c]) * Double(x[f * n + c]) }
+                    dense[r * fanIn + f] = Float(s)
+                }
+            }
+            w.zeroGradient()
+            dy.withUnsafeBufferPointer { pdy in
+                x.withUnsafeBufferPointer { px in
+                    kernel.backwardWeight(ActivationView(pdy.baseAddress!, features: rows, columns: n, leadingDimension: n, batchMajor: false),
+                                          ActivationView(px.baseAddress!, features: fanIn, columns: n, leadingDimension: n, batchMajor: false),
+                                          parallel: true)
+                }
+            }
+            #expect(w.holdsDenseGradient)
+            #expect(worst(w.gradient.storage, dense) < 1e-4, "dense gradient \(rows)x\(fanIn)")
+            #expect(worst(w.activeGradient, m.activeIndices.map { dense[$0] }) < 1e-4)
+            w.zeroGradient()
+            #expect(!w.holdsDenseGradient && w.gradient.storage.allSatisfy { $0 == 0 })
+        }
+    }
+
+    @Test func patternOrdersAgree() {
+        let m = mask(rows: 9, columns: 13, constantFanIn: nil, density: 0.3, seed: 2)
+        let p = SparsePattern(mask: m)
+        #expect(p.positions.map(Int.init) == m.activeIndices)
+        // Column order lists the same entries, each column's rows ascending.
+        var seen: [Int] = []
+        for c in 0..<13 {
+            let rows = (Int(p.columnStart[c])..<Int(p.columnStart[c + 1])).map { Int(p.rowIndex[$0]) }
+            #expect(rows == rows.sorted())
+            for (e, r) in zip(Int(p.columnStart[c])..<Int(p.columnStart[c + 1]), rows) {
+                #expect(Int(p.transposedPositions[e]) == r * 13 + c && m.active[r * 13 + c])
+                seen.append(r * 13 + c)
+            }
+        }
+        #expect(seen.sorted() == m.activeIndices)
+        #expect(p.structureName == "csr")
+        let empty = SparsePattern(mask: SparseMask(rows: 3, columns: 4, active: [Bool](repeating: false, count: 12)))
+        #expect(empty.count == 0 && empty.constantFanIn == nil)
+    }
+
+    @Test func emptyLayerOutputsItsBias() {
+        let m = SparseMask(rows: 3, columns: 4, active: [Bool](repeating: false, count: 12))
+        let kernel = SparseWeightKernel(weight: weight(m, seed: 1), mask: m)
+        let x = randomTensor([4, 2], seed: 1).storage, bias: [Float] = [1, 2, 3]
+        var y = [Float](repeating: .nan, count: 6)
+        x.withUnsafeBufferPointer { px in
+            bias.withUnsafeBufferPointer { pb in
+                y.withUnsafeMutableBufferPointer {
+                    kernel.forward(ActivationView(px.baseAddress!, features: 4, columns: 2, leadingDimension: 2, batchMajor: false),
+                                   bias: pb.baseAddress!,
+                                   into: MutableActivationView($0.baseAddress!, features: 3, columns: 2, leadingDimension: 2,
+                                                               batchMajor: false), parallel: true)
+                }
+            }
+        }
+        #expect(y == [1, 1, 2, 2, 3, 3])
+    }
+
+    /// An exported condensed layer as a layer kernel: the layer's weight becomes the
+    /// export's, and its outputs match the reference at batch 1 and above.
+    @Test func condensedKernelRunsAnExport() throws {
+        let m = mask(rows: 20, columns: 90, constantFanIn: 7, density: 0, seed: 11)
+        let w = weight(m, seed: 3)
+        let c = try CondensedLinear(name: "fc", weight: w.value.storage, mask: m, bias: nil)
+        var rng = Xoshiro256(seed: 1)
+        let linear = Linear(inputFeatures: 90, outputFeatures: 20, rng: &rng)
+        linear.kernel = CondensedWeightKernel(c, weight: linear.weight)
+        #expect(linear.weight.value.storage == w.value.storage)
+        for batch in [1, 3, 70] {
+            let x = randomTensor([batch, 90], seed: UInt64(batch))
+            let y = linear.forward(x, training: false).storage
+            let ref = c.referenceForward(x.storage, batch: batch)
+            let withBias = (0..<(batch * 20)).map { ref[$0] + linear.bias!.value.storage[$0 % 20] }
+            #expect(worst(y, withBias) < 1e-5, "batch \(batch)")
+        }
+    }
+}
