@@ -119,6 +119,21 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(x.shape) is smaller than the \(kernelSize)x\(kernelSize) kernel")
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
         var y = Tensor(uninitializedShape: [outputChannels, g.batch, g.outputHeight, g.outputWidth])
+        let biasValues = bias?.value.storage ?? []
+        stored.release()
+        if let whole = kernel as? ConvolutionKernel, whole.supportsDirect(g) {
+            // The kernel convolves whole tensors (and keeps what its backward needs).
+            x.storage.withUnsafeBufferPointer { px in
+                biasValues.withUnsafeBufferPointer { pb in
+                    y.storage.withUnsafeMutableBufferPointer { py in
+                        whole.convolve(px.baseAddress!, g, bias: bias == nil ? nil : pb.baseAddress, into: py.baseAddress!,
+                                       keepInput: training)
+                    }
+                }
+            }
+            if training { geometry = g; input = Tensor(shape: [0]) }
+            return y
+        }
         let direct = usesDirect(width: g.width)
         if let bias, direct {
             y.storage.withUnsafeMutableBufferPointer { py in
@@ -130,9 +145,7 @@ public final class Conv2d: Layer {
         let directWeight = direct ? DirectConvolution.arrange(weight.value.storage, outputs: outputChannels,
                                                               inputs: inputChannels, flipped: false) : []
         let keep = training && !isPointwise && !direct
-        stored.release()
         if keep { stored.allocate(chunkSizes(g).map { g.columnRows * $0 * plane }) }
-        let biasValues = bias?.value.storage ?? []
         x.storage.withUnsafeBufferPointer { px in
             biasValues.withUnsafeBufferPointer { pb in
                 y.storage.withUnsafeMutableBufferPointer { py in
@@ -198,6 +211,9 @@ public final class Conv2d: Layer {
         guard let g = geometry else { preconditionFailure("Conv2d.backward without a training forward") }
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
         precondition(dy.count == outputChannels * cols, "Conv2d.backward: gradient \(dy.shape) does not match output")
+        if let whole = kernel as? ConvolutionKernel, whole.supportsDirect(g) {
+            return wholeBackward(whole, dy, g)
+        }
         let fanIn = g.columnRows
         let per = imagesPerChunk(g)
         let chunks = (g.batch + per - 1) / per
@@ -220,14 +236,8 @@ public final class Conv2d: Layer {
                 ? Tensor(uninitializedShape: [g.channels, g.batch, g.height, g.width])
                 : Tensor(shape: [g.channels, g.batch, g.height, g.width])
         let wantInput = computesInputGradient
+        addBiasGradient(dy, columns: cols)
         dy.storage.withUnsafeBufferPointer { pdy in
-            if let bias {
-                bias.gradient.storage.withUnsafeMutableBufferPointer { pdb in
-                    for o in 0..<outputChannels {
-                        pdb[o] += Vector.sum(pdy.baseAddress! + o * cols, count: cols)
-                    }
-                }
-            }
             input.storage.withUnsafeBufferPointer { px in
                 partials.withUnsafeMutableBufferPointer { pp in
                     dx.storage.withUnsafeMutableBufferPointer { pdx in
@@ -303,6 +313,31 @@ public final class Conv2d: Layer {
         input = Tensor(shape: [0])
         stored.release()
         return dx
+    }
+}
+
+extension Conv2d {
+    /// Backward through a kernel that convolves whole tensors.
+    private func wholeBackward(_ whole: ConvolutionKernel, _ dy: Tensor, _ g: ConvGeometry) -> Tensor {
+        addBiasGradient(dy, columns: g.columnCount)
+        var dx = Tensor(uninitializedShape: computesInputGradient ? [g.channels, g.batch, g.height, g.width] : [0])
+        dy.storage.withUnsafeBufferPointer { pdy in
+            dx.storage.withUnsafeMutableBufferPointer { pdx in
+                whole.convolveBackward(pdy.baseAddress!, g, inputGradient: computesInputGradient ? pdx.baseAddress : nil)
+            }
+        }
+        geometry = nil
+        return dx
+    }
+
+    /// `bias.gradient[o] += Σ dy[o, :]`.
+    func addBiasGradient(_ dy: Tensor, columns: Int) {
+        guard let bias else { return }
+        dy.storage.withUnsafeBufferPointer { pdy in
+            bias.gradient.storage.withUnsafeMutableBufferPointer { pdb in
+                for o in 0..<outputChannels { pdb[o] += Vector.sum(pdy.baseAddress! + o * columns, count: columns) }
+            }
+        }
     }
 }
 

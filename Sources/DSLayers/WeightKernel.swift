@@ -168,6 +168,19 @@ public final class DenseWeightKernel: WeightKernel {
     }
 }
 
+/// A weight kernel that also runs whole convolutions on channel-major `[C, N, H, W]`
+/// tensors, without a column matrix, for the geometries it supports (the sparse
+/// kernels: 3×3, stride 1, padding 1).
+public protocol ConvolutionKernel: WeightKernel {
+    func supportsDirect(_ g: ConvGeometry) -> Bool
+    /// `y [Cout, N, H, W] = W ⋆ x + bias`; `keepInput` keeps what the backward needs.
+    func convolve(_ x: UnsafePointer<Float>, _ g: ConvGeometry, bias: UnsafePointer<Float>?,
+                  into y: UnsafeMutablePointer<Float>, keepInput: Bool)
+    /// Adds the weight gradient (the kernel's mode decides sparse or dense) and, when
+    /// `inputGradient` is given, writes `dx [Cin, N, H, W]`.
+    func convolveBackward(_ dy: UnsafePointer<Float>, _ g: ConvGeometry, inputGradient: UnsafeMutablePointer<Float>?)
+}
+
 /// A layer with one prunable weight multiplied through a `WeightKernel` (Linear, Conv2d).
 public protocol WeightLayer: Layer {
     var weight: Parameter { get }

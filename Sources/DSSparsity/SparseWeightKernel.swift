@@ -81,6 +81,10 @@ public final class SparseWeightKernel: WeightKernel {
     /// Set (by `SparseModel`) for the backward passes whose dense gradient a mask
     /// update will read.
     public var computesDenseGradient = false
+    /// The padded input a direct convolution's forward kept for its backward.
+    var keptInput: PaddedPlanes?
+
+    deinit { keptInput?.deallocate() }
 
     /// Installs the kernel's pattern on `weight`: its `activePositions` and a zero
     /// `activeGradient`.
@@ -117,7 +121,7 @@ public final class SparseWeightKernel: WeightKernel {
     private var fanIn: Int { pattern.columns }
 
     /// `weight.value` at `positions`.
-    private func gather(_ positions: [Int32]) -> [Float] {
+    func gatherValues(_ positions: [Int32]) -> [Float] {
         var out = [Float](repeating: 0, count: positions.count)
         weight.value.storage.withUnsafeBufferPointer { w in
             positions.withUnsafeBufferPointer { p in
@@ -145,7 +149,7 @@ public final class SparseWeightKernel: WeightKernel {
     private func product(transposed: Bool, _ x: ActivationView, bias: UnsafePointer<Float>?,
                          into y: MutableActivationView, parallel: Bool) {
         let p = pattern
-        let values = gather(transposed ? p.transposedPositions : p.positions)
+        let values = gatherValues(transposed ? p.transposedPositions : p.positions)
         SparseProducts.featureMajor(x, y) { px, ldX, py, ldY in
             SparseProducts.product(start: transposed ? p.columnStart : p.rowStart,
                                    index: transposed ? p.rowIndex : p.columnIndex, values: values, bias: bias,

@@ -51,11 +51,13 @@ import Testing
         let model = Self.model(modelName, rng: &rng)
         let parameters = model.namedParameters().map(\.parameter)
         let classifier = modelName == "mlp" ? "fc2" : "fc"
-        // 70%: the 8-input shortcut keeps two weights per neuron. With one, BatchNorm
-        // makes the neuron's output independent of its weight, the gradient is rounding
-        // noise (~1e-9), and AdamW turns noise into steps of a good part of the learning
-        // rate, different on each path.
+        // The 8-input shortcut stays dense: sparse, some of its neurons keep a single
+        // weight, BatchNorm makes such a neuron's output independent of it, its gradient
+        // is rounding noise (~1e-9), and AdamW turns noise into steps of a good part of
+        // the learning rate, different on each path. (Its 1×1 stride-2 product is the
+        // column-matrix path of the conv model's stride-2 layer.)
         let settings = SparsitySettings(strategy: strategy, sparsity: 0.7, distribution: .uniform,
+                                        denseLayers: modelName == "residual" ? ["block.shortcut.0"] : [],
                                         protectedLayers: [classifier],
                                         schedule: UpdateSchedule(interval: 2, endStep: 12, initialDropFraction: 0.3),
                                         kernels: kernels)

@@ -188,3 +188,63 @@ import Testing
         }
     }
 }
+
+/// The column-matrix-free sparse convolution (3×3, stride 1, padding 1) against the
+/// same layer on the dense kernel with the masked weight: outputs, input gradients and
+/// the weight gradient (sampled, and dense on update steps).
+@Suite struct SparseConvolutionTests {
+    func worst(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+    }
+
+    // (Cin, Cout, batch, height, width, bias, constant fan-in)
+    static let shapes: [(Int, Int, Int, Int, Int, Bool, Bool)] = [
+        (3, 5, 2, 8, 8, true, false), (4, 6, 3, 5, 7, false, true), (8, 16, 2, 16, 16, false, true),
+        (16, 8, 1, 32, 32, true, false), (2, 3, 4, 1, 9, false, false),
+    ]
+
+    @Test(arguments: 0..<5)
+    func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
+        let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
+        var rng = Xoshiro256(seed: UInt64(shape + 1))
+        let dense = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, padding: 1, bias: hasBias, rng: &rng)
+        let sparse = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, padding: 1, bias: hasBias, rng: &rng)
+        let fanIn = cin * 9
+        let mask: SparseMask
+        if constant {
+            var indices: [Int] = []
+            for r in 0..<cout where r != 1 { indices += Selection.random(max(1, fanIn / 4), of: Array(0..<fanIn), using: &rng).map { r * fanIn + $0 } }
+            mask = SparseMask(rows: cout, columns: fanIn, activeIndices: indices)
+        } else {
+            mask = SparseMask(rows: cout, columns: fanIn, active: (0..<(cout * fanIn)).map { _ in rng.uniformDouble() < 0.3 })
+        }
+        for i in 0..<mask.active.count where !mask.active[i] { dense.weight.value.storage[i] = 0 }
+        sparse.weight.value = dense.weight.value
+        if hasBias { sparse.bias!.value = dense.bias!.value }
+        let kernel = SparseWeightKernel(weight: sparse.weight, mask: mask)
+        sparse.kernel = kernel
+        let x = randomTensor([cin, batch, height, width], seed: 4)
+        let dy = randomTensor([cout, batch, height, width], seed: 5)
+        for threads in [1, 2] {
+            for denseGradient in [false, true] {
+                let label = "shape \(shape) threads \(threads) dense gradient \(denseGradient)"
+                kernel.computesDenseGradient = denseGradient
+                dense.zeroGradients(); sparse.zeroGradients()
+                let (yd, ys, dxd, dxs) = Parallel.withThreads(threads) { () -> (Tensor, Tensor, Tensor, Tensor) in
+                    let yd = dense.forward(x, training: true), ys = sparse.forward(x, training: true)
+                    return (yd, ys, dense.backward(dy), sparse.backward(dy))
+                }
+                #expect(worst(ys.storage, yd.storage) < 1e-5, "forward \(label)")
+                #expect(worst(dxs.storage, dxd.storage) < 1e-5, "input gradient \(label)")
+                let expected = mask.activeIndices.map { dense.weight.gradient.storage[$0] }
+                #expect(worst(sparse.weight.activeGradient, expected) < 1e-4, "weight gradient \(label)")
+                if denseGradient {
+                    #expect(worst(sparse.weight.gradient.storage, dense.weight.gradient.storage) < 1e-4, "dense gradient \(label)")
+                }
+                if hasBias { #expect(worst(sparse.bias!.gradient.storage, dense.bias!.gradient.storage) < 1e-5) }
+                // Evaluation reuses nothing from training.
+                #expect(worst(sparse.forward(x, training: false).storage, yd.storage) < 1e-5)
+            }
+        }
+    }
+}

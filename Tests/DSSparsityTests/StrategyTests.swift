@@ -166,3 +166,24 @@ import Testing
 }
 
 import Foundation
+
+/// Top-k selection against a full sort: same indices in the same order, ties to the
+/// lower index, NaN below every number.
+@Suite struct SelectionTests {
+    @Test func largestMatchesAFullSort() {
+        var rng = Xoshiro256(seed: 8)
+        for trial in 0..<60 {
+            let n = 1 + rng.index(below: 300)
+            // Few distinct values, so ties are common; some NaN.
+            let scores: [Float] = (0..<n).map { _ in
+                let r = rng.index(below: 12)
+                return r == 0 ? .nan : Float(r % (trial % 5 + 2))
+            }
+            let candidates = Array(0..<n).shuffled(using: &rng)
+            let k = rng.index(below: n + 2)
+            let key = { (i: Int) -> Float in scores[i].isNaN ? -.infinity : scores[i] }
+            let expected = Array(candidates.sorted { key($0) > key($1) || (key($0) == key($1) && $0 < $1) }.prefix(k))
+            #expect(Selection.largest(k, of: candidates) { scores[$0] } == expected, "trial \(trial): n \(n), k \(k)")
+        }
+    }
+}

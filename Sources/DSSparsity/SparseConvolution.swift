@@ -1,0 +1,257 @@
+import DSCore
+import DSLayers
+
+/// Channel-major planes `[C, N, H, W]` copied into zero-padded planes of `(H+2)×(W+2)`,
+/// one long row per channel: element `(c, n, h, w)` sits at
+/// `c·channelStride + guardSize + n·P + (h+1)·Wp + (w+1)` with `Wp = W+2`, `P = (H+2)·Wp`.
+///
+/// In this layout the 3×3 tap `(a, b)` of a "same" convolution is a constant shift,
+/// `(a−1)·Wp + (b−1)`, so a sparse convolution is a sparse product over contiguous
+/// runs, with no column matrix (docs/algorithms.md §6). A run of one image is its `H`
+/// real rows including their two pad columns (`H·Wp` floats); outputs at pad columns
+/// are computed and discarded.
+struct PaddedPlanes {
+    let channels: Int, batch: Int, height: Int, width: Int
+    var paddedWidth: Int { width + 2 }
+    var plane: Int { (height + 2) * (width + 2) }
+    /// Room before the first and after the last plane for shifted reads (a whole run
+    /// of the widest block past the end, plus a row).
+    var guardSize: Int { 64 + 2 * paddedWidth + 2 }
+    var channelStride: Int { batch * plane + 2 * guardSize }
+    /// Floats of one image's run.
+    var run: Int { height * paddedWidth }
+    /// Offset of image `n`'s run from a channel's start.
+    func runStart(_ n: Int) -> Int { guardSize + n * plane + paddedWidth }
+
+    let storage: UnsafeMutablePointer<Float>
+
+    /// Uninitialised planes (`fill` writes every float of them; an output's pads are
+    /// never read).
+    init(channels: Int, batch: Int, height: Int, width: Int) {
+        self.channels = channels; self.batch = batch; self.height = height; self.width = width
+        storage = .allocate(capacity: channels * (batch * (height + 2) * (width + 2) + 2 * (64 + 2 * (width + 2) + 2)))
+    }
+
+    func deallocate() { storage.deallocate() }
+
+    /// Copies channel-major `x [C, N, H, W]` in, writing zeros at every pad and guard.
+    func fill(from x: UnsafePointer<Float>, parallel: Bool) {
+        let hw = height * width, wp = paddedWidth, g = guardSize, w = width
+        Parallel.forRanges(channels, work: parallel ? channels * batch * hw : 0) { range in
+            for c in range {
+                let base = storage + c * channelStride
+                Self.zero(base, g + wp)                                       // guard, image 0's top row
+                for n in 0..<batch {
+                    let src = x + (c * batch + n) * hw, dst = base + runStart(n)
+                    for h in 0..<height {
+                        let row = dst + h * wp
+                        row[0] = 0
+                        for i in 0..<w { row[1 + i] = src[h * w + i] }
+                        row[w + 1] = 0
+                    }
+                    // Bottom pad row, and the next image's top row (or the end guard).
+                    Self.zero(dst + height * wp, n + 1 < batch ? 2 * wp : wp + g)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func zero(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        for i in 0..<count { p[i] = 0 }
+    }
+
+    /// Copies the real positions out into channel-major `y [C, N, H, W]`.
+    func extract(into y: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let hw = height * width, wp = paddedWidth, w = width
+        Parallel.forRanges(channels, work: parallel ? channels * batch * hw : 0) { range in
+            for c in range {
+                for n in 0..<batch {
+                    let src = storage + c * channelStride + runStart(n) + 1, dst = y + (c * batch + n) * hw
+                    for h in 0..<height {
+                        for i in 0..<w { dst[h * w + i] = src[h * wp + i] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The shift of tap `(a, b)` (flipped: the tap of the transposed convolution).
+    func shift(tap: Int, flipped: Bool) -> Int {
+        let a = tap / 3, b = tap % 3, s = (a - 1) * paddedWidth + (b - 1)
+        return flipped ? -s : s
+    }
+}
+
+/// The 3×3, stride-1, padding-1 convolution on a sparse weight, over padded planes.
+enum SparseConvolution {
+    /// `out[o][run] = bias[o] + Σ_{e ∈ row o} values[e] · input[channel(e)][run + shift(e)]`
+    /// for every image's run; `start`/`index` is a pattern's row (or column) order with
+    /// entries `ci·9 + tap`.
+    static func product(start: [Int32], index: [Int32], values: [Float], bias: UnsafePointer<Float>?, flipped: Bool,
+                        input: PaddedPlanes, output: PaddedPlanes, parallel: Bool) {
+        let rows = output.channels
+        // Each entry's offset from a channel-0 run position of the input.
+        let offsets = index.map { e -> Int in
+            let c = Int(e) / 9
+            return c * input.channelStride + input.shift(tap: Int(e) % 9, flipped: flipped)
+        }
+        let run = input.run
+        let work = parallel ? values.count * run * input.batch : 0
+        values.withUnsafeBufferPointer { pv in
+            offsets.withUnsafeBufferPointer { po in
+                start.withUnsafeBufferPointer { ps in
+                    Parallel.forRanges(input.batch, work: work) { images in
+                        for n in images {
+                            let x = UnsafePointer(input.storage) + input.runStart(n)
+                            var c0 = 0
+                            while c0 < run {
+                                let width = run - c0 >= 64 ? 64 : run - c0 >= 16 ? 16 : 1
+                                var r = 0
+                                while r < rows {
+                                    let s = Int(ps[r]), count = Int(ps[r + 1]) - s
+                                    let out = output.storage + r * output.channelStride + output.runStart(n) + c0
+                                    let b = bias?[r] ?? 0
+                                    let v = pv.baseAddress.map { $0 + s }, o = po.baseAddress.map { $0 + s }
+                                    switch width {
+                                    case 64: block64(v, o, count, x + c0, b, out)
+                                    case 16: block16(v, o, count, x + c0, b, out)
+                                    default:
+                                        var sum = b
+                                        for e in 0..<count { sum += v![e] * x[c0 + o![e]] }
+                                        out.pointee = sum
+                                    }
+                                    r += 1
+                                }
+                                c0 += width
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func block64(_ v: UnsafePointer<Float>?, _ o: UnsafePointer<Int>?, _ count: Int, _ x: UnsafePointer<Float>,
+                        _ bias: Float, _ out: UnsafeMutablePointer<Float>) {
+        var acc = SparseKernels.Accumulator64()
+        if let v, let o {
+            for e in 0..<count { acc.add(v[e], x + o[e]) }
+        }
+        acc.store(bias: bias, to: out)
+    }
+
+    @inline(__always)
+    static func block16(_ v: UnsafePointer<Float>?, _ o: UnsafePointer<Int>?, _ count: Int, _ x: UnsafePointer<Float>,
+                        _ bias: Float, _ out: UnsafeMutablePointer<Float>) {
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        if let v, let o {
+            var e = 0
+            while e + 2 <= count {
+                a0.addProduct(SIMD16(repeating: v[e]), SparseProducts.load(x + o[e]))
+                a1.addProduct(SIMD16(repeating: v[e + 1]), SparseProducts.load(x + o[e + 1]))
+                e += 2
+            }
+            if e < count { a0.addProduct(SIMD16(repeating: v[e]), SparseProducts.load(x + o[e])) }
+        }
+        UnsafeMutableRawPointer(out).storeBytes(of: a0 + a1 + SIMD16(repeating: bias), as: SIMD16<Float>.self)
+    }
+
+    /// `g[e] = Σ_n Σ_run dy[row(e)][run] · x[channel(e)][run + shift(e)]` over the
+    /// pattern's row order (pads of `dy` are zero, so pad columns add nothing). Rows are
+    /// split over threads and images summed in order: the result does not depend on
+    /// the thread count.
+    static func sampled(start: [Int32], index: [Int32], x: PaddedPlanes, dy: PaddedPlanes,
+                        into g: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let rows = dy.channels, count = Int(start[rows])
+        g.update(repeating: 0, count: count)
+        guard count > 0 else { return }
+        let offsets = index.map { e -> Int in
+            Int(e) / 9 * x.channelStride + x.shift(tap: Int(e) % 9, flipped: false)
+        }
+        let run = x.run
+        offsets.withUnsafeBufferPointer { po in
+            start.withUnsafeBufferPointer { ps in
+                Parallel.forRanges(rows, work: parallel ? count * run * x.batch : 0) { range in
+                    for n in 0..<x.batch {
+                        let xb = UnsafePointer(x.storage) + x.runStart(n)
+                        for r in range {
+                            let d = UnsafePointer(dy.storage) + r * dy.channelStride + dy.runStart(n)
+                            var e = Int(ps[r])
+                            let end = Int(ps[r + 1])
+                            while e + 4 <= end {
+                                let s = SparseProducts.dot4(d, xb + po[e], xb + po[e + 1], xb + po[e + 2], xb + po[e + 3], run)
+                                g[e] += s[0]; g[e + 1] += s[1]; g[e + 2] += s[2]; g[e + 3] += s[3]
+                                e += 4
+                            }
+                            while e < end { g[e] += SparseProducts.dot(d, xb + po[e], run); e += 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension SparseWeightKernel: ConvolutionKernel {
+    public func supportsDirect(_ g: ConvGeometry) -> Bool {
+        g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
+            && pattern.columns == g.channels * 9
+    }
+
+    public func convolve(_ x: UnsafePointer<Float>, _ g: ConvGeometry, bias: UnsafePointer<Float>?,
+                         into y: UnsafeMutablePointer<Float>, keepInput: Bool) {
+        let input = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
+        input.fill(from: x, parallel: true)
+        let output = PaddedPlanes(channels: pattern.rows, batch: g.batch, height: g.height, width: g.width)
+        defer { output.deallocate() }
+        let p = pattern
+        SparseConvolution.product(start: p.rowStart, index: p.columnIndex, values: gatherValues(p.positions), bias: bias,
+                                  flipped: false, input: input, output: output, parallel: true)
+        output.extract(into: y, parallel: true)
+        keptInput?.deallocate()
+        keptInput = nil
+        if keepInput { keptInput = input } else { input.deallocate() }
+    }
+
+    public func convolveBackward(_ dy: UnsafePointer<Float>, _ g: ConvGeometry,
+                                 inputGradient dx: UnsafeMutablePointer<Float>?) {
+        guard let input = keptInput else { preconditionFailure("SparseWeightKernel.convolveBackward without a training forward") }
+        defer { input.deallocate(); keptInput = nil }
+        let gradOut = PaddedPlanes(channels: pattern.rows, batch: g.batch, height: g.height, width: g.width)
+        defer { gradOut.deallocate() }
+        gradOut.fill(from: dy, parallel: true)
+        let p = pattern
+        if computesDenseGradient {
+            // The update step's dense gradient: every tap of every channel pair.
+            let all = SparsePattern(mask: .dense(rows: p.rows, columns: p.columns))
+            var dense = [Float](repeating: 0, count: p.rows * p.columns)
+            dense.withUnsafeMutableBufferPointer {
+                SparseConvolution.sampled(start: all.rowStart, index: all.columnIndex, x: input, dy: gradOut,
+                                          into: $0.baseAddress!, parallel: true)
+            }
+            dense.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
+        } else {
+            var block = [Float](repeating: 0, count: p.count)
+            block.withUnsafeMutableBufferPointer {
+                SparseConvolution.sampled(start: p.rowStart, index: p.columnIndex, x: input, dy: gradOut,
+                                          into: $0.baseAddress!, parallel: true)
+            }
+            block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
+        }
+        guard let dx else { return }
+        let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
+        defer { gradIn.deallocate() }
+        // Column order groups an input channel's nine taps: its entries are those of
+        // columns ci·9 ..< ci·9 + 9, each reading output channel rowIndex[e] at the
+        // flipped tap of its column.
+        let starts = (0...g.channels).map { p.columnStart[$0 * 9] }
+        let entries = p.rowIndex.indices.map { e in
+            Int32(Int(p.rowIndex[e]) * 9 + Int(p.transposedPositions[e]) % p.columns % 9)
+        }
+        SparseConvolution.product(start: starts, index: entries, values: gatherValues(p.transposedPositions), bias: nil,
+                                  flipped: true, input: gradOut, output: gradIn, parallel: true)
+        gradIn.extract(into: dx, parallel: true)
+    }
+}

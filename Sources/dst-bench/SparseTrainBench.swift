@@ -1,0 +1,133 @@
+import ArgumentParser
+import DSCore
+import DSLayers
+import DSSparsity
+import DSTraining
+import Foundation
+
+/// Sparse training step time against the dense step, all in one run: per model,
+/// sparsity and strategy, the masked dense path (`sparse_kernels: off`) and the sparse
+/// path (`on`), each amortised over `ΔT` steps — `ΔT − 1` ordinary steps and one
+/// update step (dense gradient, mask update, kernel rebuild) — and the dense model's
+/// step on the same batch.
+struct SparseTrainThroughput: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train-sparse")
+
+    @Option(help: "Comma-separated model names.") var models = "mlp,resnet20,resnet18"
+    @Option(help: "Comma-separated overall sparsities (ERK).") var sparsities = "0.9,0.99"
+    @Option(help: "Comma-separated strategies.") var strategies = "static,rigl,srigl"
+    @Option(help: "Comma-separated paths: masked, sparse.") var paths = "masked,sparse"
+    @Option(help: "ΔT: optimizer steps between mask updates.") var interval = 100
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Threads.") var threads = 2
+    @Option(help: "Timed ordinary steps per case (median taken).") var steps = 5
+    @Option(help: "Timed update steps per dynamic case (median taken).") var updates = 2
+    @Option(help: "Write a CSV of the results here.") var csv: String?
+    @Flag(help: "Print a per-layer time breakdown of one sparse-path step.") var profile = false
+    @Flag(inversion: .prefixedNo, help: "Time the dense step (for the ratios).") var dense = true
+
+    func run() throws { try Parallel.withThreads(threads) { try measure() } }
+
+    static func input(_ model: String) -> ModelInput {
+        model == "mlp" ? ModelInput(channels: 1, height: 28, width: 28, classes: 10)
+                       : ModelInput(channels: 3, height: 32, width: 32, classes: 10)
+    }
+
+    func measure() throws {
+        var lines = ["model,strategy,sparsity,batch,threads,path,step_ms,update_step_ms,dense_step_ms,speedup_vs_dense"]
+        for name in models.split(separator: ",").map(String.init) {
+            let input = Self.input(name)
+            var rng = Xoshiro256(seed: 1)
+            var x = Tensor(shape: [input.channels, batch, input.height, input.width])
+            for i in 0..<x.count { x.storage[i] = rng.normal() }
+            let labels = (0..<batch).map { _ in rng.index(below: input.classes) }
+            let baseline = try Case(model: name, input: input, sparse: nil)
+            let denseTime = dense ? baseline.median(steps) { baseline.step(x, labels, n: $0) } : .nan
+            print(String(format: "%-9@ dense: %.2f ms/step", name as NSString, denseTime * 1000))
+            for sparsity in sparsities.split(separator: ",").compactMap({ Double($0) }) {
+                for strategyName in strategies.split(separator: ",").map(String.init) {
+                    guard let strategy = Self.strategy(strategyName) else {
+                        throw ValidationError("unknown strategy \(strategyName); valid: static, set, rigl, srigl")
+                    }
+                    for path in paths.split(separator: ",").map(String.init) {
+                        guard path == "masked" || path == "sparse" else {
+                            throw ValidationError("unknown path \(path); valid: masked, sparse")
+                        }
+                        let settings = SparsitySettings(
+                            strategy: strategy, sparsity: sparsity, distribution: .erk,
+                            schedule: UpdateSchedule(interval: interval, endStep: Int.max, initialDropFraction: 0.3),
+                            kernels: path == "sparse" ? .on : .off)
+                        let c = try Case(model: name, input: input, sparse: settings)
+                        // Ordinary steps are 1, 2, …; update steps ΔT, 2ΔT, … (dense gradient + update).
+                        let ordinary = c.median(steps) { c.step(x, labels, n: $0) }
+                        let update = strategy.isDynamic
+                            ? c.median(updates) { c.step(x, labels, n: interval * ($0 + 1)) } : ordinary
+                        let amortised = (Double(interval - 1) * ordinary + update) / Double(interval)
+                        print(String(format: "%-9@ %-6@ %.2f %-6@: %.2f ms/step amortised (ordinary %.2f, update %.2f); "
+                                     + "%.2fx vs dense", name as NSString, strategyName as NSString, sparsity,
+                                     path as NSString, amortised * 1000, ordinary * 1000, update * 1000,
+                                     denseTime / amortised))
+                        lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f", name, strategyName, sparsity,
+                                            batch, threads, path, amortised * 1000, update * 1000, denseTime * 1000,
+                                            denseTime / amortised))
+                        if profile && path == "sparse" { Profiler.profile(c.model, x, labels) }
+                    }
+                }
+            }
+        }
+        if let csv { try BenchEnvironment.writeCSV(lines, to: csv) }
+    }
+
+    static func strategy(_ name: String) -> (any SparsityScheduler)? {
+        switch name {
+        case "static": return StaticStrategy()
+        case "set": return SETStrategy()
+        case "rigl": return RigLStrategy()
+        case "srigl": return SRigLStrategy()
+        default: return nil
+        }
+    }
+
+    /// One model (fresh weights, seed 1) with its optimizer and, unless dense, its masks.
+    struct Case {
+        let model: Sequential
+        let optimizer: SGD
+        let sparse: SparseModel?
+
+        init(model name: String, input: ModelInput, sparse settings: SparsitySettings?) throws {
+            var rng = Xoshiro256(seed: 1)
+            let model = try ModelRegistry.build(name, input: input, rng: &rng)
+            let parameters = model.namedParameters().map(\.parameter)
+            optimizer = SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+            var maskRNG = Xoshiro256(seed: 2)
+            sparse = try settings.map { try SparseModel(model: model, parameters: parameters, settings: $0, rng: &maskRNG) }
+            self.model = model
+        }
+
+        /// Optimizer step `n` (1-based) as the trainer runs it, mask update included.
+        func step(_ x: Tensor, _ labels: [Int], n: Int) {
+            var maskRNG = Xoshiro256(seed: UInt64(n))
+            model.zeroGradients()
+            let r = CrossEntropy().evaluate(logits: model.forward(x, training: true), labels: labels)
+            sparse?.prepareBackward(forStep: n)
+            _ = model.backward(r.gradient)
+            sparse?.prepareGradients(forStep: n)
+            optimizer.step(learningRate: 0.01)
+            for u in sparse?.afterStep(n, rng: &maskRNG) ?? [] {
+                optimizer.zeroState(parameter: u.layer.parameterIndex, at: u.change.dropped + u.change.grown)
+            }
+        }
+
+        /// Median seconds of `count` calls of `body(i)`, after one untimed warm-up call.
+        func median(_ count: Int, _ body: (Int) -> Void) -> Double {
+            body(1)
+            var times: [Double] = []
+            for i in 0..<max(count, 1) {
+                let t = Date()
+                body(i + 1)
+                times.append(Date().timeIntervalSince(t))
+            }
+            return times.sorted()[times.count / 2]
+        }
+    }
+}
