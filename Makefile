@@ -4,6 +4,7 @@
 #   make test          run the test suite (debug build)
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
 #   make bench-train   training throughput, side by side with PyTorch, REPEATS=3 interleaved runs
+#   make bench-train-sparse  sparse training steps (masked and sparse kernels) vs the dense step and PyTorch's
 #   make bench-masks   cost of mask updates and masking as a share of training time
 #   make bench         sparse inference kernels vs dense, CSR, scipy and PyTorch
 #   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
@@ -16,6 +17,8 @@ ARGS ?=
 THREADS ?= 2
 # make bench-train runs each framework this many times, interleaved.
 REPEATS ?= 3
+# make bench-train-sparse models.
+SPARSE_MODELS ?= mlp,resnet20,resnet18
 APT_PACKAGES := libopenblas-dev zlib1g-dev dataset-fashion-mnist
 # Release builds of numeric code need the CPU's vector units (FMA/AVX); the default
 # x86-64 target has neither.
@@ -28,7 +31,7 @@ PLOT_VENV := .build-venv/plot
 RESULTS ?= results
 PLOTS ?= results/plots
 
-.PHONY: deps build test test-slurm experiment bench bench-train bench-masks plot clean
+.PHONY: deps build test test-slurm experiment bench bench-train bench-train-sparse bench-masks plot clean
 
 deps:
 	@missing=""; \
@@ -69,6 +72,17 @@ bench-train: deps $(VENV)/.ready
 	python3 experiments/bench_table.py results/bench/train_dynamicsparse.r*.csv results/bench/train_torch.r*.csv \
 	  > results/bench/train.md
 	@cat results/bench/train.md
+
+bench-train-sparse: deps $(VENV)/.ready
+	$(SWIFT) build $(RELEASE) --product dst-bench
+	mkdir -p results/bench
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench train-sparse --threads $(THREADS) \
+	  --models $(SPARSE_MODELS) --csv results/bench/train_sparse_ours.csv
+	$(VENV)/bin/python experiments/bench_train_torch.py --threads $(THREADS) --models $(SPARSE_MODELS) \
+	  --csv results/bench/train_sparse_torch.csv
+	python3 experiments/bench_train_sparse_table.py results/bench/train_sparse_ours.csv \
+	  results/bench/train_sparse_torch.csv results/bench/train_sparse.csv > results/bench/train_sparse.md
+	@cat results/bench/train_sparse.md
 
 bench: deps $(VENV)/.ready
 	$(SWIFT) build $(RELEASE) --product dst-bench

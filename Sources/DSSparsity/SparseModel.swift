@@ -302,8 +302,11 @@ public struct KernelChoice: Equatable, Sendable {
     }
 }
 
-/// The densities below which the sparse training kernels beat the masked dense kernel
-/// (`sparse_kernels: auto`), measured with `dst-bench train-sparse --crossover`.
+/// The densities at or below which `sparse_kernels: auto` puts a layer on the sparse
+/// kernels. Provisional, from whole-step timings (`dst-bench train-sparse`, README):
+/// the MLP and ResNet-20 at 90% ERK, whose sparse layers range from about 5% to 35%
+/// density, train faster with every masked layer sparse. A per-layer crossover
+/// measurement is still to be made.
 public enum SparseKernelCrossover {
     public static let linear = 0.3
     public static let convolution = 0.3

@@ -21,7 +21,7 @@ public enum SparseProducts {
                 start.withUnsafeBufferPointer { ps in
                     let v = pv.baseAddress!, i = pi.baseAddress!
                     SparseKernels.columns(rows: outputs, columns: columns, features: features,
-                                          work: parallel ? values.count * columns : 0, x: x, ldX: ldX) { r, c in
+                                          work: parallel ? threadWork(values.count * columns) : 0, x: x, ldX: ldX) { r, c in
                         let s = Int(ps[r])
                         return SparseKernels.Row(values: v + s, indices: i + s, count: Int(ps[r + 1]) - s,
                                                  bias: bias?[r] ?? 0, out: y + (r &* ldY &+ c))
@@ -31,10 +31,14 @@ public enum SparseProducts {
         }
     }
 
+    /// The `work` figure `Parallel` sees for `fmas` multiply-adds: a second thread pays
+    /// for its wake-up from about half a million (below that, one thread is faster).
+    static func threadWork(_ fmas: Int) -> Int { fmas / 8 }
+
     /// Columns of `x` per pass of the sampled product: the pass's slices of `dy` and `x`
-    /// (`rows + features` rows of it) stay within about 256 KB, at least 64 wide.
+    /// (`rows + features` rows of it) stay within about 1 MB (L2), at least 64 wide.
     static func sampledTile(rows: Int, features: Int, columns: Int) -> Int {
-        let fit = (65_536 / max(rows + features, 1)) / 16 * 16
+        let fit = (262_144 / max(rows + features, 1)) / 16 * 16
         return min(columns, max(64, fit))
     }
 
@@ -51,7 +55,7 @@ public enum SparseProducts {
         let tile = sampledTile(rows: rows, features: features, columns: columns)
         start.withUnsafeBufferPointer { ps in
             index.withUnsafeBufferPointer { pi in
-                Parallel.forRanges(rows, work: parallel ? count * columns : 0) { range in
+                Parallel.forRanges(rows, work: parallel ? threadWork(count * columns) : 0) { range in
                     var c0 = 0
                     while c0 < columns {
                         let width = min(tile, columns - c0)

@@ -136,14 +136,25 @@ public final class SparseWeightKernel: WeightKernel {
     public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView, parallel: Bool) {
         precondition(x.features == fanIn && y.features == rows && x.columns == y.columns,
                      "SparseWeightKernel.forward: \(x.features)x\(x.columns) → \(y.features)x\(y.columns) for W \(rows)x\(fanIn)")
-        product(transposed: false, x, bias: bias, into: y, parallel: parallel)
+        gradientCopy = nil
+        inputCopy = FeatureMajorCopy(x)   // for the weight gradient of the same input
+        product(transposed: false, inputCopy?.view ?? x, bias: bias, into: y, parallel: parallel)
     }
 
     public func backwardInput(_ dy: ActivationView, into dx: MutableActivationView, parallel: Bool) {
         precondition(dy.features == rows && dx.features == fanIn && dy.columns == dx.columns,
                      "SparseWeightKernel.backwardInput: \(dy.features)x\(dy.columns) → \(dx.features)x\(dx.columns) for W \(rows)x\(fanIn)")
-        product(transposed: true, dy, bias: nil, into: dx, parallel: parallel)
+        let copy = gradientCopy?.matches(dy) == true ? gradientCopy : FeatureMajorCopy(dy)
+        gradientCopy = nil
+        product(transposed: true, copy?.view ?? dy, bias: nil, into: dx, parallel: parallel)
     }
+
+    /// Feature-major copies of batch-major operands: the forward's input (read again by
+    /// the weight gradient) and the output gradient (read by both backward products),
+    /// each transposed once. A copy is used only for the same block it was made from
+    /// (the layer keeps its input alive until backward), and dropped at the next forward.
+    private var inputCopy: FeatureMajorCopy?
+    private var gradientCopy: FeatureMajorCopy?
 
     /// `y = W · x + bias`, or `Wᵀ · x` walking the column order.
     private func product(transposed: Bool, _ x: ActivationView, bias: UnsafePointer<Float>?,
@@ -168,8 +179,10 @@ public final class SparseWeightKernel: WeightKernel {
             DenseWeightKernel.gemmGradient(dy, x, rows: rows, fanIn: fanIn, beta: 0, into: gradient, parallel: parallel)
             return
         }
-        SparseProducts.withFeatureMajor(dy) { pdy, ldDY in
-            SparseProducts.withFeatureMajor(x) { px, ldX in
+        gradientCopy = FeatureMajorCopy(dy)   // nil when dy is already feature-major
+        let xs = inputCopy?.matches(x) == true ? inputCopy!.view : x
+        SparseProducts.withFeatureMajor(gradientCopy?.view ?? dy) { pdy, ldDY in
+            SparseProducts.withFeatureMajor(xs) { px, ldX in
                 SparseProducts.sampled(start: pattern.rowStart, index: pattern.columnIndex, rows: rows, features: fanIn,
                                        dy: pdy, ldDY: ldDY, x: px, ldX: ldX, columns: x.columns,
                                        into: gradient, parallel: parallel)
@@ -193,6 +206,32 @@ public final class SparseWeightKernel: WeightKernel {
         }
     }
 
+}
+
+/// A feature-major copy of a batch-major activation block, and where it came from.
+final class FeatureMajorCopy {
+    let source: UnsafePointer<Float>
+    let features: Int, columns: Int, leadingDimension: Int
+    let data: UnsafeMutablePointer<Float>
+
+    /// Nil for a block that is already feature-major.
+    init?(_ x: ActivationView) {
+        guard x.batchMajor else { return nil }
+        source = x.base; features = x.features; columns = x.columns; leadingDimension = x.leadingDimension
+        data = .allocate(capacity: max(features * columns, 1))
+        BLAS.transpose(rows: columns, columns: features, x.base, lda: leadingDimension, into: data, ldb: columns)
+    }
+
+    deinit { data.deallocate() }
+
+    var view: ActivationView {
+        ActivationView(data, features: features, columns: columns, leadingDimension: columns, batchMajor: false)
+    }
+
+    func matches(_ x: ActivationView) -> Bool {
+        x.batchMajor && x.base == source && x.features == features && x.columns == columns
+            && x.leadingDimension == leadingDimension
+    }
 }
 
 /// An exported condensed layer as a layer's kernel (`dst eval --condensed`): the
