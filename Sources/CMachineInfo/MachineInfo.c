@@ -42,3 +42,7 @@ void dst_cpu_identity(char *out, int32_t *family, int32_t *model) {
 uint32_t dst_cpu_features(void) { return 0; }
 void dst_cpu_identity(char *out, int32_t *family, int32_t *model) { out[0] = 0; *family = 0; *model = 0; }
 #endif
+
+static _Thread_local int32_t parallel_depth;
+int32_t dst_parallel_depth(void) { return parallel_depth; }
+void dst_set_parallel_depth(int32_t depth) { parallel_depth = depth; }

@@ -50,7 +50,7 @@ public enum BLAS {
             let parts = min(threads, max(k / 256, 1))
             var partial = [Float](repeating: 0, count: (parts - 1) * m * n)
             partial.withUnsafeMutableBufferPointer { tmp in
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                Parallel.run(parts) { p in
                     let k0 = k * p / parts, k1 = k * (p + 1) / parts
                     let aOffset = transposeA ? k0 * lda : k0
                     let bOffset = transposeB ? k0 : k0 * ldb

@@ -1,3 +1,4 @@
+import CMachineInfo
 import COpenBLAS
 import Dispatch
 #if canImport(Glibc)
@@ -5,8 +6,8 @@ import Glibc
 #endif
 
 /// The library's threading: OpenBLAS runs single-threaded and the library splits
-/// large GEMMs and loops over its own threads (GCD), so no BLAS worker spins while
-/// library code runs on the other core.
+/// large GEMMs and loops over its own threads (`WorkerPool`), so no BLAS worker spins
+/// while library code runs on the other core.
 public enum Parallel {
     /// All cores (what `threads` is outside any `withThreads` scope).
     public static let processors = max(Int(openblas_get_num_procs()), 1)
@@ -44,6 +45,20 @@ public enum Parallel {
         if count <= 1 || work < 32_768 || threads <= 1 {
             for i in 0..<count { body(i) }
         } else {
+            run(count, body)
+        }
+    }
+
+    /// Runs `body(i)` for `i` in `0..<count` on `threads` threads: the worker pool,
+    /// or GCD while the pool serves another caller; serially inside a parallel body.
+    @usableFromInline
+    static func run(_ count: Int, _ body: (Int) -> Void) {
+        if dst_parallel_depth() > 0 {
+            for i in 0..<count { body(i) }
+        } else if count > WorkerPool.maxCount {
+            let parts = threads
+            run(parts) { p in for i in (count * p / parts)..<(count * (p + 1) / parts) { body(i) } }
+        } else if !WorkerPool.shared.run(count, participants: threads, body) {
             DispatchQueue.concurrentPerform(iterations: count, execute: body)
         }
     }
@@ -54,8 +69,6 @@ public enum Parallel {
     public static func forRanges(_ total: Int, work: Int, _ body: (Range<Int>) -> Void) {
         let parts = (work < 65_536 || threads <= 1) ? 1 : min(threads, total)
         if parts <= 1 { body(0..<total); return }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            body((total * p / parts)..<(total * (p + 1) / parts))
-        }
+        run(parts) { p in body((total * p / parts)..<(total * (p + 1) / parts)) }
     }
 }

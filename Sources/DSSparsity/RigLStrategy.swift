@@ -15,7 +15,7 @@ public struct RigLStrategy: SparsityScheduler {
 
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
         layer.dropAndGrow { free, count in
-            Selection.largest(count, of: free) { abs(layer.denseGradient[$0]) }
+            Selection.largestSet(count, of: free) { abs(layer.denseGradient[$0]) }
         }
     }
 }

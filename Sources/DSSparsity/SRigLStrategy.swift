@@ -31,13 +31,14 @@ public struct SRigLStrategy: SparsityScheduler {
         let gradient = { (i: Int) in abs(layer.denseGradient[i]) }
 
         // 1. Salience: the nKeep largest |w| and the nDrop largest |g| over the layer.
+        var salient = [Bool](repeating: false, count: rows * columns)
+        for i in layer.keptByMagnitude(keep) { salient[i] = true }
+        for i in Selection.largestSet(drop, of: 0..<(rows * columns), score: gradient) { salient[i] = true }
         var salientPerRow = [Int](repeating: 0, count: rows)
-        var salient = Set(layer.keptByMagnitude(keep))
-        salient.formUnion(Selection.largest(drop, of: Array(0..<(rows * columns)), score: gradient))
-        for i in salient { salientPerRow[i / columns] += 1 }
+        for i in salient.indices where salient[i] { salientPerRow[i / columns] += 1 }
 
         // 2. Ablation: rows with fewer than `thr` salient weights.
-        var ablated = Set<Int>()
+        var isAblated = [Bool](repeating: false, count: rows)
         if ablation && layer.mayAblate {
             let k0 = budget / rows
             var threshold = salienceThreshold >= 1
@@ -48,27 +49,31 @@ public struct SRigLStrategy: SparsityScheduler {
                 let descending = salientPerRow.sorted(by: >)
                 threshold = min(threshold, descending[fewestRows])
             }
-            ablated = Set((0..<rows).filter { salientPerRow[$0] < threshold })
+            for r in 0..<rows where salientPerRow[r] < threshold { isAblated[r] = true }
         }
+        let ablated = (0..<rows).filter { isAblated[$0] }
 
         // 3. The new fan-in keeps the layer's density.
         let fanIn = budget / (rows - ablated.count)
 
         // 4. Drop: ablated rows lose everything; elsewhere keep the nKeep largest
         //    nonzero |w|, then cut any row above the new fan-in to its largest |w|.
-        let candidates = layer.mask.activeIndices.filter { !ablated.contains($0 / columns) && layer.weights[$0] != 0 }
+        let candidates = layer.mask.activeIndices.filter { !isAblated[$0 / columns] && layer.weights[$0] != 0 }
         var keptByRow = [[Int]](repeating: [], count: rows)
-        for i in Selection.largest(keep, of: candidates, score: magnitude) { keptByRow[i / columns].append(i) }
+        for i in Selection.largestSet(keep, of: candidates, score: magnitude) { keptByRow[i / columns].append(i) }
 
         // 5. Grow: fill every active row to exactly the new fan-in by |g|.
         var next = SparseMask(rows: rows, columns: columns, active: [Bool](repeating: false, count: rows * columns))
-        for r in 0..<rows where !ablated.contains(r) {
-            let kept = keptByRow[r].count > fanIn ? Selection.largest(fanIn, of: keptByRow[r], score: magnitude)
+        var free: [Int] = []
+        free.reserveCapacity(columns)
+        for r in 0..<rows where !isAblated[r] {
+            let kept = keptByRow[r].count > fanIn ? Selection.largestSet(fanIn, of: keptByRow[r], score: magnitude)
                                                   : keptByRow[r]
             for i in kept { next.active[i] = true }
-            let free = (r * columns..<(r + 1) * columns).filter { !next.active[$0] }
-            for i in Selection.largest(fanIn - kept.count, of: free, score: gradient) { next.active[i] = true }
+            free.removeAll(keepingCapacity: true)
+            for i in r * columns..<(r + 1) * columns where !next.active[i] { free.append(i) }
+            for i in Selection.largestSet(fanIn - kept.count, of: free, score: gradient) { next.active[i] = true }
         }
-        return LayerUpdateResult(mask: next, ablatedRows: ablated.sorted())
+        return LayerUpdateResult(mask: next, ablatedRows: ablated)
     }
 }

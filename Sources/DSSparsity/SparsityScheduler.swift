@@ -32,7 +32,7 @@ public struct LayerUpdateInput {
 
     /// The `nKeep` active positions of largest `|w|` over the whole layer.
     public func keptByMagnitude(_ keep: Int) -> [Int] {
-        Selection.largest(keep, of: mask.activeIndices) { abs(weights[$0]) }
+        Selection.largestSet(keep, of: mask.activeIndices) { abs(weights[$0]) }
     }
 
     /// The layer-wide drop-and-grow of SET and RigL: keep the `nKeep` largest `|w|`,

@@ -59,17 +59,22 @@ public final class SGD: Optimizer {
         for (i, p) in parameters.enumerated() {
             p.value.storage.withUnsafeMutableBufferPointer { w in
                 velocity[i].storage.withUnsafeMutableBufferPointer { b in
-                    @inline(__always) func update(_ t: Int, _ gradient: Float) {
-                        let grad = gradient + wd * w[t]
-                        if mu == 0 {
-                            w[t] -= lr * grad
-                        } else {
-                            let v = mu * b[t] + grad
+                    // One loop per variant, so the element loop carries no branch.
+                    if mu == 0 {
+                        p.forEachSteppedGradient { t, g in w[t] -= lr * (g + wd * w[t]) }
+                    } else if nesterov {
+                        p.forEachSteppedGradient { t, g in
+                            let grad = g + wd * w[t], v = mu * b[t] + grad
                             b[t] = v
-                            w[t] -= lr * (nesterov ? grad + mu * v : v)
+                            w[t] -= lr * (grad + mu * v)
+                        }
+                    } else {
+                        p.forEachSteppedGradient { t, g in
+                            let v = mu * b[t] + g + wd * w[t]
+                            b[t] = v
+                            w[t] -= lr * v
                         }
                     }
-                    p.forEachSteppedGradient(update)
                 }
             }
         }
@@ -138,16 +143,22 @@ extension Parameter {
     /// positions with `activeGradient` on the sparse path (O(active weights)), else
     /// every position with `gradient`.
     @inline(__always)
+    /// Large parameters are split over threads (each position is stepped once, by one
+    /// thread, so the result does not depend on the split).
     func forEachSteppedGradient(_ body: (Int, Float) -> Void) {
         if let positions = activePositions {
             positions.withUnsafeBufferPointer { pos in
                 activeGradient.withUnsafeBufferPointer { g in
-                    for e in 0..<pos.count { body(Int(pos[e]), g[e]) }
+                    Parallel.forRanges(pos.count, work: pos.count * 4) { range in
+                        for e in range { body(Int(pos[e]), g[e]) }
+                    }
                 }
             }
         } else {
             gradient.storage.withUnsafeBufferPointer { g in
-                for t in 0..<g.count { body(t, g[t]) }
+                Parallel.forRanges(g.count, work: g.count * 4) { range in
+                    for t in range { body(t, g[t]) }
+                }
             }
         }
     }

@@ -172,11 +172,14 @@ import Foundation
 @Suite struct SelectionTests {
     @Test func largestMatchesAFullSort() {
         var rng = Xoshiro256(seed: 8)
-        for trial in 0..<60 {
-            let n = 1 + rng.index(below: 300)
-            // Few distinct values, so ties are common; some NaN.
+        for trial in 0..<72 {
+            // Short inputs (quickselect) and long ones (the radix selection).
+            let n = trial < 60 ? 1 + rng.index(below: 300) : 4096 + rng.index(below: 6000)
+            // Few distinct values, so ties are common; some NaN; in the long inputs also
+            // signed values and both zeros.
             let scores: [Float] = (0..<n).map { _ in
                 let r = rng.index(below: 12)
+                if trial >= 60 && trial % 2 == 0 { return r == 0 ? -0.0 : r == 1 ? .nan : rng.normal() * 1e-3 }
                 return r == 0 ? .nan : Float(r % (trial % 5 + 2))
             }
             let candidates = Array(0..<n).shuffled(using: &rng)
@@ -184,6 +187,9 @@ import Foundation
             let key = { (i: Int) -> Float in scores[i].isNaN ? -.infinity : scores[i] }
             let expected = Array(candidates.sorted { key($0) > key($1) || (key($0) == key($1) && $0 < $1) }.prefix(k))
             #expect(Selection.largest(k, of: candidates) { scores[$0] } == expected, "trial \(trial): n \(n), k \(k)")
+            // The unsorted form: the same winners.
+            let unsorted = Selection.largestSet(k, of: candidates) { scores[$0] }
+            #expect(unsorted.count == expected.count && Set(unsorted) == Set(expected), "trial \(trial): n \(n), k \(k)")
         }
     }
 }

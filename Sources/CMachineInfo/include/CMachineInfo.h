@@ -23,4 +23,24 @@ uint32_t dst_cpu_features(void);
 /// family and model numbers; an empty string and zeros where CPUID is unavailable.
 void dst_cpu_identity(char *out, int32_t *family, int32_t *model);
 
+/// Atomics and a spin hint for the library's worker pool (DSCore's Parallel): sequentially
+/// consistent operations on a shared 64-bit counter.
+static inline int64_t dst_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void dst_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+/// Adds `v` and returns the value before the addition.
+static inline int64_t dst_atomic_fetch_add(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+/// Replaces `*p` with `desired` if it holds `expected`; true when it did.
+static inline int dst_atomic_compare_exchange(int64_t *p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+/// A per-thread nesting count: how many parallel-loop bodies the calling thread is inside.
+int32_t dst_parallel_depth(void);
+void dst_set_parallel_depth(int32_t depth);
+/// Tells the CPU this is a spin-wait loop (x86 `pause`; nothing elsewhere).
+static inline void dst_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 #endif

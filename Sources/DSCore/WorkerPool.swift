@@ -1,0 +1,139 @@
+import CMachineInfo
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The persistent worker threads behind `Parallel` (one fewer than the cores; the
+/// calling thread is the last participant).
+///
+/// A training step runs dozens of parallel loops of 20–500 µs, separated by short
+/// serial stretches. Waking a sleeping thread for each one (what `concurrentPerform`
+/// does) costs 5–20 µs and, measured on the 90%-sparse MLP step, made two threads slower
+/// than one. Here a worker that finishes a loop keeps polling for the next one for
+/// `spinSeconds` before it sleeps on a condition variable, so back-to-back loops start
+/// within a microsecond.
+///
+/// A loop is published as one atomic ticket `generation (24 bits) | count (20) | next
+/// index (20)`: participants claim iterations by compare-and-swap on it, so a worker that
+/// looks late at a finished loop cannot claim an iteration of another. The iteration
+/// bodies and their order per index are the caller's; which thread runs an index does
+/// not change any result.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool(workers: Parallel.processors - 1)
+
+    /// Iterations per loop the ticket can count (larger loops are run in ranges).
+    static let maxCount = (1 << 20) - 1
+    /// How long an idle worker polls before it sleeps.
+    static let spinSeconds = 0.0005
+
+    let workers: Int
+    /// Shared words, one per cache line (`Word` is the line index).
+    private let words: UnsafeMutablePointer<Int64>
+    private enum Word: Int { case ticket = 0, done, participants, sleepers, busy }
+    /// The loop bodies of the current and the previous generation.
+    private let bodies: UnsafeMutablePointer<(Int) -> Void>
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let wake: UnsafeMutablePointer<pthread_cond_t>
+    /// The generation last published (read and written by the submitter only).
+    private var generation: Int64 = 0
+
+    private init(workers: Int) {
+        self.workers = max(workers, 0)
+        words = .allocate(capacity: 5 * 8)
+        words.initialize(repeating: 0, count: 5 * 8)
+        bodies = .allocate(capacity: 2)
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        wake = .allocate(capacity: 1)
+        pthread_cond_init(wake, nil)
+        for w in 0..<self.workers {
+            let thread = Thread { [unowned self] in self.workerLoop(index: w + 1) }
+            thread.start()
+        }
+    }
+
+    private func word(_ w: Word) -> UnsafeMutablePointer<Int64> { words + w.rawValue * 8 }
+
+    private static func generation(of ticket: Int64) -> Int64 { ticket >> 40 }
+    private static func count(of ticket: Int64) -> Int { Int((ticket >> 20) & 0xFFFFF) }
+    private static func index(of ticket: Int64) -> Int { Int(ticket & 0xFFFFF) }
+
+    /// Runs `body(i)` for `i` in `0..<count` on the calling thread and up to
+    /// `participants - 1` workers. False (nothing run) when the pool is serving another
+    /// caller or `count` is too large.
+    func run(_ count: Int, participants: Int, _ body: (Int) -> Void) -> Bool {
+        guard count <= Self.maxCount, workers > 0,
+              dst_atomic_compare_exchange(word(.busy), 0, 1) != 0 else { return false }
+        withoutActuallyEscaping(body) { escapable in
+            generation = (generation + 1) & 0xFFFFFF
+            let slot = bodies + Int(generation & 1)
+            slot.initialize(to: escapable)
+            dst_atomic_store(word(.done), 0)
+            dst_atomic_store(word(.participants), Int64(participants))
+            let ticket = (generation << 40) | (Int64(count) << 20)
+            dst_atomic_store(word(.ticket), ticket)
+            if dst_atomic_load(word(.sleepers)) > 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(wake)
+                pthread_mutex_unlock(mutex)
+            }
+            claim(generation: generation)
+            var spins = 0
+            while dst_atomic_load(word(.done)) < Int64(count) {
+                spins += 1
+                if spins & 1023 == 0 { sched_yield() } else { dst_cpu_relax() }
+            }
+            slot.deinitialize(count: 1)
+        }
+        dst_atomic_store(word(.busy), 0)
+        return true
+    }
+
+    /// Claims and runs iterations of `generation` until none is left.
+    private func claim(generation: Int64) {
+        let depth = dst_parallel_depth()
+        dst_set_parallel_depth(depth + 1)
+        defer { dst_set_parallel_depth(depth) }
+        while true {
+            let t = dst_atomic_load(word(.ticket))
+            let i = Self.index(of: t)
+            guard Self.generation(of: t) == generation, i < Self.count(of: t) else { return }
+            if dst_atomic_compare_exchange(word(.ticket), t, t + 1) != 0 {
+                bodies[Int(generation & 1)](i)
+                _ = dst_atomic_fetch_add(word(.done), 1)
+            }
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = Self.generation(of: dst_atomic_load(word(.ticket)))
+        while true {
+            var spins = 0
+            var idleSince = 0.0
+            while Self.generation(of: dst_atomic_load(word(.ticket))) == seen {
+                spins += 1
+                dst_cpu_relax()
+                guard spins & 255 == 0 else { continue }
+                let now = Self.seconds()
+                if idleSince == 0 { idleSince = now; continue }
+                if now - idleSince < Self.spinSeconds { continue }
+                _ = dst_atomic_fetch_add(word(.sleepers), 1)
+                pthread_mutex_lock(mutex)
+                while Self.generation(of: dst_atomic_load(word(.ticket))) == seen { pthread_cond_wait(wake, mutex) }
+                pthread_mutex_unlock(mutex)
+                _ = dst_atomic_fetch_add(word(.sleepers), -1)
+            }
+            seen = Self.generation(of: dst_atomic_load(word(.ticket)))
+            if index < Int(dst_atomic_load(word(.participants))) { claim(generation: seen) }
+        }
+    }
+
+    private static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+}
