@@ -131,7 +131,7 @@ public final class Conv2d: Layer {
                     }
                 }
             }
-            if training { geometry = g; input = Tensor(shape: [0]) }
+            if training { geometry = g; input = x }
             return y
         }
         let direct = usesDirect(width: g.width)
@@ -322,11 +322,15 @@ extension Conv2d {
         addBiasGradient(dy, columns: g.columnCount)
         var dx = Tensor(uninitializedShape: computesInputGradient ? [g.channels, g.batch, g.height, g.width] : [0])
         dy.storage.withUnsafeBufferPointer { pdy in
-            dx.storage.withUnsafeMutableBufferPointer { pdx in
-                whole.convolveBackward(pdy.baseAddress!, g, inputGradient: computesInputGradient ? pdx.baseAddress : nil)
+            input.storage.withUnsafeBufferPointer { px in
+                dx.storage.withUnsafeMutableBufferPointer { pdx in
+                    whole.convolveBackward(pdy.baseAddress!, input: px.baseAddress!, g,
+                                           inputGradient: computesInputGradient ? pdx.baseAddress : nil)
+                }
             }
         }
         geometry = nil
+        input = Tensor(shape: [0])
         return dx
     }
 

@@ -177,8 +177,9 @@ public protocol ConvolutionKernel: WeightKernel {
     func convolve(_ x: UnsafePointer<Float>, _ g: ConvGeometry, bias: UnsafePointer<Float>?,
                   into y: UnsafeMutablePointer<Float>, keepInput: Bool)
     /// Adds the weight gradient (the kernel's mode decides sparse or dense) and, when
-    /// `inputGradient` is given, writes `dx [Cin, N, H, W]`.
-    func convolveBackward(_ dy: UnsafePointer<Float>, _ g: ConvGeometry, inputGradient: UnsafeMutablePointer<Float>?)
+    /// `inputGradient` is given, writes `dx [Cin, N, H, W]`; `x` is the forward's input.
+    func convolveBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ g: ConvGeometry,
+                          inputGradient: UnsafeMutablePointer<Float>?)
 }
 
 /// A layer with one prunable weight multiplied through a `WeightKernel` (Linear, Conv2d).

@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 import DSLayers
 
@@ -46,7 +47,7 @@ struct PaddedPlanes {
                     for h in 0..<height {
                         let row = dst + h * wp
                         row[0] = 0
-                        for i in 0..<w { row[1 + i] = src[h * w + i] }
+                        Self.copy(src + h * w, to: row + 1, w)
                         row[w + 1] = 0
                     }
                     // Bottom pad row, and the next image's top row (or the end guard).
@@ -58,7 +59,25 @@ struct PaddedPlanes {
 
     @inline(__always)
     static func zero(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        for i in 0..<count { p[i] = 0 }
+        p.update(repeating: 0, count: count)
+    }
+
+    /// `count` floats from `src` to `dst`, 16 at a time (rows are 8–64 floats: a
+    /// library copy's call costs as much as the copy).
+    @inline(__always)
+    static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        var i = 0
+        while i &+ 16 <= count {
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self),
+                                                        as: SIMD16<Float>.self)
+            i &+= 16
+        }
+        while i &+ 8 <= count {
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                                                        as: SIMD8<Float>.self)
+            i &+= 8
+        }
+        while i < count { dst[i] = src[i]; i &+= 1 }
     }
 
     /// Copies the real positions out into channel-major `y [C, N, H, W]`.
@@ -68,9 +87,7 @@ struct PaddedPlanes {
             for c in range {
                 for n in 0..<batch {
                     let src = storage + c * channelStride + runStart(n) + 1, dst = y + (c * batch + n) * hw
-                    for h in 0..<height {
-                        for i in 0..<w { dst[h * w + i] = src[h * wp + i] }
-                    }
+                    for h in 0..<height { Self.copy(src + h * wp, to: dst + h * w, w) }
                 }
             }
         }
@@ -202,58 +219,140 @@ extension SparseWeightKernel: ConvolutionKernel {
             && pattern.columns == g.channels * 9
     }
 
+    /// Whether this geometry runs the AVX-512 kernels on unpadded planes (else the
+    /// padded-plane products above).
+    func runsNative(_ g: ConvGeometry) -> Bool {
+        usesNativeConvolution && SparseConvolution.nativeSupported(height: g.height, width: g.width)
+    }
+
     public func convolve(_ x: UnsafePointer<Float>, _ g: ConvGeometry, bias: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>, keepInput: Bool) {
+        keptInput?.deallocate()
+        keptInput = nil
+        let p = pattern
+        if runsNative(g) {
+            SparseConvolution.nativeProduct(start: p.rowStart, entries: p.columnIndex, flipped: false,
+                                            values: gatherValues(p.positions), bias: bias, rows: p.rows,
+                                            x: x, y: y, g)
+            return
+        }
         let input = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
         input.fill(from: x, parallel: true)
         let output = PaddedPlanes(channels: pattern.rows, batch: g.batch, height: g.height, width: g.width)
         defer { output.deallocate() }
-        let p = pattern
         SparseConvolution.product(start: p.rowStart, index: p.columnIndex, values: gatherValues(p.positions), bias: bias,
                                   flipped: false, input: input, output: output, parallel: true)
         output.extract(into: y, parallel: true)
-        keptInput?.deallocate()
-        keptInput = nil
         if keepInput { keptInput = input } else { input.deallocate() }
     }
 
-    public func convolveBackward(_ dy: UnsafePointer<Float>, _ g: ConvGeometry,
+    public func convolveBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ g: ConvGeometry,
                                  inputGradient dx: UnsafeMutablePointer<Float>?) {
-        guard let input = keptInput else { preconditionFailure("SparseWeightKernel.convolveBackward without a training forward") }
-        defer { input.deallocate(); keptInput = nil }
-        let gradOut = PaddedPlanes(channels: pattern.rows, batch: g.batch, height: g.height, width: g.width)
-        defer { gradOut.deallocate() }
-        gradOut.fill(from: dy, parallel: true)
         let p = pattern
-        if computesDenseGradient {
-            // The update step's dense gradient: every tap of every channel pair.
-            let all = SparsePattern(mask: .dense(rows: p.rows, columns: p.columns))
-            var dense = [Float](repeating: 0, count: p.rows * p.columns)
-            dense.withUnsafeMutableBufferPointer {
-                SparseConvolution.sampled(start: all.rowStart, index: all.columnIndex, x: input, dy: gradOut,
-                                          into: $0.baseAddress!, parallel: true)
-            }
-            dense.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
-        } else {
-            var block = [Float](repeating: 0, count: p.count)
-            block.withUnsafeMutableBufferPointer {
-                SparseConvolution.sampled(start: p.rowStart, index: p.columnIndex, x: input, dy: gradOut,
-                                          into: $0.baseAddress!, parallel: true)
-            }
-            block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
-        }
-        guard let dx else { return }
-        let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
-        defer { gradIn.deallocate() }
         // Column order groups an input channel's nine taps: its entries are those of
         // columns ci·9 ..< ci·9 + 9, each reading output channel rowIndex[e] at the
         // flipped tap of its column.
-        let starts = (0...g.channels).map { p.columnStart[$0 * 9] }
-        let entries = p.rowIndex.indices.map { e in
-            Int32(Int(p.rowIndex[e]) * 9 + Int(p.transposedPositions[e]) % p.columns % 9)
+        func transposedEntries() -> (starts: [Int32], entries: [Int32]) {
+            ((0...g.channels).map { p.columnStart[$0 * 9] },
+             p.rowIndex.indices.map { e in Int32(Int(p.rowIndex[e]) * 9 + Int(p.transposedPositions[e]) % p.columns % 9) })
         }
+        if runsNative(g) {
+            let gradientPattern = computesDenseGradient ? SparsePattern(mask: .dense(rows: p.rows, columns: p.columns)) : p
+            var block = [Float](repeating: 0, count: gradientPattern.count)
+            block.withUnsafeMutableBufferPointer {
+                SparseConvolution.nativeSampled(start: gradientPattern.rowStart, entries: gradientPattern.columnIndex,
+                                                x: x, dy: dy, g, into: $0.baseAddress!)
+            }
+            block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
+            guard let dx else { return }
+            let (starts, entries) = transposedEntries()
+            SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true,
+                                            values: gatherValues(p.transposedPositions), bias: nil, rows: g.channels,
+                                            x: dy, y: dx, g)
+            return
+        }
+        let input: PaddedPlanes
+        if let kept = keptInput {
+            input = kept
+        } else {
+            input = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
+            input.fill(from: x, parallel: true)
+        }
+        keptInput = nil
+        defer { input.deallocate() }
+        let gradOut = PaddedPlanes(channels: pattern.rows, batch: g.batch, height: g.height, width: g.width)
+        defer { gradOut.deallocate() }
+        gradOut.fill(from: dy, parallel: true)
+        // On update steps the dense gradient: every tap of every channel pair.
+        let gradientPattern = computesDenseGradient ? SparsePattern(mask: .dense(rows: p.rows, columns: p.columns)) : p
+        var block = [Float](repeating: 0, count: gradientPattern.count)
+        block.withUnsafeMutableBufferPointer {
+            SparseConvolution.sampled(start: gradientPattern.rowStart, index: gradientPattern.columnIndex, x: input,
+                                      dy: gradOut, into: $0.baseAddress!, parallel: true)
+        }
+        block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
+        guard let dx else { return }
+        let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
+        defer { gradIn.deallocate() }
+        let (starts, entries) = transposedEntries()
         SparseConvolution.product(start: starts, index: entries, values: gatherValues(p.transposedPositions), bias: nil,
                                   flipped: true, input: gradOut, output: gradIn, parallel: true)
         gradIn.extract(into: dx, parallel: true)
+    }
+}
+
+extension SparseConvolution {
+    static func nativeSupported(height: Int, width: Int) -> Bool {
+        ds_conv3x3_sparse_supported(Int64(height), Int64(width)) != 0
+    }
+
+    /// Splits pattern entries `ci·9 + tap` into channel and tap arrays (the tap flipped
+    /// for the transposed convolution).
+    static func channelsAndTaps(_ entries: [Int32], flipped: Bool) -> ([Int32], [UInt8]) {
+        (entries.map { $0 / 9 }, entries.map { UInt8(flipped ? 8 - $0 % 9 : $0 % 9) })
+    }
+
+    /// `y = W ⋆ x (+ bias)` on unpadded planes by the AVX-512 kernel, images split over
+    /// threads (each output depends on one image only).
+    static func nativeProduct(start: [Int32], entries: [Int32], flipped: Bool, values: [Float],
+                              bias: UnsafePointer<Float>?, rows: Int, x: UnsafePointer<Float>,
+                              y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let (channel, tap) = channelsAndTaps(entries, flipped: flipped)
+        let starts = start.map(Int64.init)
+        let plane = g.height * g.width
+        starts.withUnsafeBufferPointer { ps in
+            channel.withUnsafeBufferPointer { pc in
+                tap.withUnsafeBufferPointer { pt in
+                    values.withUnsafeBufferPointer { pv in
+                        Parallel.forRanges(g.batch, work: values.count * plane * g.batch) { images in
+                            ds_conv3x3_sparse(ps.baseAddress!, pc.baseAddress, pt.baseAddress, pv.baseAddress, bias,
+                                              Int64(rows), x, y, Int64(g.batch), Int64(g.height), Int64(g.width),
+                                              Int64(images.lowerBound), Int64(images.upperBound))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sampled weight gradient on unpadded planes by the AVX-512 kernel, output
+    /// channels split over threads (each entry is summed by one thread, in a fixed
+    /// order: the result does not depend on the thread count).
+    static func nativeSampled(start: [Int32], entries: [Int32], x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                              _ g: ConvGeometry, into gradient: UnsafeMutablePointer<Float>) {
+        let (channel, tap) = channelsAndTaps(entries, flipped: false)
+        let starts = start.map(Int64.init)
+        let rows = start.count - 1, plane = g.height * g.width
+        starts.withUnsafeBufferPointer { ps in
+            channel.withUnsafeBufferPointer { pc in
+                tap.withUnsafeBufferPointer { pt in
+                    Parallel.forRanges(rows, work: entries.count * plane * g.batch) { range in
+                        ds_conv3x3_sparse_sampled(ps.baseAddress!, pc.baseAddress, pt.baseAddress,
+                                                  Int64(range.lowerBound), Int64(range.upperBound), x, dy,
+                                                  Int64(g.batch), Int64(g.height), Int64(g.width), gradient)
+                    }
+                }
+            }
+        }
     }
 }

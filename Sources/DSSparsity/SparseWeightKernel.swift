@@ -83,6 +83,9 @@ public final class SparseWeightKernel: WeightKernel {
     public var computesDenseGradient = false
     /// The padded input a direct convolution's forward kept for its backward.
     var keptInput: PaddedPlanes?
+    /// Whether 3×3 convolutions run the AVX-512 kernels on unpadded planes where the CPU
+    /// and the plane size allow (tests turn it off to check the padded-plane path).
+    public var usesNativeConvolution = true
 
     deinit { keptInput?.deallocate() }
 

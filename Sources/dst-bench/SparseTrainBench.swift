@@ -70,7 +70,10 @@ struct SparseTrainThroughput: ParsableCommand {
                         lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f", name, strategyName, sparsity,
                                             batch, threads, path, amortised * 1000, update * 1000, denseTime * 1000,
                                             denseTime / amortised))
-                        if profile && path == "sparse" { Profiler.profile(c.model, x, labels) }
+                        if profile && path == "sparse" {
+                            c.sparse?.prepareBackward(forStep: 1)   // an ordinary step's backward
+                            Profiler.profile(c.model, x, labels)
+                        }
                     }
                 }
             }

@@ -189,9 +189,10 @@ import Testing
     }
 }
 
-/// The column-matrix-free sparse convolution (3×3, stride 1, padding 1) against the
-/// same layer on the dense kernel with the masked weight: outputs, input gradients and
-/// the weight gradient (sampled, and dense on update steps).
+/// The column-matrix-free sparse convolution (3×3, stride 1, padding 1), both the
+/// AVX-512 kernels on unpadded planes (where the plane size allows) and the padded-plane
+/// products, against the same layer on the dense kernel with the masked weight:
+/// outputs, input gradients and the weight gradient (sampled, and dense on update steps).
 @Suite struct SparseConvolutionTests {
     func worst(_ a: [Float], _ b: [Float]) -> Float {
         zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
@@ -200,10 +201,10 @@ import Testing
     // (Cin, Cout, batch, height, width, bias, constant fan-in)
     static let shapes: [(Int, Int, Int, Int, Int, Bool, Bool)] = [
         (3, 5, 2, 8, 8, true, false), (4, 6, 3, 5, 7, false, true), (8, 16, 2, 16, 16, false, true),
-        (16, 8, 1, 32, 32, true, false), (2, 3, 4, 1, 9, false, false),
+        (16, 8, 1, 32, 32, true, false), (2, 3, 4, 1, 9, false, false), (5, 4, 3, 8, 16, true, false),
     ]
 
-    @Test(arguments: 0..<5)
+    @Test(arguments: 0..<6)
     func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
         var rng = Xoshiro256(seed: UInt64(shape + 1))
@@ -225,10 +226,11 @@ import Testing
         sparse.kernel = kernel
         let x = randomTensor([cin, batch, height, width], seed: 4)
         let dy = randomTensor([cout, batch, height, width], seed: 5)
-        for threads in [1, 2] {
+        for (threads, native) in [(1, true), (2, true), (1, false), (2, false)] {
             for denseGradient in [false, true] {
-                let label = "shape \(shape) threads \(threads) dense gradient \(denseGradient)"
+                let label = "shape \(shape) threads \(threads) native \(native) dense gradient \(denseGradient)"
                 kernel.computesDenseGradient = denseGradient
+                kernel.usesNativeConvolution = native
                 dense.zeroGradients(); sparse.zeroGradients()
                 let (yd, ys, dxd, dxs) = Parallel.withThreads(threads) { () -> (Tensor, Tensor, Tensor, Tensor) in
                     let yd = dense.forward(x, training: true), ys = sparse.forward(x, training: true)

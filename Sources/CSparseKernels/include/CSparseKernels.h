@@ -30,4 +30,25 @@ void ds_lane_blocks_gemv_portable(const float *values, const uint8_t *positions,
                                   const int64_t *groupStart, int64_t g0, int64_t g1, int64_t blocks,
                                   const float *x, int64_t features, const DSLaneSpill *spill, float *out);
 
+/// 1 when this CPU runs the AVX-512 sparse 3×3 convolution on planes of height × width
+/// (H·W a multiple of 64, W a multiple of 16 or W = 8), else 0.
+int ds_conv3x3_sparse_supported(int64_t height, int64_t width);
+
+/// Sparse 3×3 "same" convolution (stride 1, padding 1) on channel-major planes
+/// x [C, N, H, W] → y [rows, N, H, W], for images [n0, n1), with no padded copies (taps
+/// reaching outside a plane are masked off):
+///   y[r][n][h][w] = bias[r] + Σ_{e ∈ [start[r], start[r+1])} values[e] · x[channel[e]][n][h + dh][w + dw]
+/// with tap[e] = (dh + 1)·3 + (dw + 1). `bias` may be NULL.
+void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
+                       const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
+                       int64_t width, int64_t n0, int64_t n1);
+
+/// The sampled weight gradient of the same convolution, for rows [r0, r1):
+///   g[e] = Σ_n Σ_{h,w} dy[r][n][h][w] · x[channel[e]][n][h + dh][w + dw]
+/// summed per 64-output block, then over blocks and images in order (a 16-lane
+/// accumulator per entry, reduced once at the end).
+void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, const uint8_t *tap, int64_t r0,
+                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
+                               int64_t width, float *g);
+
 #endif
