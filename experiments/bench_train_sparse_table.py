@@ -1,7 +1,8 @@
 """Joins `dst-bench train-sparse` rows with PyTorch's dense step from the same
 `make bench-train-sparse` run into results/bench/train_sparse.csv (columns model,
 strategy, sparsity, batch, threads, blas_core, path, step_ms, dense_step_ms,
-speedup_vs_dense, speedup_vs_torch_dense) and prints a markdown table.
+speedup_vs_dense, speedup_vs_torch_dense, and sparse_kernel_layers: how many of the
+sparse layers ran on sparse kernels) and prints a markdown table.
 
 usage: bench_train_sparse_table.py OURS.csv TORCH.csv OUT.csv"""
 import csv
@@ -14,7 +15,7 @@ with open(torch_path) as f:
         torch_ms[(r["model"], r["batch"], r["threads"])] = int(r["batch"]) / float(r["images_per_second"]) * 1000
 
 columns = ["model", "strategy", "sparsity", "batch", "threads", "blas_core", "path", "step_ms", "dense_step_ms",
-           "speedup_vs_dense", "speedup_vs_torch_dense"]
+           "speedup_vs_dense", "speedup_vs_torch_dense", "sparse_kernel_layers"]
 rows = []
 with open(ours_path) as f:
     for r in csv.DictReader(f):
@@ -31,9 +32,9 @@ os.replace(out_path + ".tmp", out_path)
 cores = sorted({r["blas_core"] for r in rows})
 print(f"DynamicSparse BLAS core: {', '.join(cores)}; PyTorch dense step (ms): "
       + ", ".join(f"{m} {v:.1f}" for (m, _, _), v in torch_ms.items()) + "\n")
-print("| model | strategy | sparsity | path | step ms (amortised, ΔT=100) | our dense step ms | vs our dense | vs PyTorch dense |")
-print("|---|---|---|---|---|---|---|---|")
+print("| model | strategy | sparsity | path | layers on sparse kernels | step ms (amortised, ΔT=100) | our dense step ms | vs our dense | vs PyTorch dense |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r['model']} | {r['strategy']} | {r['sparsity']} | {r['path']} | {float(r['step_ms']):.1f} | "
+    print(f"| {r['model']} | {r['strategy']} | {r['sparsity']} | {r['path']} | {r['sparse_kernel_layers']} | {float(r['step_ms']):.1f} | "
           f"{float(r['dense_step_ms']):.1f} | {float(r['speedup_vs_dense']):.2f}x | "
           f"{(float(r['speedup_vs_torch_dense']) if r['speedup_vs_torch_dense'] else float('nan')):.2f}x |")

@@ -157,6 +157,68 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
 __attribute__((target("avx512f")))
 static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
+/// Entries [e0, e0 + E) of one output row for one image, over blocks [b0, b1) of 64
+/// positions: acc[2j], acc[2j + 1] += dy · (x shifted by entry j's tap). `P` 0: every
+/// vector's own mask (`masks + 36·b + tap`, vector stride 9); else the masks of row 1
+/// (`masks + 9·per_row + tap`) repeating every P vectors.
+#define DS_SAMPLED(E, P)                                                                                            \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_##E##_##P(const int64_t *offset, const uint8_t *tap, int64_t e0, const float *xn,          \
+                                  const float *dn, int64_t b0, int64_t b1, const __mmask16 *masks,                 \
+                                  int64_t per_row, __m512 *acc) {                                                   \
+        __m512 a[2 * E];                                                                                            \
+        for (int j = 0; j < 2 * E; j++) a[j] = acc[j];                                                              \
+        __mmask16 mk[E][4];                                                                                         \
+        if (P != 0)                                                                                                 \
+            for (int j = 0; j < E; j++)                                                                             \
+                for (int k = 0; k < 4; k++) mk[j][k] = masks[9 * per_row + tap[e0 + j] + 9 * (P ? k % (P ? P : 1) : 0)]; \
+        for (int64_t b = b0; b < b1; b++) {                                                                         \
+            const float *d = dn + 64 * b;                                                                           \
+            __m512 d0 = _mm512_loadu_ps(d), d1 = _mm512_loadu_ps(d + 16);                                           \
+            __m512 d2 = _mm512_loadu_ps(d + 32), d3 = _mm512_loadu_ps(d + 48);                                      \
+            for (int j = 0; j < E; j++) {                                                                           \
+                const float *src = xn + offset[e0 + j] + 64 * b;                                                    \
+                __mmask16 m0, m1, m2, m3;                                                                           \
+                if (P == 0) {                                                                                       \
+                    const __mmask16 *m = masks + 36 * b + tap[e0 + j];                                              \
+                    m0 = m[0]; m1 = m[9]; m2 = m[18]; m3 = m[27];                                                   \
+                } else {                                                                                            \
+                    m0 = mk[j][0]; m1 = mk[j][1]; m2 = mk[j][2]; m3 = mk[j][3];                                     \
+                }                                                                                                   \
+                a[2 * j] = _mm512_fmadd_ps(d0, _mm512_maskz_loadu_ps(m0, src), a[2 * j]);                           \
+                a[2 * j + 1] = _mm512_fmadd_ps(d1, _mm512_maskz_loadu_ps(m1, src + 16), a[2 * j + 1]);              \
+                a[2 * j] = _mm512_fmadd_ps(d2, _mm512_maskz_loadu_ps(m2, src + 32), a[2 * j]);                      \
+                a[2 * j + 1] = _mm512_fmadd_ps(d3, _mm512_maskz_loadu_ps(m3, src + 48), a[2 * j + 1]);              \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (int j = 0; j < 2 * E; j++) acc[j] = a[j];                                                              \
+    }
+DS_SAMPLED(4, 0)
+DS_SAMPLED(1, 0)
+DS_SAMPLED(4, 1)
+DS_SAMPLED(1, 1)
+DS_SAMPLED(4, 2)
+DS_SAMPLED(1, 2)
+DS_SAMPLED(4, 4)
+DS_SAMPLED(1, 4)
+
+typedef void (*sampled_fn)(const int64_t *, const uint8_t *, int64_t, const float *, const float *, int64_t, int64_t,
+                           const __mmask16 *, int64_t, __m512 *);
+
+static sampled_fn sampled_kernel(int e, int period) {
+    switch (period) {
+    case 1: return e == 4 ? sampled_4_1 : sampled_1_1;
+    case 2: return e == 4 ? sampled_4_2 : sampled_1_2;
+    case 4: return e == 4 ? sampled_4_4 : sampled_1_4;
+    default: return e == 4 ? sampled_4_0 : sampled_1_0;
+    }
+}
+
+/// Images outermost (an image's input planes stay in L2 across the rows), each row's
+/// entries four at a time over the image's blocks: edge blocks with per-vector masks,
+/// interior blocks (rows 1 … H−2) with the tap's repeating column masks. Each entry
+/// keeps two 16-lane sums, added and reduced once at the end; the order of the sums
+/// does not depend on the thread split (rows).
 __attribute__((target("avx512f")))
 void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, const uint8_t *tap, int64_t r0,
                                int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
@@ -165,33 +227,40 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
     int64_t first = start[r0], count = start[r1] - first;
     if (count <= 0) return;
     int64_t *offset = malloc((size_t)count * sizeof(int64_t));
-    __m512 *acc = aligned_alloc(64, (size_t)count * sizeof(__m512));
+    __m512 *acc = aligned_alloc(64, (size_t)(2 * count) * sizeof(__m512));
     for (int64_t e = 0; e < count; e++) {
         offset[e] = channel[first + e] * channel_stride + tap_shift(tap[first + e], width);
-        acc[e] = _mm512_setzero_ps();
+        acc[2 * e] = acc[2 * e + 1] = _mm512_setzero_ps();
     }
+    const uint8_t *taps = tap + first;
     __mmask16 *masks = vector_masks(height, width);
+    int64_t blocks = plane / 64, per_row = width / 16;
+    // Interior blocks: their rows are all in 1 … H−2 (planes 16 to 64 wide).
+    int64_t lo = 0, hi = 0, period = 0;
+    if (width % 16 == 0 && width <= 64 && height >= 3) {
+        int64_t rows_per_block = 64 / width;
+        lo = 1;
+        hi = (height - 1) / rows_per_block;
+        period = per_row;
+        if (hi < lo) hi = lo;
+    }
     for (int64_t n = 0; n < batch; n++) {
-        for (int64_t p0 = 0, b = 0; p0 < plane; p0 += 64, b++) {
-            const float *xn = x + n * plane + p0;
-            for (int64_t r = r0; r < r1; r++) {
-                const float *d = dy + r * channel_stride + n * plane + p0;
-                __m512 d0 = _mm512_loadu_ps(d), d1 = _mm512_loadu_ps(d + 16);
-                __m512 d2 = _mm512_loadu_ps(d + 32), d3 = _mm512_loadu_ps(d + 48);
-                for (int64_t e = start[r] - first; e < start[r + 1] - first; e++) {
-                    const float *src = xn + offset[e];
-                    const __mmask16 *m = masks + b * 36 + tap[first + e];
-                    __m512 s0 = _mm512_mul_ps(d0, _mm512_maskz_loadu_ps(m[0], src));
-                    __m512 s1 = _mm512_mul_ps(d1, _mm512_maskz_loadu_ps(m[9], src + 16));
-                    s0 = _mm512_fmadd_ps(d2, _mm512_maskz_loadu_ps(m[18], src + 32), s0);
-                    s1 = _mm512_fmadd_ps(d3, _mm512_maskz_loadu_ps(m[27], src + 48), s1);
-                    acc[e] = _mm512_add_ps(acc[e], _mm512_add_ps(s0, s1));
-                }
+        const float *xn = x + n * plane;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *dn = dy + r * channel_stride + n * plane;
+            int64_t e = start[r] - first, end = start[r + 1] - first;
+            while (e < end) {
+                int width_e = end - e >= 4 ? 4 : 1;
+                __m512 *a = acc + 2 * e;
+                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, 0, lo, masks, per_row, a);
+                sampled_kernel(width_e, (int)period)(offset, taps, e, xn, dn, lo, hi, masks, per_row, a);
+                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, hi, blocks, masks, per_row, a);
+                e += width_e;
             }
         }
     }
+    for (int64_t e = 0; e < count; e++) g[first + e] = hsum(_mm512_add_ps(acc[2 * e], acc[2 * e + 1]));
     free(masks);
-    for (int64_t e = 0; e < count; e++) g[first + e] = hsum(acc[e]);
     free(offset);
     free(acc);
 }

@@ -288,11 +288,10 @@ public struct KernelChoice: Equatable, Sendable {
         case .on: sparse = true; reason = "sparse_kernels: on"
         case .off: sparse = false; reason = "sparse_kernels: off"
         case .auto:
-            let isConv = layer.owner is Conv2d
-            let crossover = isConv ? SparseKernelCrossover.convolution : SparseKernelCrossover.linear
+            let (kind, crossover) = SparseKernelCrossover.crossover(for: layer.owner)
             sparse = density <= crossover
             reason = String(format: "auto: density %.3f %@ the %@ crossover %.2f", density,
-                            sparse ? "≤" : ">", isConv ? "convolution" : "linear", crossover)
+                            sparse ? "≤" : ">", kind, crossover)
         }
     }
 
@@ -303,11 +302,24 @@ public struct KernelChoice: Equatable, Sendable {
 }
 
 /// The densities at or below which `sparse_kernels: auto` puts a layer on the sparse
-/// kernels. Provisional, from whole-step timings (`dst-bench train-sparse`, README):
-/// the MLP and ResNet-20 at 90% ERK, whose sparse layers range from about 5% to 35%
-/// density, train faster with every masked layer sparse. A per-layer crossover
-/// measurement is still to be made.
+/// kernels, measured per layer kind with `dst-bench kernel-crossover` (one layer's
+/// forward, input gradient and weight gradient, dense kernel on the masked weight vs
+/// sparse kernel, batch 128, 2 threads; README "Sparse training speed"): the sparse
+/// kernels stop winning between 0.2 and 0.3 for fully connected layers and for 3×3
+/// "same" convolutions on planes 16 or more wide, between 0.1 and 0.2 on 8×8 planes
+/// and on im2col columns. The choice is made when the masks are built, before any
+/// plane size is known, so the 3×3 threshold sits between the two.
 public enum SparseKernelCrossover {
-    public static let linear = 0.3
-    public static let convolution = 0.3
+    public static let linear = 0.2
+    /// 3×3, stride 1, padding 1 (the direct sparse convolution on planes ≥ 8 wide).
+    public static let directConvolution = 0.2
+    /// Other convolutions (im2col columns through the fully connected products).
+    public static let columnConvolution = 0.15
+
+    /// The layer kind's name and crossover.
+    public static func crossover(for layer: WeightLayer?) -> (kind: String, value: Double) {
+        guard let conv = layer as? Conv2d else { return ("linear", linear) }
+        return conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1
+            ? ("3x3 convolution", directConvolution) : ("convolution", columnConvolution)
+    }
 }

@@ -7,7 +7,8 @@ import Foundation
 
 /// Sparse training step time against the dense step, all in one run: per model,
 /// sparsity and strategy, the masked dense path (`sparse_kernels: off`) and the sparse
-/// path (`on`), each amortised over `ΔT` steps — `ΔT − 1` ordinary steps and one
+/// path (`auto`, the default: each layer on the faster kernel; `--sparse-kernels on`
+/// forces every one sparse), each amortised over `ΔT` steps — `ΔT − 1` ordinary steps and one
 /// update step (dense gradient, mask update, kernel rebuild) — and the dense model's
 /// step on the same batch.
 struct SparseTrainThroughput: ParsableCommand {
@@ -17,6 +18,7 @@ struct SparseTrainThroughput: ParsableCommand {
     @Option(help: "Comma-separated overall sparsities (ERK).") var sparsities = "0.9,0.99"
     @Option(help: "Comma-separated strategies.") var strategies = "static,rigl,srigl"
     @Option(help: "Comma-separated paths: masked, sparse.") var paths = "masked,sparse"
+    @Option(help: "The sparse path's training.sparse_kernels: auto (per-layer choice) or on.") var sparseKernels = "auto"
     @Option(help: "ΔT: optimizer steps between mask updates.") var interval = 100
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Threads.") var threads = 2
@@ -34,7 +36,11 @@ struct SparseTrainThroughput: ParsableCommand {
     }
 
     func measure() throws {
-        var lines = ["model,strategy,sparsity,batch,threads,path,step_ms,update_step_ms,dense_step_ms,speedup_vs_dense"]
+        var lines = ["model,strategy,sparsity,batch,threads,path,step_ms,update_step_ms,dense_step_ms,speedup_vs_dense,"
+                     + "sparse_kernel_layers"]
+        guard let sparseMode = SparseKernelMode(rawValue: sparseKernels), sparseMode != .off else {
+            throw ValidationError("--sparse-kernels \(sparseKernels): valid: auto, on")
+        }
         for name in models.split(separator: ",").map(String.init) {
             let input = Self.input(name)
             var rng = Xoshiro256(seed: 1)
@@ -56,20 +62,22 @@ struct SparseTrainThroughput: ParsableCommand {
                         let settings = SparsitySettings(
                             strategy: strategy, sparsity: sparsity, distribution: .erk,
                             schedule: UpdateSchedule(interval: interval, endStep: Int.max, initialDropFraction: 0.3),
-                            kernels: path == "sparse" ? .on : .off)
+                            kernels: path == "sparse" ? sparseMode : .off)
                         let c = try Case(model: name, input: input, sparse: settings)
                         // Ordinary steps are 1, 2, …; update steps ΔT, 2ΔT, … (dense gradient + update).
                         let ordinary = c.median(steps) { c.step(x, labels, n: $0) }
                         let update = strategy.isDynamic
                             ? c.median(updates) { c.step(x, labels, n: interval * ($0 + 1)) } : ordinary
                         let amortised = (Double(interval - 1) * ordinary + update) / Double(interval)
+                        let choices = c.sparse?.kernelChoices ?? []
+                        let onSparse = choices.filter(\.sparse).count
                         print(String(format: "%-9@ %-6@ %.2f %-6@: %.2f ms/step amortised (ordinary %.2f, update %.2f); "
-                                     + "%.2fx vs dense", name as NSString, strategyName as NSString, sparsity,
-                                     path as NSString, amortised * 1000, ordinary * 1000, update * 1000,
-                                     denseTime / amortised))
-                        lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f", name, strategyName, sparsity,
-                                            batch, threads, path, amortised * 1000, update * 1000, denseTime * 1000,
-                                            denseTime / amortised))
+                                     + "%.2fx vs dense; %d of %d sparse layers on sparse kernels", name as NSString,
+                                     strategyName as NSString, sparsity, path as NSString, amortised * 1000,
+                                     ordinary * 1000, update * 1000, denseTime / amortised, onSparse, choices.count))
+                        lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f,%d/%d", name, strategyName,
+                                            sparsity, batch, threads, path, amortised * 1000, update * 1000,
+                                            denseTime * 1000, denseTime / amortised, onSparse, choices.count))
                         if profile && path == "sparse" {
                             c.sparse?.prepareBackward(forStep: 1)   // an ordinary step's backward
                             Profiler.profile(c.model, x, labels)

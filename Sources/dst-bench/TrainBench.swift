@@ -18,7 +18,8 @@ enum BenchMain {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dst-bench", abstract: "Benchmarks of the training engine.",
-        subcommands: [TrainThroughput.self, SparseTrainThroughput.self, MaskUpdateCost.self, InferenceBench.self])
+        subcommands: [TrainThroughput.self, SparseTrainThroughput.self, KernelCrossover.self, MaskUpdateCost.self,
+                      InferenceBench.self])
 }
 
 /// Training throughput (forward + backward + SGD step) on synthetic CIFAR-shaped

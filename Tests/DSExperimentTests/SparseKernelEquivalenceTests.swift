@@ -103,4 +103,31 @@ import Testing
             }
         }
     }
+
+    /// `auto` puts exactly the layers at or below their kind's crossover on sparse
+    /// kernels (3×3, strided and 1×1 convolutions and a Linear layer under ERK, whose
+    /// densities differ per layer) and installs the matching kernels.
+    @Test func autoChoosesByTheMeasuredCrossover() throws {
+        for sparsity in [0.5, 0.8, 0.95] {
+            var rng = Xoshiro256(seed: 4)
+            let model = Self.model("conv", rng: &rng)
+            let settings = SparsitySettings(strategy: StaticStrategy(), sparsity: sparsity, distribution: .erk,
+                                            schedule: UpdateSchedule(interval: 2, endStep: 12, initialDropFraction: 0.3),
+                                            kernels: .auto)
+            let sparse = try SparseModel(model: model, parameters: model.namedParameters().map(\.parameter),
+                                         settings: settings, rng: &rng)
+            let layers = Dictionary(uniqueKeysWithValues: model.namedLayers().compactMap { name, layer in
+                (layer as? WeightLayer).map { (name, $0) }
+            })
+            for choice in sparse.kernelChoices {
+                let layer = try #require(layers[choice.layer], "\(choice.layer) is a weight layer")
+                let crossover = SparseKernelCrossover.crossover(for: layer).value
+                #expect(choice.sparse == (choice.density <= crossover), "\(sparsity): \(choice)")
+                #expect((layer.kernel is SparseWeightKernel) == choice.sparse, "\(sparsity): \(choice.layer) kernel")
+            }
+            let onSparse = sparse.kernelChoices.filter(\.sparse).count
+            if sparsity == 0.95 { #expect(onSparse > 0, "some layer is sparse at 95%") }
+            if sparsity == 0.5 { #expect(onSparse < sparse.kernelChoices.count, "some layer is dense at 50%") }
+        }
+    }
 }
