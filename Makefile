@@ -4,7 +4,8 @@
 #   make test          run the test suite (debug build)
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
 #   make bench-train   training throughput, side by side with PyTorch, REPEATS=3 interleaved runs
-#   make bench-train-sparse  sparse training steps (masked and sparse kernels) vs the dense step and PyTorch's
+#   make bench-train-sparse  sparse training steps (masked and sparse kernels) vs the dense step and PyTorch's,
+#                      and the per-layer sparse/dense kernel crossover
 #   make bench-masks   cost of mask updates and masking as a share of training time
 #   make bench         sparse inference kernels vs dense, CSR, scipy and PyTorch
 #   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
@@ -82,6 +83,8 @@ bench-train-sparse: deps $(VENV)/.ready
 	  --csv results/bench/train_sparse_torch.csv
 	python3 experiments/bench_train_sparse_table.py results/bench/train_sparse_ours.csv \
 	  results/bench/train_sparse_torch.csv results/bench/train_sparse.csv > results/bench/train_sparse.md
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench kernel-crossover --threads $(THREADS) \
+	  --csv results/bench/kernel_crossover.csv | tee results/bench/kernel_crossover.txt
 	@cat results/bench/train_sparse.md
 
 bench: deps $(VENV)/.ready

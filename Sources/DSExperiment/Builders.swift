@@ -46,7 +46,7 @@ extension ExperimentConfig {
     /// The sparse view of `model` for `sparsity.*`; `dense` keeps every layer dense.
     /// Layer names in `dense_layers` / `no_ablation_layers` must exist (`classifier`
     /// is the model's last Linear layer).
-    public func makeSparseModel(_ model: Sequential, parameters: [Parameter], totalSteps: Int,
+    public func makeSparseModel(_ model: Sequential, parameters: [Parameter], totalSteps: Int, input: ModelInput? = nil,
                                 rng: inout Xoshiro256) throws -> SparseModel {
         let names = model.namedParameters().filter { $0.parameter.role == .weight }
             .map { SparseModel.layerName($0.name) }
@@ -76,7 +76,7 @@ extension ExperimentConfig {
             initialization: SparseInitialization(rawValue: sparsity.initialization) ?? .sparseKaiming,
             kernels: SparseKernelMode(rawValue: training.sparseKernels) ?? .auto)
         do {
-            return try SparseModel(model: model, parameters: parameters, settings: settings, rng: &rng)
+            return try SparseModel(model: model, parameters: parameters, settings: settings, input: input, rng: &rng)
         } catch let error as SparsityError {
             throw RunError("sparsity.sparsity: \(error.message)")
         } catch let error as DistributionError {

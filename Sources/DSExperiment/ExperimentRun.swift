@@ -165,7 +165,8 @@ public struct ExperimentRun {
         let maxBatches = config.training.maxBatchesPerEpoch
         let stepsPerEpoch = maxBatches > 0 ? min(maxBatches, trainLoader.batchesPerEpoch) : trainLoader.batchesPerEpoch
         let sparse = try config.makeSparseModel(model, parameters: parameters,
-                                                totalSteps: stepsPerEpoch * config.training.epochs, rng: &sparsityRNG)
+                                                totalSteps: stepsPerEpoch * config.training.epochs,
+                                                input: config.modelInput(splits), rng: &sparsityRNG)
         let trainer = Trainer(model: model, optimizer: config.makeOptimizer(parameters),
                               loss: CrossEntropy(labelSmoothing: Float(config.training.labelSmoothing)),
                               schedule: config.makeSchedule(stepsPerEpoch: stepsPerEpoch), sparse: sparse)

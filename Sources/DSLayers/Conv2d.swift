@@ -59,6 +59,8 @@ public final class Conv2d: Layer {
     }
     /// The last training forward's input (backward recomputes its columns).
     private var input = Tensor(shape: [0])
+    /// The plane size of the last input (any forward), e.g. for choosing kernels.
+    public private(set) var inputPlane: (height: Int, width: Int)?
 
     /// Images per work chunk: a chunk's column matrix stays near 1M floats (cache
     /// sized), and there are at least two chunks per thread when the batch allows.
@@ -115,6 +117,7 @@ public final class Conv2d: Layer {
         let g = ConvGeometry(channels: inputChannels, batch: x.shape[1], height: x.shape[2],
                              width: x.shape[3], kernelHeight: kernelSize, kernelWidth: kernelSize,
                              stride: stride, padding: padding)
+        inputPlane = (g.height, g.width)
         precondition(g.outputHeight > 0 && g.outputWidth > 0,
                      "Conv2d: input \(x.shape) is smaller than the \(kernelSize)x\(kernelSize) kernel")
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth

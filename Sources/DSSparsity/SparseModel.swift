@@ -127,10 +127,15 @@ public final class SparseModel {
     public let layers: [SparseLayer]
 
     /// Masks every Linear/Conv2d weight of `model` (`parameters` is the optimizer's
-    /// list, for state indices). The classifier alias is resolved by the caller.
-    public init(model: Layer, parameters: [Parameter], settings: SparsitySettings,
+    /// list, for state indices). The classifier alias is resolved by the caller. With
+    /// `input`, one evaluation pass on a zero sample tells `sparse_kernels: auto` each
+    /// convolution's plane size (without it, every 3×3 layer gets the 8-wide crossover).
+    public init(model: Layer, parameters: [Parameter], settings: SparsitySettings, input: ModelInput? = nil,
                 rng: inout Xoshiro256) throws {
         self.settings = settings
+        if let input, settings.kernels == .auto {
+            _ = model.forward(Tensor(shape: [input.channels, 1, input.height, input.width]), training: false)
+        }
         let weights = model.namedParameters().filter { $0.parameter.role == .weight }
         let owners = model.namedLayers().compactMap { $0.layer as? WeightLayer }
         let shapes = weights.map { SparseLayerShape(name: Self.layerName($0.name), dimensions: $0.parameter.value.shape) }
@@ -304,22 +309,25 @@ public struct KernelChoice: Equatable, Sendable {
 /// The densities at or below which `sparse_kernels: auto` puts a layer on the sparse
 /// kernels, measured per layer kind with `dst-bench kernel-crossover` (one layer's
 /// forward, input gradient and weight gradient, dense kernel on the masked weight vs
-/// sparse kernel, batch 128, 2 threads; README "Sparse training speed"): the sparse
-/// kernels stop winning between 0.2 and 0.3 for fully connected layers and for 3×3
-/// "same" convolutions on planes 16 or more wide, between 0.1 and 0.2 on 8×8 planes
-/// and on im2col columns. The choice is made when the masks are built, before any
-/// plane size is known, so the 3×3 threshold sits between the two.
+/// sparse kernel, batch 128, 2 threads; README "Sparse training speed"), each the
+/// density where the two took about equally long: fully connected layers 0.25, 3×3
+/// "same" convolutions on planes 16 or more wide 0.35, every other convolution (8×8
+/// planes, im2col columns) 0.2.
 public enum SparseKernelCrossover {
-    public static let linear = 0.2
-    /// 3×3, stride 1, padding 1 (the direct sparse convolution on planes ≥ 8 wide).
-    public static let directConvolution = 0.2
-    /// Other convolutions (im2col columns through the fully connected products).
-    public static let columnConvolution = 0.15
+    public static let linear = 0.25
+    /// 3×3, stride 1, padding 1 on planes at least 16 wide (the direct sparse convolution).
+    public static let wideConvolution = 0.35
+    /// Other convolutions: 3×3 on planes under 16 wide (or of unknown size), strided,
+    /// 1×1 (im2col columns through the fully connected products).
+    public static let convolution = 0.2
 
-    /// The layer kind's name and crossover.
+    /// The layer kind's name and crossover (a convolution's plane size from its last
+    /// forward pass, if any).
     public static func crossover(for layer: WeightLayer?) -> (kind: String, value: Double) {
         guard let conv = layer as? Conv2d else { return ("linear", linear) }
-        return conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1
-            ? ("3x3 convolution", directConvolution) : ("convolution", columnConvolution)
+        if conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1, let plane = conv.inputPlane, plane.width >= 16 {
+            return ("3x3 convolution on \(plane.height)x\(plane.width)", wideConvolution)
+        }
+        return ("convolution", convolution)
     }
 }

@@ -111,7 +111,7 @@ struct SparseTrainThroughput: ParsableCommand {
             let parameters = model.namedParameters().map(\.parameter)
             optimizer = SGD(parameters: parameters, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
             var maskRNG = Xoshiro256(seed: 2)
-            sparse = try settings.map { try SparseModel(model: model, parameters: parameters, settings: $0, rng: &maskRNG) }
+            sparse = try settings.map { try SparseModel(model: model, parameters: parameters, settings: $0, input: input, rng: &maskRNG) }
             self.model = model
         }
 

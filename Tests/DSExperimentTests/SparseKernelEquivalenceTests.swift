@@ -105,8 +105,8 @@ import Testing
     }
 
     /// `auto` puts exactly the layers at or below their kind's crossover on sparse
-    /// kernels (3×3, strided and 1×1 convolutions and a Linear layer under ERK, whose
-    /// densities differ per layer) and installs the matching kernels.
+    /// kernels (3×3 on 16×16 planes, strided and 1×1 convolutions and a Linear layer
+    /// under ERK, whose densities differ per layer) and installs the matching kernels.
     @Test func autoChoosesByTheMeasuredCrossover() throws {
         for sparsity in [0.5, 0.8, 0.95] {
             var rng = Xoshiro256(seed: 4)
@@ -115,7 +115,8 @@ import Testing
                                             schedule: UpdateSchedule(interval: 2, endStep: 12, initialDropFraction: 0.3),
                                             kernels: .auto)
             let sparse = try SparseModel(model: model, parameters: model.namedParameters().map(\.parameter),
-                                         settings: settings, rng: &rng)
+                                         settings: settings, input: ModelInput(channels: 1, height: 16, width: 16, classes: 4),
+                                         rng: &rng)
             let layers = Dictionary(uniqueKeysWithValues: model.namedLayers().compactMap { name, layer in
                 (layer as? WeightLayer).map { (name, $0) }
             })
@@ -125,6 +126,9 @@ import Testing
                 #expect(choice.sparse == (choice.density <= crossover), "\(sparsity): \(choice)")
                 #expect((layer.kernel is SparseWeightKernel) == choice.sparse, "\(sparsity): \(choice.layer) kernel")
             }
+            // The probe pass told the stride-1 3×3 layers their 16×16 planes.
+            #expect(SparseKernelCrossover.crossover(for: layers["conv2"]).value == SparseKernelCrossover.wideConvolution)
+            #expect(SparseKernelCrossover.crossover(for: layers["conv3"]).value == SparseKernelCrossover.convolution)
             let onSparse = sparse.kernelChoices.filter(\.sparse).count
             if sparsity == 0.95 { #expect(onSparse > 0, "some layer is sparse at 95%") }
             if sparsity == 0.5 { #expect(onSparse < sparse.kernelChoices.count, "some layer is dense at 50%") }
