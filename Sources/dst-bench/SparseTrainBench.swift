@@ -80,6 +80,7 @@ struct SparseTrainThroughput: ParsableCommand {
                                             denseTime * 1000, denseTime / amortised, onSparse, choices.count))
                         if profile && path == "sparse" {
                             c.sparse?.prepareBackward(forStep: 1)   // an ordinary step's backward
+                            for choice in choices { print("  \(choice.description)") }
                             Profiler.profile(c.model, x, labels)
                         }
                     }
