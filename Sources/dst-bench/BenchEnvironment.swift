@@ -12,6 +12,19 @@ enum BenchEnvironment {
     static var csvCells: String { "\(blasCore),\(fallback ? 1 : 0)" }
 
     /// Writes CSV `lines` (a header, then rows) with the two columns added.
+    /// Median seconds of `count` calls of `body(i)` (`i` from 1), after one untimed
+    /// warm-up call `body(1)`.
+    static func median(_ count: Int, _ body: (Int) -> Void) -> Double {
+        body(1)
+        var times: [Double] = []
+        for i in 0..<max(count, 1) {
+            let t = Date()
+            body(i + 1)
+            times.append(Date().timeIntervalSince(t))
+        }
+        return times.sorted()[times.count / 2]
+    }
+
     static func writeCSV(_ lines: [String], to path: String) throws {
         guard let header = lines.first else { return }
         let all = [header + "," + csvColumns] + lines.dropFirst().map { $0 + "," + csvCells }

@@ -54,10 +54,10 @@ struct KernelCrossover: ParsableCommand {
                 layer.weight.value = full
                 for i in 0..<mask.active.count where !mask.active[i] { layer.weight.value.storage[i] = 0 }
                 layer.kernel = DenseWeightKernel(weight: layer.weight)
-                let dense = Self.median(repeats) { layer.zeroGradients(); _ = layer.forward(x, training: true); _ = layer.backward(dy) }
+                let dense = BenchEnvironment.median(repeats) { _ in layer.zeroGradients(); _ = layer.forward(x, training: true); _ = layer.backward(dy) }
                 let kernel = SparseWeightKernel(weight: layer.weight, mask: mask)
                 layer.kernel = kernel
-                let sparse = Self.median(repeats) { layer.zeroGradients(); _ = layer.forward(x, training: true); _ = layer.backward(dy) }
+                let sparse = BenchEnvironment.median(repeats) { _ in layer.zeroGradients(); _ = layer.forward(x, training: true); _ = layer.backward(dy) }
                 kernel.detach()
                 print(String(format: "%-18@ density %.2f: dense %8.2f ms  sparse %8.2f ms  %.2fx", name as NSString,
                              density, dense * 1000, sparse * 1000, dense / sparse))
@@ -72,17 +72,5 @@ struct KernelCrossover: ParsableCommand {
         var t = Tensor(shape: shape)
         for i in 0..<t.count { t.storage[i] = rng.normal() }
         return t
-    }
-
-    /// Median seconds of `count` calls after one warm-up call.
-    static func median(_ count: Int, _ body: () -> Void) -> Double {
-        body()
-        var times: [Double] = []
-        for _ in 0..<max(count, 1) {
-            let t = Date()
-            body()
-            times.append(Date().timeIntervalSince(t))
-        }
-        return times.sorted()[times.count / 2]
     }
 }

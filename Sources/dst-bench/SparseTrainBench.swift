@@ -130,16 +130,6 @@ struct SparseTrainThroughput: ParsableCommand {
             }
         }
 
-        /// Median seconds of `count` calls of `body(i)`, after one untimed warm-up call.
-        func median(_ count: Int, _ body: (Int) -> Void) -> Double {
-            body(1)
-            var times: [Double] = []
-            for i in 0..<max(count, 1) {
-                let t = Date()
-                body(i + 1)
-                times.append(Date().timeIntervalSince(t))
-            }
-            return times.sorted()[times.count / 2]
-        }
+        func median(_ count: Int, _ body: (Int) -> Void) -> Double { BenchEnvironment.median(count, body) }
     }
 }

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+@testable import DSCore
+
+/// The worker pool behind `Parallel`: every index runs exactly once, whatever the loop
+/// size, back to back (the workers' polling window), after the workers fell asleep,
+/// nested inside a loop body (run serially) and from two callers at once (one of
+/// them falls back to GCD).
+@Suite struct ParallelTests {
+    /// Runs `Parallel.forEach(count)` and returns how often each index ran.
+    func counts(_ count: Int) -> [Int] {
+        let hits = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
+        hits.initialize(repeating: 0, count: max(count, 1))
+        defer { hits.deallocate() }
+        Parallel.forEach(count, work: Int.max) { i in hits[i] += 1 }   // each index is one slot: no race
+        return Array(UnsafeBufferPointer(start: hits, count: count))
+    }
+
+    @Test func everyIndexRunsOnce() {
+        Parallel.withThreads(2) {
+            for count in [2, 3, 17, 1000] + [Int](repeating: 64, count: 200) {
+                #expect(counts(count) == [Int](repeating: 1, count: count), "count \(count)")
+            }
+            Thread.sleep(forTimeInterval: 0.01)   // past the polling window: workers sleep
+            #expect(counts(50) == [Int](repeating: 1, count: 50), "after the workers slept")
+        }
+    }
+
+    @Test func nestedLoopsRunEveryIndex() {
+        Parallel.withThreads(2) {
+            let total = UnsafeMutablePointer<Int>.allocate(capacity: 8 * 8)
+            total.initialize(repeating: 0, count: 64)
+            defer { total.deallocate() }
+            Parallel.forEach(8, work: Int.max) { i in
+                Parallel.forEach(8, work: Int.max) { j in total[i * 8 + j] += 1 }
+            }
+            #expect(Array(UnsafeBufferPointer(start: total, count: 64)) == [Int](repeating: 1, count: 64))
+        }
+    }
+
+    @Test func concurrentCallersEachGetEveryIndex() {
+        let results = UnsafeMutablePointer<Bool>.allocate(capacity: 2)
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            results[caller] = Parallel.withThreads(2) {
+                (0..<100).allSatisfy { _ in counts(37) == [Int](repeating: 1, count: 37) }
+            }
+        }
+        #expect(results[0] && results[1])
+    }
+}
