@@ -64,14 +64,18 @@ extension ExperimentConfig {
             return result
         }
         let dense = sparsity.strategy == "dense"
+        let problems = structureProblems()
+        guard problems.isEmpty else { throw RunError(problems.joined(separator: "; ")) }
         let settings = SparsitySettings(
-            strategy: StrategyRegistry.builders[sparsity.strategy]?(sparsity) ?? StaticStrategy(),
+            strategy: StrategyRegistry.entries[sparsity.strategy]?.make(sparsity.maskStructure, sparsity.options)
+                ?? StaticStrategy(),
             sparsity: dense ? 0 : sparsity.sparsity,
             distribution: DensityDistribution(rawValue: sparsity.distribution) ?? .erk,
             denseLayers: dense ? Set(names) : try resolve(sparsity.denseLayers, key: "dense_layers"),
             protectedLayers: try resolve(sparsity.noAblationLayers, key: "no_ablation_layers"),
             schedule: UpdateSchedule(interval: sparsity.updateInterval, endFraction: sparsity.endFraction,
-                                     dropFraction: sparsity.dropFraction, totalSteps: totalSteps),
+                                     dropFraction: sparsity.dropFraction, totalSteps: totalSteps,
+                                     startFraction: sparsity.startFraction),
             gradientAccumulation: sparsity.gradAccumulation,
             initialization: SparseInitialization(rawValue: sparsity.initialization) ?? .sparseKaiming,
             kernels: SparseKernelMode(rawValue: training.sparseKernels) ?? .auto)

@@ -1,3 +1,4 @@
+import DSCore
 import DSData
 import DSLayers
 import DSSparsity
@@ -100,7 +101,7 @@ public enum ConfigLoader {
             throw ConfigError(source: source, problems: problems + ["\(error)"])
         }
         problems += sink.issues
-        if let reference = try? ConfigRendering.node(config) {
+        if let reference = try? referenceNode(config) {
             problems += unknownKeys(in: node, reference: reference, path: [])
         }
         problems += config.validate()
@@ -173,6 +174,25 @@ public enum ConfigLoader {
         return .mapping(mapping)
     }
 
+    /// Every key a config may hold: the resolved config with every strategy's options
+    /// section (the rendering keeps only the running strategy's).
+    static func referenceNode(_ config: ExperimentConfig) throws -> Node {
+        let node = try ConfigRendering.node(config)
+        guard case .mapping(var top) = node, case .mapping(var sparsity)? = top["sparsity"] else { return node }
+        for name in StrategyOptionSections.sectionNames {
+            if let section = config.sparsity.options.section(of: name) { sparsity[name] = try ConfigRendering.node(section) }
+        }
+        top["sparsity"] = .mapping(sparsity)
+        return .mapping(top)
+    }
+
+    /// Keys of earlier versions and where they went.
+    static let movedKeys = [
+        "sparsity.gamma_sal": "moved to sparsity.srigl.gamma_sal",
+        "sparsity.ablation": "moved to sparsity.srigl.ablation",
+        "sparsity.constant_fan_in": "replaced by sparsity.structure: constant_fan_in",
+    ]
+
     /// Keys present in `node` but not in `reference` (the re-encoded config, which
     /// holds every known key).
     static func unknownKeys(in node: Node, reference: Node, path: [String]) -> [String] {
@@ -183,6 +203,8 @@ public enum ConfigLoader {
             let here = path + [key]
             if let r = ref[key] {
                 problems += unknownKeys(in: v, reference: r, path: here)
+            } else if let moved = movedKeys[here.joined(separator: ".")] {
+                problems.append("\(here.joined(separator: ".")): \(moved)")
             } else {
                 let valid = ref.keys.compactMap(\.string).sorted().joined(separator: ", ")
                 let section = path.isEmpty ? "at the top level" : "in \(path.joined(separator: "."))"
@@ -262,12 +284,42 @@ extension ExperimentConfig {
               "sparsity.drop_fraction: must be in [0, 1], got \(sparsity.dropFraction)")
         check(sparsity.gradAccumulation >= 1 && sparsity.gradAccumulation <= sparsity.updateInterval,
               "sparsity.grad_accumulation: must be in 1...update_interval (\(sparsity.updateInterval)), got \(sparsity.gradAccumulation)")
-        check(sparsity.gammaSal > 0, "sparsity.gamma_sal: must be positive, got \(sparsity.gammaSal)")
-        check(!sparsity.constantFanIn || sparsity.strategy == "static",
-              "sparsity.constant_fan_in: applies to strategy static only (srigl always has constant fan-in)")
+        check(sparsity.startFraction >= 0 && sparsity.startFraction < sparsity.endFraction,
+              "sparsity.start_fraction: must be in [0, end_fraction (\(sparsity.endFraction))), got \(sparsity.startFraction)")
+        p += sparsity.options.problems(prefix: "sparsity.")
+        p += structureProblems()
         let inits = SparseInitialization.allCases.map(\.rawValue).sorted()
         check(inits.contains(sparsity.initialization),
               "sparsity.init: unknown initialisation '\(sparsity.initialization)'; valid: \(inits.joined(separator: ", "))")
+        return p
+    }
+
+    /// `sparsity.structure`, `n`, `m` and whether the strategy takes that structure.
+    func structureProblems() -> [String] {
+        let s = sparsity
+        guard let kind = MaskStructureKind(rawValue: s.resolvedStructure) else {
+            return ["sparsity.structure: unknown structure '\(s.resolvedStructure)'; valid structures: "
+                    + MaskStructureKind.allCases.map(\.rawValue).joined(separator: ", ")]
+        }
+        var p: [String] = []
+        if kind == .nOfM {
+            if !(s.m >= 2 && s.n >= 1 && s.n < s.m) {
+                p.append("sparsity.n, sparsity.m: n_of_m needs 1 ≤ n < m, got n = \(s.n), m = \(s.m)")
+            } else if s.strategy != "dense" {
+                let implied = 1 - Double(s.n) / Double(s.m)
+                if s.distribution != DensityDistribution.uniform.rawValue {
+                    p.append("sparsity.distribution: n_of_m keeps n of every m weights in every sparse layer, so the "
+                             + "distribution is uniform; set distribution: uniform (got \(s.distribution))")
+                }
+                if abs(s.sparsity - implied) > 1e-9 {
+                    p.append("sparsity.sparsity: \(s.n):\(s.m) means sparsity \(implied) in every sparse layer; set "
+                             + "sparsity: \(implied) (got \(s.sparsity))")
+                }
+            }
+        }
+        if let entry = StrategyRegistry.entries[s.strategy], let reason = entry.refusal(kind, s.options) {
+            p.append("sparsity.structure: strategy \(s.strategy) cannot use \(kind.rawValue): \(reason)")
+        }
         return p
     }
 }

@@ -1,3 +1,5 @@
+import DSCore
+import DSSparsity
 import Foundation
 
 /// A whole experiment, as written in a YAML config file. Every key has a default;
@@ -189,48 +191,102 @@ public struct OutputConfig: Codable, Equatable {
 }
 
 public struct SparsityConfig: Codable, Equatable {
-    /// `dense`, `static`, `set`, `rigl` or `srigl`.
+    /// `dense`, `static`, `set`, `rigl`, `srigl` or `gmp`.
     public var strategy = "dense"
     /// Overall target sparsity `s` in [0, 1) over every Linear/Conv2d weight.
     public var sparsity = 0.9
     /// `erk` or `uniform`.
     public var distribution = "erk"
+    /// `unstructured`, `constant_fan_in` or `n_of_m`; nil (left out) means the strategy's
+    /// default (`constant_fan_in` for srigl, `unstructured` otherwise). The resolved
+    /// `config.yaml` names the one used (`resolvedStructure`).
+    public var structure: String?
+    /// `n_of_m`: active weights per group (`n`) and group length (`m`).
+    public var n = 2
+    public var m = 4
     /// Layers kept dense (names as in `sparsity.csv`, e.g. `conv1`, `fc`).
     public var denseLayers: [String] = []
     /// `ΔT`: optimizer steps between mask updates.
     public var updateInterval = 100
+    /// `T_start` as a fraction of all optimizer steps: no mask update before it.
+    public var startFraction = 0.0
     /// `T_end` as a fraction of all optimizer steps.
     public var endFraction = 0.75
     /// `α`: the initial drop fraction (cosine-decayed to 0 at `T_end`).
     public var dropFraction = 0.3
     /// Backward passes averaged into the dense gradient used by RigL/SRigL updates.
     public var gradAccumulation = 1
-    /// `γ_sal` (SRigL): salient weights a neuron needs, as a fraction of its fan-in
-    /// (≥ 1: an absolute count).
-    public var gammaSal = 0.3
-    /// SRigL neuron ablation.
-    public var ablation = true
     /// Layers never ablated; `classifier` names the model's last Linear layer.
     public var noAblationLayers = ["classifier"]
-    /// `static`: draw a constant fan-in mask (the structured static baseline).
-    public var constantFanIn = false
     /// Initial active weights: `sparse_kaiming`, `dense` or `authors`.
     public var initialization = "sparse_kaiming"
+    /// Each strategy's own options (`sparsity.srigl`, `sparsity.static`).
+    public var options = StrategyOptionSections()
     public init() {}
+
     enum CodingKeys: String, CodingKey {
-        case strategy, sparsity, distribution, ablation
-        case denseLayers = "dense_layers", updateInterval = "update_interval", endFraction = "end_fraction"
-        case dropFraction = "drop_fraction", gradAccumulation = "grad_accumulation", gammaSal = "gamma_sal"
-        case noAblationLayers = "no_ablation_layers", constantFanIn = "constant_fan_in", initialization = "init"
+        case strategy, sparsity, distribution, structure, n, m
+        case denseLayers = "dense_layers", updateInterval = "update_interval", startFraction = "start_fraction"
+        case endFraction = "end_fraction", dropFraction = "drop_fraction", gradAccumulation = "grad_accumulation"
+        case noAblationLayers = "no_ablation_layers", initialization = "init"
+        case srigl, staticMask = "static"
     }
+
+    /// The structure `strategy` uses when a config names none.
+    public static func defaultStructure(for strategy: String) -> String {
+        (StrategyRegistry.entries[strategy]?.defaultStructure ?? .unstructured).rawValue
+    }
+
     public init(from decoder: Decoder) throws {
         let f = Fields(decoder, CodingKeys.self), d = SparsityConfig()
         strategy = f(.strategy, d.strategy); sparsity = f(.sparsity, d.sparsity)
-        distribution = f(.distribution, d.distribution); denseLayers = f(.denseLayers, d.denseLayers)
-        updateInterval = f(.updateInterval, d.updateInterval); endFraction = f(.endFraction, d.endFraction)
+        distribution = f(.distribution, d.distribution)
+        structure = f(.structure, d.structure)
+        n = f(.n, d.n); m = f(.m, d.m)
+        denseLayers = f(.denseLayers, d.denseLayers)
+        updateInterval = f(.updateInterval, d.updateInterval); startFraction = f(.startFraction, d.startFraction)
+        endFraction = f(.endFraction, d.endFraction)
         dropFraction = f(.dropFraction, d.dropFraction); gradAccumulation = f(.gradAccumulation, d.gradAccumulation)
-        gammaSal = f(.gammaSal, d.gammaSal); ablation = f(.ablation, d.ablation)
-        noAblationLayers = f(.noAblationLayers, d.noAblationLayers); constantFanIn = f(.constantFanIn, d.constantFanIn)
+        noAblationLayers = f(.noAblationLayers, d.noAblationLayers)
         initialization = f(.initialization, d.initialization)
+        options.srigl = f(.srigl, d.options.srigl); options.staticMask = f(.staticMask, d.options.staticMask)
+    }
+
+    /// Every key, with only the running strategy's options section: the resolved
+    /// config says which options the run used.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(strategy, forKey: .strategy); try c.encode(sparsity, forKey: .sparsity)
+        try c.encode(distribution, forKey: .distribution); try c.encode(resolvedStructure, forKey: .structure)
+        try c.encode(n, forKey: .n); try c.encode(m, forKey: .m)
+        try c.encode(denseLayers, forKey: .denseLayers); try c.encode(updateInterval, forKey: .updateInterval)
+        try c.encode(startFraction, forKey: .startFraction); try c.encode(endFraction, forKey: .endFraction)
+        try c.encode(dropFraction, forKey: .dropFraction); try c.encode(gradAccumulation, forKey: .gradAccumulation)
+        try c.encode(noAblationLayers, forKey: .noAblationLayers); try c.encode(initialization, forKey: .initialization)
+        switch strategy {
+        case CodingKeys.srigl.rawValue: try c.encode(options.srigl, forKey: .srigl)
+        case CodingKeys.staticMask.rawValue: try c.encode(options.staticMask, forKey: .staticMask)
+        default: break
+        }
+    }
+
+    /// Equal when they run the same: a structure left out equals the default named.
+    public static func == (a: SparsityConfig, b: SparsityConfig) -> Bool {
+        var a = a, b = b
+        a.structure = a.resolvedStructure; b.structure = b.resolvedStructure
+        return a.strategy == b.strategy && a.sparsity == b.sparsity && a.distribution == b.distribution
+            && a.structure == b.structure && a.n == b.n && a.m == b.m && a.denseLayers == b.denseLayers
+            && a.updateInterval == b.updateInterval && a.startFraction == b.startFraction
+            && a.endFraction == b.endFraction && a.dropFraction == b.dropFraction
+            && a.gradAccumulation == b.gradAccumulation && a.noAblationLayers == b.noAblationLayers
+            && a.initialization == b.initialization && a.options == b.options
+    }
+
+    /// `structure`, or the strategy's default when it is nil.
+    public var resolvedStructure: String { structure ?? Self.defaultStructure(for: strategy) }
+
+    /// The configured structure.
+    public var maskStructure: any MaskStructure {
+        (MaskStructureKind(rawValue: resolvedStructure) ?? .unstructured).make(n: n, m: m)
     }
 }

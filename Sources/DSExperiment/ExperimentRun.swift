@@ -50,7 +50,7 @@ public struct ExperimentRun {
     /// `metrics.csv` columns (docs/algorithms.md §5, then the validation split's columns).
     public static let metricColumns = [
         "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-        "sparsity", "active_neurons", "ablated_neurons", "itop", "epoch_seconds", "val_loss", "val_acc",
+        "sparsity", "active_neurons", "ablated_neurons", "itop", "mask_overlap", "epoch_seconds", "val_loss", "val_acc",
     ]
 
     public let config: ExperimentConfig
@@ -170,6 +170,11 @@ public struct ExperimentRun {
         let trainer = Trainer(model: model, optimizer: config.makeOptimizer(parameters),
                               loss: CrossEntropy(labelSmoothing: Float(config.training.labelSmoothing)),
                               schedule: config.makeSchedule(stepsPerEpoch: stepsPerEpoch), sparse: sparse)
+        let scoringBatches = sparse.settings.strategy.initialScoringBatches
+        if scoringBatches > 0 {
+            var scoringRNG = master.split()
+            trainer.scoreInitialMasks(trainLoader, batches: scoringBatches, rng: &scoringRNG, sparsityRNG: &sparsityRNG)
+        }
         return Session(trainer: trainer, sparse: sparse, trainLoader: trainLoader, testLoader: testLoader,
                        validation: validation, dataRNG: dataRNG, sparsityRNG: sparsityRNG,
                        parameterCount: parameters.reduce(0) { $0 + $1.value.count })
@@ -178,7 +183,7 @@ public struct ExperimentRun {
     /// `sparsity.csv` columns (docs/algorithms.md §5).
     public static let layerColumns = [
         "step", "layer", "n_out", "fan_in_dense", "density", "nnz", "fan_in_min", "fan_in_max", "fan_in_mean",
-        "active_neurons", "ablated_neurons", "dropped", "grown", "drop_fraction",
+        "active_neurons", "ablated_neurons", "dropped", "grown", "drop_fraction", "structure", "mask_overlap",
     ]
 
     func layerRow(_ s: LayerStatistics, step: Int) -> [String: String] {
@@ -186,7 +191,8 @@ public struct ExperimentRun {
          "density": format(s.density), "nnz": String(s.nonzero), "fan_in_min": String(s.fanInMin),
          "fan_in_max": String(s.fanInMax), "fan_in_mean": format(s.fanInMean),
          "active_neurons": String(s.activeNeurons), "ablated_neurons": String(s.ablatedNeurons),
-         "dropped": String(s.dropped), "grown": String(s.grown), "drop_fraction": format(s.dropFraction)]
+         "dropped": String(s.dropped), "grown": String(s.grown), "drop_fraction": format(s.dropFraction),
+         "structure": s.structure, "mask_overlap": s.maskOverlap.map { format($0) } ?? ""]
     }
 
     /// Trains from the epoch after `checkpoint` (or from the start), appending to the
@@ -215,7 +221,7 @@ public struct ExperimentRun {
         } else {
             layerTable = CSVTable(path: folder + "/sparsity.csv", columns: Self.layerColumns)
             for layer in session.sparse.layers {
-                try layerTable.append(layerRow(LayerStatistics(layer), step: 0))
+                try layerTable.append(layerRow(LayerStatistics(layer, structure: session.sparse.settings.strategy.structure), step: 0))
             }
             metrics = CSVTable(path: folder + "/metrics.csv", columns: Self.metricColumns)
             try metrics.write()
@@ -225,13 +231,16 @@ public struct ExperimentRun {
         var sparsity = SparsityStatistics(session.sparse).sparsity
         for epoch in ((checkpoint?.epoch ?? 0) + 1)..<(epochs + 1) {
             let start = Date()
+            var overlaps: [Double] = []
             let train = try trainer.trainEpoch(session.trainLoader, rng: &session.dataRNG, sparsityRNG: &session.sparsityRNG,
                                            maxBatches: config.training.maxBatchesPerEpoch,
                                            onMaskUpdate: { step, updates in
                 sparsity = SparsityStatistics(session.sparse).sparsity
+                overlaps.append(SparsityStatistics.maskOverlap(updates))
                 for u in updates {
                     do {
-                        try layerTable.append(layerRow(LayerStatistics(u.layer, change: u.change, dropFraction: u.dropFraction),
+                        try layerTable.append(layerRow(LayerStatistics(u.layer, structure: session.sparse.settings.strategy.structure,
+                                                                       change: u.change, dropFraction: u.dropFraction),
                                                        step: step))
                     } catch { pendingError = error }
                 }
@@ -255,6 +264,7 @@ public struct ExperimentRun {
                 "test_loss": format(test.loss), "test_acc": format(test.accuracy),
                 "sparsity": format(stats.sparsity), "active_neurons": String(stats.activeNeurons),
                 "ablated_neurons": String(stats.ablatedNeurons), "itop": format(stats.itop),
+                "mask_overlap": overlaps.isEmpty ? "" : format(overlaps.reduce(0, +) / Double(overlaps.count)),
                 "epoch_seconds": String(format: "%.3f", Date().timeIntervalSince(start)),
             ]
             if let val {

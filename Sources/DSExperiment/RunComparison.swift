@@ -1,3 +1,4 @@
+import DSSparsity
 import Foundation
 
 /// One run folder as `dst compare` reads it.
@@ -40,8 +41,7 @@ public enum RunComparison {
             guard header.contains(name) else { return nil }
             return rows.compactMap { Double($0[name] ?? "") }
         }
-        var strategy = config.sparsity.strategy
-        if strategy == "srigl" && !config.sparsity.ablation { strategy += " (no ablation)" }
+        let strategy = label(config.sparsity)
         let accuracies = column("test_acc")
         return RunSummary(
             folder: folder, strategy: strategy, model: config.model.name, dataset: config.data.dataset,
@@ -53,6 +53,24 @@ public enum RunComparison {
             diverged: (try? String(contentsOfFile: folder + "/" + ExperimentRun.divergedFileName, encoding: .utf8))
                 .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) },
             blasCores: EnvironmentRecord.read(folder).map(\.blasCore))
+    }
+
+    /// The strategy as `dst compare` names it: the registry name, then what sets the run
+    /// apart from the strategy's defaults (`rigl (2:4)`, `srigl (no ablation)`,
+    /// `static (constant_fan_in, snip)`).
+    public static func label(_ s: SparsityConfig) -> String {
+        guard s.strategy != "dense" else { return s.strategy }
+        var notes: [String] = []
+        if s.resolvedStructure == MaskStructureKind.nOfM.rawValue {
+            notes.append("\(s.n):\(s.m)")
+        } else if s.resolvedStructure != SparsityConfig.defaultStructure(for: s.strategy) {
+            notes.append(s.resolvedStructure)
+        }
+        if s.strategy == "srigl" && !s.options.srigl.ablation { notes.append("no ablation") }
+        if s.strategy == "static" && s.options.staticMask.initMask != StaticStrategy.Options().initMask {
+            notes.append(s.options.staticMask.initMask)
+        }
+        return notes.isEmpty ? s.strategy : s.strategy + " (" + notes.joined(separator: ", ") + ")"
     }
 
     /// Mean and sample standard deviation (0 for a single value).

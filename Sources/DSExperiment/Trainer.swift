@@ -91,6 +91,30 @@ public final class Trainer {
                           samples: seen)
     }
 
+    /// SNIP's scores, before training (docs/algorithms.md §3.5): the loss gradient of every
+    /// sparse layer's weight, summed over `batches` training batches drawn in an order
+    /// from `rng`, with every weight still active; then the masks are chosen from
+    /// `|w · g|`. BatchNorm statistics are put back and the gradients cleared, so
+    /// training starts as if the passes had not run (a Dropout layer's generator has
+    /// moved on, the same way in every run).
+    public func scoreInitialMasks(_ loader: BatchLoader, batches: Int, rng: inout Xoshiro256,
+                                  sparsityRNG: inout Xoshiro256) {
+        guard let sparse else { return }
+        let buffers = model.namedBuffers().map { ($0.buffer, $0.buffer.value) }
+        for layer in sparse.layers { layer.kernel?.computesDenseGradient = true }
+        model.zeroGradients()
+        let order = loader.shuffledOrder(&rng)
+        for b in 0..<min(batches, loader.batchesPerEpoch) {
+            let batch = loader.batch(b, of: order, augmentWith: &rng)
+            let result = loss.evaluate(logits: model.forward(batch.images, training: true), labels: batch.labels)
+            _ = model.backward(result.gradient)
+        }
+        let gradients = sparse.layers.map { $0.parameter.gradient.storage }
+        model.zeroGradients()
+        for (buffer, value) in buffers { buffer.value = value }
+        sparse.selectInitialMasks(gradients: gradients, rng: &sparsityRNG)
+    }
+
     /// Throws `TrainingDiverged` naming the first parameter or buffer that holds a value
     /// that is not a finite number (checked before a checkpoint is written).
     public func checkFinite() throws {

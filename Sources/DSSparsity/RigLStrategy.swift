@@ -1,20 +1,16 @@
 import DSCore
 
 /// RigL (Evci et al. 2020): drop like SET, grow the `nDrop` positions of largest
-/// dense-gradient magnitude among those not kept.
+/// dense-gradient magnitude among those not kept (within each group of the structure).
 public struct RigLStrategy: SparsityScheduler {
-    public init() {}
+    public let structure: any MaskStructure
+    public init(structure: any MaskStructure = Unstructured()) { self.structure = structure }
     public var name: String { "rigl" }
     public var usesDenseGradient: Bool { true }
     public var isDynamic: Bool { true }
 
-    public func initialMask(name: String, rows: Int, columns: Int, budget: Int,
-                            rng: inout Xoshiro256) throws -> SparseMask {
-        InitialMask.random(rows: rows, columns: columns, budget: budget, rng: &rng)
-    }
-
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
-        layer.dropAndGrow { free, count in
+        layer.dropAndGrow(in: structure) { free, count in
             Selection.largestSet(count, of: free) { abs(layer.denseGradient[$0]) }
         }
     }

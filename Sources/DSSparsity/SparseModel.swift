@@ -154,8 +154,11 @@ public final class SparseModel {
                     throw SparsityError("layer \(density.name) (\(layer.rows)x\(layer.columns)) keeps no weights at sparsity "
                                         + "\(settings.sparsity); lower the sparsity or list the layer in dense_layers")
                 }
-                let mask = try settings.strategy.initialMask(name: density.name, rows: layer.rows, columns: layer.columns,
-                                                             budget: density.budget, rng: &rng)
+                // A SNIP-scored mask is chosen from gradients later (`selectInitialMasks`).
+                let mask = settings.strategy.initialScoringBatches > 0
+                    ? try Self.denseUntilScored(settings.strategy, layer, budget: density.budget)
+                    : try settings.strategy.initialMask(name: density.name, rows: layer.rows, columns: layer.columns,
+                                                        budget: density.budget, rng: &rng)
                 layer.mask = mask
                 layer.everActive = mask.active
                 Self.initialize(layer, settings.initialization, rng: &rng)
@@ -164,12 +167,41 @@ public final class SparseModel {
         }
         self.layers = layers
         applyMasks()
+        chooseKernels()
+    }
+
+    private static func denseUntilScored(_ strategy: any SparsityScheduler, _ layer: SparseLayer, budget: Int) throws -> SparseMask {
+        try strategy.structure.check(name: layer.name, rows: layer.rows, columns: layer.columns, budget: budget)
+        return .dense(rows: layer.rows, columns: layer.columns)
+    }
+
+    /// Puts every masked layer on the kernel its density calls for.
+    private func chooseKernels() {
         kernelChoices = layers.compactMap { layer in
             guard layer.mask != nil, layer.owner != nil else { return nil }
             let choice = KernelChoice(layer: layer, mode: settings.kernels)
             layer.useSparseKernel(choice.sparse)
             return choice
         }
+    }
+
+    /// SNIP (docs/algorithms.md §3.5): replaces every masked layer's full initial mask
+    /// by the structure's selection of the largest connection sensitivities
+    /// `|w · g|` (`gradients[i]` is layer `i`'s summed gradient, `[nOut · fanIn]`),
+    /// then draws the active weights as `sparsity.init` says and re-chooses kernels.
+    public func selectInitialMasks(gradients: [[Float]], rng: inout Xoshiro256) {
+        precondition(gradients.count == layers.count, "selectInitialMasks: \(gradients.count) gradients for \(layers.count) layers")
+        let structure = settings.strategy.structure
+        for (layer, g) in zip(layers, gradients) where layer.mask != nil {
+            let w = layer.parameter.value.storage
+            let counts = structure.groupCounts(rows: layer.rows, columns: layer.columns, total: layer.density.budget)
+            let mask = structure.selectLargest(rows: layer.rows, columns: layer.columns, counts: counts) { abs(w[$0] * g[$0]) }
+            layer.mask = mask
+            layer.everActive = mask.active
+            Self.initialize(layer, settings.initialization, rng: &rng)
+        }
+        applyMasks()
+        chooseKernels()
     }
 
     /// Each masked layer's kernel choice, for the run log.
@@ -182,7 +214,8 @@ public final class SparseModel {
 
     /// Redraws the active weights of every neuron for its sparse fan-in.
     static func initialize(_ layer: SparseLayer, _ mode: SparseInitialization, rng: inout Xoshiro256) {
-        guard mode != .dense, let mask = layer.mask else { return }
+        // A full mask (gradual pruning's start, SNIP before scoring) keeps the model's own draw.
+        guard mode != .dense, let mask = layer.mask, mask.count < mask.active.count else { return }
         let counts = mask.rowCounts
         for r in 0..<layer.rows where counts[r] > 0 {
             let k = Float(counts[r])
@@ -247,7 +280,8 @@ public final class SparseModel {
     public func afterStep(_ step: Int, rng: inout Xoshiro256) -> MaskUpdates {
         for layer in layers where layer.kernel == nil { mask(layer) }
         guard settings.strategy.isDynamic, settings.schedule.isUpdate(afterStep: step) else { return [] }
-        let fraction = settings.schedule.dropFraction(atStep: step)
+        let fraction = settings.strategy.usesDropFraction ? settings.schedule.dropFraction(atStep: step) : 0
+        let progress = settings.schedule.pruningProgress(atStep: step)
         var updates: MaskUpdates = []
         for layer in layers {
             guard let mask = layer.mask else { continue }
@@ -256,7 +290,8 @@ public final class SparseModel {
                 : [Float](repeating: 0, count: mask.active.count)
             let input = LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
                                          denseGradient: gradient, budget: layer.density.budget,
-                                         dropFraction: fraction, mayAblate: !layer.isProtected)
+                                         dropFraction: fraction, mayAblate: !layer.isProtected,
+                                         pruningProgress: progress)
             let result = settings.strategy.update(input, rng: &rng)
             let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
             layer.mask = result.mask

@@ -13,11 +13,14 @@ public struct LayerUpdateInput {
     public var dropFraction: Double
     /// SRigL only: the layer may ablate neurons (ablation on, layer not protected).
     public var mayAblate: Bool
+    /// Gradual pruning: how far the schedule is from `T_start` (0) to its last update (1).
+    public var pruningProgress: Double
 
     public init(name: String, mask: SparseMask, weights: [Float], denseGradient: [Float], budget: Int,
-                dropFraction: Double, mayAblate: Bool = false) {
+                dropFraction: Double, mayAblate: Bool = false, pruningProgress: Double = 1) {
         self.name = name; self.mask = mask; self.weights = weights; self.denseGradient = denseGradient
         self.budget = budget; self.dropFraction = dropFraction; self.mayAblate = mayAblate
+        self.pruningProgress = pruningProgress
     }
 
     /// `(nKeep, nDrop)` for this update (docs/algorithms.md §3): `nDrop = floor(f·n)`, and `nKeep`
@@ -30,20 +33,40 @@ public struct LayerUpdateInput {
         return (keep, n - keep)
     }
 
-    /// The `nKeep` active positions of largest `|w|` over the whole layer.
-    public func keptByMagnitude(_ keep: Int) -> [Int] {
-        Selection.largestSet(keep, of: mask.activeIndices) { abs(weights[$0]) }
-    }
-
-    /// The layer-wide drop-and-grow of SET and RigL: keep the `nKeep` largest `|w|`,
-    /// then activate the `nDrop` positions that `grow(free, nDrop)` picks among those
-    /// not kept.
-    public func dropAndGrow(_ grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
-        let (keep, drop) = keepAndDrop
-        var next = SparseMask(rows: mask.rows, columns: mask.columns, activeIndices: keptByMagnitude(keep))
-        let free = next.active.indices.filter { !next.active[$0] }
-        for i in grow(free, drop) { next.active[i] = true }
-        return LayerUpdateResult(mask: next)
+    /// The drop-and-grow of SET, RigL and SRigL under `structure` (docs/algorithms.md §3.2):
+    /// keep the `nKeep` largest nonzero `|w|` over the layer's active positions (in
+    /// groups whose count is not 0), cut any group holding more than its count back to
+    /// its largest `|w|`, then fill every group up to its count with the positions
+    /// `grow(free, count)` picks among the group's positions not kept. `counts` defaults
+    /// to the structure's counts for the layer's current number of active weights.
+    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil,
+                            grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
+        let rows = mask.rows, columns = mask.columns
+        let groups = structure.groups(rows: rows, columns: columns)
+        let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: mask.count)
+        precondition(counts.count == groups.count, "dropAndGrow: \(counts.count) counts for \(groups.count) groups")
+        var candidates: [Int] = []
+        candidates.reserveCapacity(mask.count)
+        for (range, count) in zip(groups, counts) where count > 0 {
+            for i in range where mask.active[i] && weights[i] != 0 { candidates.append(i) }
+        }
+        var next = [Bool](repeating: false, count: rows * columns)
+        for i in Selection.largestSet(keepAndDrop.keep, of: candidates, score: { abs(weights[$0]) }) { next[i] = true }
+        var kept: [Int] = [], free: [Int] = []
+        for (range, count) in zip(groups, counts) {
+            kept.removeAll(keepingCapacity: true)
+            for i in range where next[i] { kept.append(i) }
+            if kept.count > count {
+                for i in kept { next[i] = false }
+                for i in Selection.largestSet(count, of: kept, score: { abs(weights[$0]) }) { next[i] = true }
+            }
+            let missing = count - min(kept.count, count)
+            guard missing > 0 else { continue }
+            free.removeAll(keepingCapacity: true)
+            for i in range where !next[i] { free.append(i) }
+            for i in grow(free, missing) { next[i] = true }
+        }
+        return LayerUpdateResult(mask: SparseMask(rows: rows, columns: columns, active: next))
     }
 }
 
@@ -55,15 +78,22 @@ public struct LayerUpdateResult: Equatable {
 }
 
 /// A sparse-training strategy: how masks start and how they change (docs/algorithms.md §3). The
-/// schedule ("when") and the density distribution ("how much per layer") are separate
-/// pieces shared by every strategy.
+/// schedule ("when"), the density distribution ("how much per layer") and the mask
+/// structure ("which patterns") are separate pieces; a strategy supplies the scores.
 public protocol SparsityScheduler {
-    /// The registry name (`static`, `set`, `rigl`, `srigl`).
+    /// The registry name (`static`, `set`, `rigl`, `srigl`, `gmp`).
     var name: String { get }
+    /// The pattern every mask keeps.
+    var structure: any MaskStructure { get }
     /// Whether updates read the dense gradient (so training keeps it at update steps).
     var usesDenseGradient: Bool { get }
     /// Whether masks ever change.
     var isDynamic: Bool { get }
+    /// Whether updates drop the cosine-decayed fraction `f(t)` (drop-and-grow methods).
+    var usesDropFraction: Bool { get }
+    /// Training batches whose gradients score the initial mask (SNIP); 0 when the
+    /// initial mask is drawn without data.
+    var initialScoringBatches: Int { get }
     /// The initial mask of a `rows × columns` layer with budget `budget`.
     func initialMask(name: String, rows: Int, columns: Int, budget: Int,
                      rng: inout Xoshiro256) throws -> SparseMask
@@ -71,33 +101,20 @@ public protocol SparsityScheduler {
     func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult
 }
 
+extension SparsityScheduler {
+    public var usesDropFraction: Bool { isDynamic }
+    public var initialScoringBatches: Int { 0 }
+
+    /// A random mask with the structure's pattern.
+    public func initialMask(name: String, rows: Int, columns: Int, budget: Int,
+                            rng: inout Xoshiro256) throws -> SparseMask {
+        try structure.randomMask(name: name, rows: rows, columns: columns, budget: budget, rng: &rng)
+    }
+}
+
 /// A mask that cannot be built as asked.
 public struct SparsityError: Error, CustomStringConvertible, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
-}
-
-/// Initial masks shared by the strategies.
-public enum InitialMask {
-    /// `budget` positions drawn uniformly over the whole layer.
-    public static func random(rows: Int, columns: Int, budget: Int, rng: inout Xoshiro256) -> SparseMask {
-        SparseMask(rows: rows, columns: columns,
-                   activeIndices: Selection.random(budget, of: Array(0..<(rows * columns)), using: &rng))
-    }
-
-    /// Constant fan-in: `k = floor(D / nOut)` random positions in every row.
-    public static func constantFanIn(name: String, rows: Int, columns: Int, budget: Int,
-                                     rng: inout Xoshiro256) throws -> SparseMask {
-        let k = budget / rows
-        guard k > 0 else {
-            throw SparsityError("layer \(name): sparsity too high for constant fan-in: a budget of \(budget) weights "
-                                + "over \(rows) neurons leaves fan-in 0")
-        }
-        var indices: [Int] = []
-        for r in 0..<rows {
-            indices += Selection.random(k, of: Array(0..<columns), using: &rng).map { r * columns + $0 }
-        }
-        return SparseMask(rows: rows, columns: columns, activeIndices: indices)
-    }
 }

@@ -43,9 +43,14 @@ public struct LayerStatistics: Equatable {
     public var dropped: Int
     public var grown: Int
     public var dropFraction: Double
+    /// The mask's structure (`dense` for a layer without a mask).
+    public var structure: String
+    /// After an update: `|old ∩ new| / |old ∪ new|` of the active positions (1: nothing
+    /// changed); nil at initialisation.
+    public var maskOverlap: Double?
 
     /// Fan-in figures are over the layer's active neurons (0 when none is active).
-    public init(_ layer: SparseLayer, change: MaskChange? = nil, dropFraction: Double = 0) {
+    public init(_ layer: SparseLayer, structure: any MaskStructure, change: MaskChange? = nil, dropFraction: Double = 0) {
         let counts = layer.rowCounts
         let active = counts.filter { $0 > 0 }
         self.layer = layer.name
@@ -61,5 +66,27 @@ public struct LayerStatistics: Equatable {
         dropped = change?.dropped.count ?? 0
         grown = change?.grown.count ?? 0
         self.dropFraction = dropFraction
+        self.structure = layer.mask == nil ? "dense" : structure.label
+        maskOverlap = change.map { $0.overlap(activeAfter: layer.activeCount) }
+    }
+}
+
+extension MaskChange {
+    /// `|old ∩ new| / |old ∪ new|` for a mask holding `active` positions after the change.
+    public func overlap(activeAfter active: Int) -> Double {
+        let union = active + dropped.count
+        return union > 0 ? Double(active - grown.count) / Double(union) : 1
+    }
+}
+
+extension SparsityStatistics {
+    /// The model-wide overlap of one update: `Σ |old ∩ new| / Σ |old ∪ new|` over its layers.
+    public static func maskOverlap(_ updates: MaskUpdates) -> Double {
+    var intersection = 0, union = 0
+    for u in updates {
+        intersection += u.layer.activeCount - u.change.grown.count
+        union += u.layer.activeCount + u.change.dropped.count
+    }
+    return union > 0 ? Double(intersection) / Double(union) : 1
     }
 }

@@ -16,7 +16,7 @@ import Testing
             optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
             training: {epochs: 1, batch_size: 16, threads: 1}
             output: {root: \(root)/results}
-            sparsity: {strategy: \(strategy), sparsity: 0.8, update_interval: 2, gamma_sal: 0.9}
+            sparsity: {strategy: \(strategy), sparsity: 0.8, update_interval: 2, srigl: {gamma_sal: 0.9}}
             """)
         try ExperimentRun(config: config).run()
         return root + "/results/" + strategy

@@ -62,16 +62,59 @@ import Testing
 
     @Test func sparsityKeysAreValidated() {
         let p = problems("""
-            sparsity: {strategy: gmp, sparsity: 1.2, distribution: normal, update_interval: 0,
-                       grad_accumulation: 3, constant_fan_in: true, init: xavier}
+            sparsity: {strategy: prune, sparsity: 1.2, distribution: normal, update_interval: 0,
+                       grad_accumulation: 3, constant_fan_in: true, init: xavier, structure: blocks,
+                       start_fraction: 0.9, srigl: {gamma_sal: 0}, static: {init_mask: grasp, snip_batches: 0}}
             """)
-        #expect(p.contains { $0.hasPrefix("sparsity.strategy: unknown strategy 'gmp'") && $0.contains("dense, rigl, set, srigl, static") })
+        #expect(p.contains { $0.hasPrefix("sparsity.strategy: unknown strategy 'prune'") && $0.contains("dense, gmp, rigl, set, srigl, static") })
         #expect(p.contains { $0.hasPrefix("sparsity.sparsity: must be in [0, 1)") })
         #expect(p.contains { $0.hasPrefix("sparsity.distribution: unknown distribution 'normal'") && $0.contains("erk, uniform") })
         #expect(p.contains { $0.hasPrefix("sparsity.update_interval: must be positive") })
         #expect(p.contains { $0.hasPrefix("sparsity.grad_accumulation:") })
-        #expect(p.contains { $0.hasPrefix("sparsity.constant_fan_in: applies to strategy static only") })
+        #expect(p.contains { $0 == "sparsity.constant_fan_in: replaced by sparsity.structure: constant_fan_in" })
         #expect(p.contains { $0.hasPrefix("sparsity.init: unknown initialisation 'xavier'") })
+        #expect(p.contains { $0.hasPrefix("sparsity.structure: unknown structure 'blocks'") && $0.contains("unstructured, constant_fan_in, n_of_m") })
+        #expect(p.contains { $0.hasPrefix("sparsity.start_fraction: must be in [0, end_fraction") })
+        // Options of strategies that do not run are still checked.
+        #expect(p.contains { $0.hasPrefix("sparsity.srigl.gamma_sal: must be positive") })
+        #expect(p.contains { $0.hasPrefix("sparsity.static.init_mask: unknown initial mask 'grasp'") && $0.contains("random, snip") })
+        #expect(p.contains { $0.hasPrefix("sparsity.static.snip_batches: must be ≥ 1") })
+        #expect(p.count == 12)
+        #expect(problems("sparsity: {gamma_sal: 0.5}") == ["sparsity.gamma_sal: moved to sparsity.srigl.gamma_sal"])
+        #expect(problems("sparsity: {srigl: {gamma: 0.5}}").first?.hasPrefix("sparsity.srigl.gamma: unknown key 'gamma'") == true)
+    }
+
+    @Test func structuresAreCheckedAgainstTheStrategy() {
+        let ok = "sparsity: {structure: n_of_m, n: 2, m: 4, sparsity: 0.5, distribution: uniform, "
+        for strategy in ["static", "set", "rigl", "gmp"] {
+            #expect(problems(ok + "strategy: \(strategy)}").isEmpty, "\(strategy) with 2:4")
+            #expect(problems("sparsity: {strategy: \(strategy), structure: constant_fan_in}").isEmpty)
+        }
+        #expect(problems(ok + "strategy: srigl, srigl: {ablation: false}}").isEmpty)
+        let ablating = problems(ok + "strategy: srigl}")
+        #expect(ablating.count == 1 && ablating[0].hasPrefix("sparsity.structure: strategy srigl cannot use n_of_m: neuron ablation"))
+        let unstructured = problems("sparsity: {strategy: srigl, structure: unstructured}")
+        #expect(unstructured.count == 1 && unstructured[0].contains("use strategy rigl"))
+        let erk = problems("sparsity: {strategy: rigl, structure: n_of_m, n: 1, m: 4, sparsity: 0.9}")
+        #expect(erk.contains { $0.hasPrefix("sparsity.distribution: n_of_m keeps n of every m weights") })
+        #expect(erk.contains { $0.hasPrefix("sparsity.sparsity: 1:4 means sparsity 0.75 in every sparse layer") })
+        #expect(problems("sparsity: {strategy: rigl, structure: n_of_m, n: 4, m: 4, distribution: uniform}")
+            .contains { $0.hasPrefix("sparsity.n, sparsity.m: n_of_m needs 1 ≤ n < m") })
+    }
+
+    @Test func theResolvedConfigNamesTheStructureAndOnlyTheRunningStrategysOptions() throws {
+        let yaml = "sparsity: {strategy: srigl, srigl: {gamma_sal: 0.5}, static: {snip_batches: 3}}"
+        let srigl = ConfigLoader.render(try ConfigLoader.load(yaml: yaml))
+        #expect(srigl.contains("structure: constant_fan_in") && srigl.contains("gamma_sal: 0.5"))
+        #expect(!srigl.contains("snip_batches"))
+        // A sweep over strategies: the same file with strategy=rigl.
+        let rigl = try ConfigLoader.load(yaml: yaml, overrides: ["sparsity.strategy=rigl"])
+        #expect(rigl.sparsity.resolvedStructure == "unstructured")
+        let rendered = ConfigLoader.render(rigl)
+        #expect(rendered.contains("structure: unstructured"))
+        #expect(!rendered.contains("gamma_sal") && !rendered.contains("snip_batches"))
+        // The rendering loads back to the same run.
+        #expect(ConfigLoader.render(try ConfigLoader.load(yaml: rendered)) == rendered)
     }
 
     @Test func flipsAreRefusedForDigits() {

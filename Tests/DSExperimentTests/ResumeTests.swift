@@ -18,7 +18,7 @@ import Testing
         schedule: {name: cosine}
         training: {epochs: 4, batch_size: 16, threads: 1, sparse_kernels: \(kernels)}
         output: {root: \(root)/results}
-        sparsity: {strategy: srigl, sparsity: 0.8, distribution: uniform, update_interval: 7, grad_accumulation: 2, gamma_sal: 0.9}
+        sparsity: {strategy: srigl, sparsity: 0.8, distribution: uniform, update_interval: 7, grad_accumulation: 2, srigl: {gamma_sal: 0.9}}
         """
     }
 

@@ -87,7 +87,7 @@ import Testing
         cfg.sparsity.sparsity = 0.9
         cfg.sparsity.distribution = "uniform"
         cfg.sparsity.updateInterval = 4
-        cfg.sparsity.gammaSal = 0.9
+        cfg.sparsity.options.srigl.gammaSal = 0.9
         try ExperimentRun(config: cfg).run()
         let layers = try readCSV(root + "/results/srigl/sparsity.csv")
         // 18 steps, T_end = floor(0.75 · 18) = 13: updates after steps 4, 8, 12.

@@ -2,58 +2,117 @@ import DSCore
 import DSSparsity
 import Testing
 
-/// Every strategy through the same invariants, plus hand-worked cases.
+/// Every registered strategy × structure through the same invariants, plus hand-worked cases.
 @Suite struct StrategyTests {
-    static let strategies: [any SparsityScheduler] = [
-        StaticStrategy(), StaticStrategy(constantFanIn: true), SETStrategy(), RigLStrategy(),
-        SRigLStrategy(), SRigLStrategy(ablation: false),
-    ]
-    /// (rows, columns): a linear layer and a conv layer's `[out, in·k·k]` view.
+    /// One strategy under one structure, as the registry builds it.
+    struct Case: CustomStringConvertible {
+        let strategy: any SparsityScheduler
+        let kind: MaskStructureKind
+        let description: String
+    }
+
+    /// Registry × structures (N:M as 2:4 and 1:3) × option variants, skipping what the
+    /// registry refuses (and checking that it says why).
+    static var cases: [Case] {
+        var ablationOff = StrategyOptionSections()
+        ablationOff.srigl.ablation = false
+        var out: [Case] = []
+        for name in StrategyRegistry.entries.keys.sorted() {
+            for kind in MaskStructureKind.allCases {
+                for (n, m) in kind == .nOfM ? [(2, 4), (1, 3)] : [(2, 4)] {
+                    for (variant, options) in [("", StrategyOptionSections()), (" no ablation", ablationOff)] {
+                        if !variant.isEmpty && name != "srigl" { continue }
+                        if let reason = StrategyRegistry.entries[name]!.refusal(kind, options) {
+                            #expect(!reason.isEmpty)
+                            #expect(StrategyRegistry.make(name, structure: kind, options: options) == nil)
+                            continue
+                        }
+                        let strategy = StrategyRegistry.make(name, structure: kind, n: n, m: m, options: options)!
+                        #expect(strategy.name == name && strategy.structure.name == kind.rawValue)
+                        out.append(Case(strategy: strategy, kind: kind,
+                                        description: "\(name)\(variant) \(strategy.structure.label)"))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// (rows, columns): a linear layer and a conv layer's `[out, in·k·k]` view (54 is
+    /// not a multiple of 4, so N:M rows end in a short group).
     static let shapes = [(rows: 12, columns: 40), (rows: 8, columns: 3 * 3 * 6)]
 
-    /// A layer at `sparsity` with random active weights and a random dense gradient.
-    func layer(_ s: any SparsityScheduler, rows: Int, columns: Int, sparsity: Double, seed: UInt64)
-        throws -> (LayerUpdateInput, Int) {
+    /// The budget a layer gets: `floor(N · (1 − s))`, N:M's own density for N:M.
+    func budget(_ c: Case, rows: Int, columns: Int, sparsity: Double) -> Int {
+        if let nm = c.strategy.structure as? NOfM { return rows * columns * nm.n / nm.m }
+        return Int((Double(rows * columns) * (1 - sparsity)).rounded(.down))
+    }
+
+    /// A layer with random active weights and a random dense gradient.
+    func layer(_ s: any SparsityScheduler, rows: Int, columns: Int, budget: Int, seed: UInt64) throws -> LayerUpdateInput {
         var rng = Xoshiro256(seed: seed)
-        let budget = Int((Double(rows * columns) * (1 - sparsity)).rounded(.down))
         let mask = try s.initialMask(name: "l", rows: rows, columns: columns, budget: budget, rng: &rng)
         let weights = mask.active.map { $0 ? rng.normal() : 0 }
         let grad = (0..<(rows * columns)).map { _ in rng.normal() }
-        return (LayerUpdateInput(name: "l", mask: mask, weights: weights, denseGradient: grad, budget: budget,
-                                 dropFraction: 0.3, mayAblate: true), budget)
+        return LayerUpdateInput(name: "l", mask: mask, weights: weights, denseGradient: grad, budget: budget,
+                                dropFraction: 0.3, mayAblate: true)
+    }
+
+    /// Per group of the structure, the active count.
+    func groupCounts(_ mask: SparseMask, _ structure: any MaskStructure) -> [Int] {
+        structure.groups(rows: mask.rows, columns: mask.columns).map { range in range.filter { mask.active[$0] }.count }
+    }
+
+    /// The mask has the structure's pattern for its count: every group holds what the
+    /// structure gives it.
+    func hasPattern(_ mask: SparseMask, _ structure: any MaskStructure) -> Bool {
+        groupCounts(mask, structure) == structure.groupCounts(rows: mask.rows, columns: mask.columns, total: mask.count)
     }
 
     @Test(arguments: [0.5, 0.9, 0.99])
-    func invariantsHoldForEveryStrategyAndShape(sparsity: Double) throws {
-        for s in Self.strategies {
+    func invariantsHoldForEveryStrategyStructureAndShape(sparsity: Double) throws {
+        let cases = Self.cases
+        #expect(cases.count >= 13, "registry × structures")
+        for c in cases {
+            let s = c.strategy, structure = s.structure
             for shape in Self.shapes {
-                let constantFanIn = s is SRigLStrategy || (s as? StaticStrategy)?.constantFanIn == true
-                let budget = Int((Double(shape.rows * shape.columns) * (1 - sparsity)).rounded(.down))
-                if constantFanIn && budget / shape.rows == 0 {
-                    #expect(throws: SparsityError.self) { _ = try layer(s, rows: shape.rows, columns: shape.columns, sparsity: sparsity, seed: 1) }
+                let budget = budget(c, rows: shape.rows, columns: shape.columns, sparsity: sparsity)
+                if c.kind == .constantFanIn && budget / shape.rows == 0 {
+                    #expect(throws: SparsityError.self) { _ = try layer(s, rows: shape.rows, columns: shape.columns, budget: budget, seed: 1) }
                     continue
                 }
-                var (input, _) = try layer(s, rows: shape.rows, columns: shape.columns, sparsity: sparsity, seed: 1)
+                var input = try layer(s, rows: shape.rows, columns: shape.columns, budget: budget, seed: 1)
                 let initial = input.mask
-                if constantFanIn {
-                    #expect(Set(initial.rowCounts) == [budget / shape.rows], "\(s.name): constant fan-in at init")
+                let full = shape.rows * shape.columns
+                let structured = structure.groupCounts(rows: shape.rows, columns: shape.columns, total: budget).reduce(0, +)
+                if s is GMPStrategy {
+                    #expect(initial.count == full, "\(c): gradual pruning starts dense")
                 } else {
-                    #expect(initial.count == budget, "\(s.name): initial mask holds the budget")
+                    #expect(initial.count == structured && hasPattern(initial, structure), "\(c): initial mask holds the budget in the pattern")
+                    #expect(structured <= budget || c.kind == .nOfM, "\(c): within the budget")
                 }
                 var rng = Xoshiro256(seed: 2)
                 for step in 0..<4 {
+                    input.pruningProgress = Double(step + 1) / 4
                     let result = s.update(input, rng: &rng)
                     let next = result.mask
-                    let context = "\(s.name) \(shape) sparsity \(sparsity) update \(step)"
-                    if let srigl = s as? SRigLStrategy {
+                    let context = "\(c) \(shape) sparsity \(sparsity) update \(step)"
+                    if let srigl = s as? SRigLStrategy, c.kind == .constantFanIn {
                         let active = (0..<shape.rows).filter { !result.ablatedRows.contains($0) }
                         let fanIn = budget / active.count
                         #expect(active.allSatisfy { next.rowCounts[$0] == fanIn }, "\(context): every active row has k'")
                         #expect(result.ablatedRows.allSatisfy { next.rowCounts[$0] == 0 }, "\(context): ablated rows empty")
                         #expect(next.count == active.count * fanIn && next.count <= budget, "\(context): (nOut − |A|)·k' ≤ D")
                         if !srigl.ablation { #expect(result.ablatedRows.isEmpty) }
+                    } else if s is GMPStrategy {
+                        let target = GMPStrategy.targetCount(total: full, budget: budget, progress: input.pruningProgress)
+                        let expected = structure.groupCounts(rows: shape.rows, columns: shape.columns, total: target).reduce(0, +)
+                        #expect(next.count == expected && hasPattern(next, structure), "\(context): pruned to the schedule's count")
+                        #expect(next.active.indices.allSatisfy { !next.active[$0] || input.mask.active[$0] }, "\(context): nothing regrows")
+                        if step == 3 { #expect(next.count == structured, "\(context): the target at the end") }
                     } else {
-                        #expect(next.count == input.mask.count, "\(context): active count preserved")
+                        #expect(result.ablatedRows.isEmpty)
+                        #expect(next.count == input.mask.count && hasPattern(next, structure), "\(context): count and pattern preserved")
                     }
                     // Carry on as training would: grown weights start at 0, others keep theirs.
                     var weights = input.weights
@@ -71,12 +130,12 @@ import Testing
     }
 
     @Test func aSeedReproducesTheMasks() throws {
-        for s in Self.strategies {
-            let (a, _) = try layer(s, rows: 12, columns: 40, sparsity: 0.9, seed: 5)
-            let (b, _) = try layer(s, rows: 12, columns: 40, sparsity: 0.9, seed: 5)
-            #expect(a.mask == b.mask)
+        for c in Self.cases {
+            let a = try layer(c.strategy, rows: 12, columns: 40, budget: 48, seed: 5)
+            let b = try layer(c.strategy, rows: 12, columns: 40, budget: 48, seed: 5)
+            #expect(a.mask == b.mask, "\(c)")
             var r1 = Xoshiro256(seed: 6), r2 = Xoshiro256(seed: 6)
-            #expect(s.update(a, rng: &r1) == s.update(b, rng: &r2))
+            #expect(c.strategy.update(a, rng: &r1) == c.strategy.update(b, rng: &r2), "\(c)")
         }
     }
 

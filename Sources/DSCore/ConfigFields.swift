@@ -1,32 +1,35 @@
 import Foundation
 
 /// Collects every configuration problem, so one run reports them all at once.
-final class IssueSink {
-    var issues: [String] = []
-    func add(_ path: [CodingKey], _ message: String) {
+/// (Config sections of every module decode with `Fields`, so the strategy options in
+/// the sparsity module report problems the same way as the experiment's sections.)
+public final class IssueSink {
+    public var issues: [String] = []
+    public init() {}
+    public func add(_ path: [CodingKey], _ message: String) {
         issues.append("\(ConfigPath.string(path)): \(message)")
     }
 }
 
-enum ConfigPath {
-    static func string(_ path: [CodingKey]) -> String {
+public enum ConfigPath {
+    public static func string(_ path: [CodingKey]) -> String {
         let parts = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
         return parts.isEmpty ? "(top level)" : parts.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
     }
 }
 
 extension CodingUserInfoKey {
-    static let configIssues = CodingUserInfoKey(rawValue: "dst.configIssues")!
+    public static let configIssues = CodingUserInfoKey(rawValue: "dst.configIssues")!
 }
 
 /// Reads a config section's keys with defaults; a value of the wrong type is
 /// recorded as an issue (with its key path) and replaced by the default, so decoding
 /// continues and every problem is reported together.
-struct Fields<Key: CodingKey> {
-    let container: KeyedDecodingContainer<Key>?
-    let sink: IssueSink
+public struct Fields<Key: CodingKey> {
+    public let container: KeyedDecodingContainer<Key>?
+    public let sink: IssueSink
 
-    init(_ decoder: Decoder, _ keys: Key.Type) {
+    public init(_ decoder: Decoder, _ keys: Key.Type) {
         sink = decoder.userInfo[.configIssues] as? IssueSink ?? IssueSink()
         do {
             container = try decoder.container(keyedBy: Key.self)
@@ -36,7 +39,7 @@ struct Fields<Key: CodingKey> {
         }
     }
 
-    func callAsFunction<T: Decodable>(_ key: Key, _ fallback: T) -> T {
+    public func callAsFunction<T: Decodable>(_ key: Key, _ fallback: T) -> T {
         guard let container else { return fallback }
         do {
             let value = try container.decodeIfPresent(T.self, forKey: key) ?? fallback
@@ -58,7 +61,7 @@ struct Fields<Key: CodingKey> {
         return fallback
     }
 
-    static func describe(_ type: Any.Type) -> String {
+    public static func describe(_ type: Any.Type) -> String {
         let names: [(Any.Type, String)] = [
             (Int.self, "an integer"), (UInt64.self, "a non-negative integer"), (Double.self, "a number"),
             (Bool.self, "true or false"), (String.self, "a string"), ([Int].self, "a list of integers"),
