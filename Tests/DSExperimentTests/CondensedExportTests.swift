@@ -6,7 +6,8 @@ import Testing
 
 /// Export of a trained SRigL model and condensed evaluation.
 @Suite struct CondensedExportTests {
-    func train(_ strategy: String, root: String) throws -> String {
+    func train(_ strategy: String, root: String,
+               sparsity: String = "sparsity: 0.8, update_interval: 2, srigl: {gamma_sal: 0.9}") throws -> String {
         Fixtures.writeIDXDataset(root: root + "/data", train: 64, test: 24, size: 12)
         let config = try ConfigLoader.load(yaml: """
             name: \(strategy)
@@ -16,7 +17,7 @@ import Testing
             optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
             training: {epochs: 1, batch_size: 16, threads: 1}
             output: {root: \(root)/results}
-            sparsity: {strategy: \(strategy), sparsity: 0.8, update_interval: 2, srigl: {gamma_sal: 0.9}}
+            sparsity: {strategy: \(strategy), \(sparsity)}
             """)
         try ExperimentRun(config: config).run()
         return root + "/results/" + strategy
@@ -42,6 +43,21 @@ import Testing
         #expect(diff < 1e-4)
         #expect(condensed.result.accuracy == dense.result.accuracy)
         #expect(dense.logits != [] && dense.logits.count == condensed.logits.count)
+    }
+
+    /// N:M masks have constant fan-in, so RigL under 1:4 condenses like SRigL.
+    @Test func nOfMMasksExportAndEvaluateAlike() throws {
+        let folder = try train("rigl", root: Fixtures.temporaryDirectory("export-nm"),
+                               sparsity: "structure: n_of_m, n: 1, m: 4, sparsity: 0.75, distribution: uniform, update_interval: 2")
+        let trained = try TrainedRun(folder: folder)
+        let export = try CondensedExport(model: "lenet5", trained: trained.model, sparse: trained.sparse)
+        #expect(export.layers.count == trained.sparse.layers.filter { $0.mask != nil }.count)
+        let dense = trained.evaluate()
+        try export.install(into: trained.model)
+        let condensed = trained.evaluate()
+        let scale = dense.logits.map { abs($0) }.max()!
+        #expect(zip(dense.logits, condensed.logits).map { abs($0 - $1) }.max()! / scale < 1e-4)
+        #expect(condensed.result.accuracy == dense.result.accuracy)
     }
 
     @Test func aDamagedExportIsRefused() throws {

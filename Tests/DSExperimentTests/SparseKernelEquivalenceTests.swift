@@ -12,7 +12,8 @@ import Testing
 /// strategy, both optimizers and models with Linear, strided, pointwise and residual
 /// convolutions.
 @Suite struct SparseKernelEquivalenceTests {
-    static let strategies: [any SparsityScheduler] = [StaticStrategy(), SETStrategy(), RigLStrategy(), SRigLStrategy()]
+    /// Every registered strategy with its defaults, and RigL under N:M.
+    static let strategies: [any SparsityScheduler] = StrategyRegistry.defaults + [StrategyRegistry.make("rigl", structure: .nOfM)!]
 
     /// 1×16×16 inputs, 4 classes. 16-wide planes put the masked path's 3×3 layers on the
     /// direct convolution, so both products are compared, not one with itself.

@@ -10,7 +10,11 @@ import Testing
 /// Masks inside real training steps: every strategy keeps inactive weights, their
 /// gradients and optimizer state at zero, and grown weights start from zero.
 @Suite struct SparseTrainingTests {
-    static let strategies: [any SparsityScheduler] = [StaticStrategy(), SETStrategy(), RigLStrategy(), SRigLStrategy()]
+    /// Every registered strategy with its defaults, and some under other structures.
+    static let strategies: [any SparsityScheduler] = StrategyRegistry.defaults + [
+        StrategyRegistry.make("set", structure: .constantFanIn)!, StrategyRegistry.make("rigl", structure: .nOfM, n: 1, m: 4)!,
+        StrategyRegistry.make("gmp", structure: .nOfM, n: 2, m: 4)!,
+    ]
 
     func setup(_ strategy: any SparsityScheduler, sparsity: Double, optimizer name: String,
                accumulation: Int = 1, kernels: SparseKernelMode = .off) throws -> (Trainer, SparseModel, BatchLoader) {
@@ -51,7 +55,7 @@ import Testing
     func inactiveWeightsAndStateStayZero(optimizer name: String, sparsity: Double, kernels: SparseKernelMode) throws {
         for strategy in Self.strategies {
             // At 99% the 6×25 conv keeps one weight: constant fan-in must refuse it.
-            if strategy is SRigLStrategy && sparsity == 0.99 {
+            if strategy.structure is ConstantFanIn && sparsity == 0.99 {
                 #expect(throws: SparsityError.self) { _ = try setup(strategy, sparsity: sparsity, optimizer: name) }
                 continue
             }
@@ -86,19 +90,30 @@ import Testing
                     }
                 }
             }
-            if strategy is SRigLStrategy {
+            let label = "\(strategy.name) \(strategy.structure.label)"
+            if strategy.structure is ConstantFanIn {
                 for layer in sparse.layers where layer.mask != nil {
                     let active = layer.rowCounts.filter { $0 > 0 }
-                    #expect(Set(active).count == 1, "\(layer.name): constant fan-in")
+                    #expect(Set(active).count == 1, "\(label) \(layer.name): constant fan-in")
                     #expect(layer.activeCount <= layer.density.budget)
                 }
-            } else {
-                #expect(sparse.layers.map(\.activeCount) == initialCounts, "\(strategy.name): active counts preserved")
+            }
+            if strategy is GMPStrategy {
+                // The last update (after step 10, T_end = 12) reaches each layer's target.
+                for layer in sparse.layers where layer.mask != nil {
+                    let target = strategy.structure.groupCounts(rows: layer.rows, columns: layer.columns,
+                                                                total: layer.density.budget).reduce(0, +)
+                    #expect(layer.activeCount == target, "\(label) \(layer.name): pruned to the target")
+                }
+            } else if !(strategy is SRigLStrategy) {
+                #expect(sparse.layers.map(\.activeCount) == initialCounts, "\(label): active counts preserved")
             }
             #expect(updatesSeen == (strategy.isDynamic ? 5 : 0), "\(strategy.name): updates after steps 2, 4, …, 10")
             let itop = SparsityStatistics(sparse).itop
             let initialDensity = Double(initialCounts.reduce(0, +)) / Double(sparse.layers.reduce(0) { $0 + $1.parameter.value.count })
-            if strategy.isDynamic && sparsity < 0.99 {
+            if strategy is GMPStrategy {
+                #expect(itop == 1, "\(label): every weight was active at the start")
+            } else if strategy.isDynamic && sparsity < 0.99 {
                 #expect(itop > initialDensity, "\(strategy.name): dynamic masks explore")
             } else if !strategy.isDynamic {
                 #expect(abs(itop - initialDensity) < 1e-9)
