@@ -32,7 +32,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "dst", dependencies: [
-            "DSCore", "DSExperiment", "DSData",
+            "DSCore", "DSExperiment", "DSData", "DSSparsity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "dst-bench", dependencies: [

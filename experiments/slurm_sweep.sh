@@ -3,7 +3,8 @@
 # run, each resuming its run folder, results in a shared folder.
 #
 #   experiments/slurm_sweep.sh CONFIG [options] [-- extra dst run arguments]
-#     --sparsities "0.8 0.9"  --strategies "rigl srigl"  --seeds "0 1"   (as sweep_sparsity.sh)
+#     --sparsities "0.8 0.9"  --strategies "rigl srigl"  --seeds "0 1"
+#     --structures "2:4 1:4"                                              (as sweep_sparsity.sh)
 #     --out DIR          shared results folder (default: results/sweeps)
 #     --cpus N           CPUs per task, also the run's thread count (default 2)
 #     --mem SIZE         memory per task, e.g. 8G (default 8G)
@@ -17,14 +18,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] || { sed -n '2,17p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,18p' "$0"; exit 2; }
 CONFIG=$1; shift
-SPARSITIES="0.8 0.9 0.95"; STRATEGIES="rigl srigl"; SEEDS="0"; OUT=results/sweeps; DRY=0
+SPARSITIES="0.8 0.9 0.95"; STRATEGIES="rigl srigl"; STRUCTURES=""; SEEDS="0"; OUT=results/sweeps; DRY=0
 THREADS=2; MEM=8G; TIME=24:00:00; PARTITION=""; MAXPAR=""; EXTRA=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sparsities) SPARSITIES=$2; shift 2 ;;
     --strategies) STRATEGIES=$2; shift 2 ;;
+    --structures) STRUCTURES=$2; shift 2 ;;
     --seeds) SEEDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --cpus) THREADS=$2; shift 2 ;;

@@ -2,6 +2,7 @@ import ArgumentParser
 import DSCore
 import DSData
 import DSExperiment
+import DSSparsity
 import DSLayers
 import Foundation
 
@@ -18,7 +19,7 @@ struct DST: ParsableCommand {
         commandName: "dst",
         abstract: "Dynamic sparse training experiments on the CPU.",
         subcommands: [Run.self, Resume.self, Validate.self, Compare.self, Export.self, Eval.self, Models.self,
-                      DataCommand.self, Info.self])
+                      Strategies.self, DataCommand.self, Info.self])
 }
 
 /// Prints a library error plainly and exits non-zero (the library never exits):
@@ -235,6 +236,21 @@ struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the registered models.")
     func run() throws {
         for name in ModelRegistry.names { print(name) }
+    }
+}
+
+struct Strategies: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the sparsity strategies, their default mask structure and the structures each refuses.")
+    func run() throws {
+        print("dense: no masks")
+        for name in StrategyRegistry.entries.keys.sorted() {
+            let entry = StrategyRegistry.entries[name]!
+            print("\(name): \(entry.summary) (default structure: \(entry.defaultStructure.rawValue))")
+            for kind in MaskStructureKind.allCases {
+                if let reason = entry.refusal(kind, StrategyOptionSections()) { print("  not \(kind.rawValue): \(reason)") }
+            }
+        }
     }
 }
 
