@@ -56,15 +56,16 @@ public enum RunComparison {
     }
 
     /// The strategy as `dst compare` names it: the registry name, then what sets the run
-    /// apart from the strategy's defaults (`rigl (2:4)`, `srigl (no ablation)`,
-    /// `static (constant_fan_in, snip)`).
+    /// apart from the strategy's defaults (`rigl (2:4)`, `rigl (uniform)`, `srigl (no
+    /// ablation)`, `static (constant_fan_in, snip)`; N:M implies uniform).
     public static func label(_ s: SparsityConfig) -> String {
         guard s.strategy != "dense" else { return s.strategy }
         var notes: [String] = []
         if s.resolvedStructure == MaskStructureKind.nOfM.rawValue {
             notes.append("\(s.n):\(s.m)")
-        } else if s.resolvedStructure != SparsityConfig.defaultStructure(for: s.strategy) {
-            notes.append(s.resolvedStructure)
+        } else {
+            if s.resolvedStructure != SparsityConfig.defaultStructure(for: s.strategy) { notes.append(s.resolvedStructure) }
+            if s.distribution != SparsityConfig().distribution { notes.append(s.distribution) }
         }
         if s.strategy == "srigl" && !s.options.srigl.ablation { notes.append("no ablation") }
         if s.strategy == "static" && s.options.staticMask.initMask != StaticStrategy.Options().initMask {

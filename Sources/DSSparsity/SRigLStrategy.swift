@@ -2,7 +2,7 @@ import DSCore
 
 /// SRigL (Lasby et al. 2024): RigL under a constant fan-in constraint, with neuron
 /// ablation. Every active neuron keeps exactly `k` incoming weights; neurons with too
-/// few salient weights are ablated and their budget goes to the rest (docs/algorithms.md §3).
+/// few salient weights are ablated and their budget goes to the rest (docs/algorithms.md §3.3).
 public struct SRigLStrategy: SparsityScheduler {
     /// `sparsity.srigl`.
     public struct Options: StrategyOptions {

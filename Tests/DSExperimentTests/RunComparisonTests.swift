@@ -77,4 +77,16 @@ import Testing
         let root = Fixtures.temporaryDirectory("notarun")
         #expect(throws: RunError.self) { try RunComparison.read(root) }
     }
+
+    /// Runs that differ from their strategy's defaults are told apart in the table.
+    @Test func labelsNameTheStructureDistributionAndOptions() throws {
+        func label(_ yaml: String) throws -> String { RunComparison.label(try ConfigLoader.load(yaml: "sparsity: {\(yaml)}").sparsity) }
+        #expect(try label("strategy: rigl") == "rigl")
+        #expect(try label("strategy: srigl, structure: constant_fan_in") == "srigl")
+        #expect(try label("strategy: rigl, distribution: uniform") == "rigl (uniform)")
+        #expect(try label("strategy: rigl, structure: n_of_m, n: 2, m: 4, sparsity: 0.5, distribution: uniform") == "rigl (2:4)")
+        #expect(try label("strategy: srigl, srigl: {ablation: false}") == "srigl (no ablation)")
+        #expect(try label("strategy: static, structure: constant_fan_in, static: {init_mask: snip}") == "static (constant_fan_in, snip)")
+        #expect(try label("strategy: dense, distribution: uniform") == "dense")
+    }
 }
