@@ -72,14 +72,51 @@ public enum ConfigLoader {
         try loadWithNotes(yaml: text, source: source, overrides: overrides).config
     }
 
-    public static func loadWithNotes(yaml text: String, source: String = "<string>",
-                                     overrides: [String] = []) throws -> (config: ExperimentConfig, notes: [String]) {
+    /// The `config.yaml` of a run folder. Folders written before strategy options had
+    /// their own sections hold `sparsity.gamma_sal`, `sparsity.ablation` and
+    /// `sparsity.constant_fan_in`; they are read as `sparsity.srigl.*` and
+    /// `sparsity.structure`, so older runs still compare, export and evaluate (a config
+    /// file passed by the user gets the error naming the new key instead).
+    public static func loadRunConfig(folder: String) throws -> ExperimentConfig {
+        let path = folder + "/config.yaml"
+        if let problem = FileSystem.readProblem(path) {
+            throw ConfigError(source: path, problems: ["cannot read the config: \(problem)"])
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(source: path, problems: ["cannot read the config"])
+        }
+        return try loadWithNotes(yaml: text, source: path, upgradingMovedKeys: true).config
+    }
+
+    /// Rewrites the keys of `movedKeys` to their new places.
+    static func upgradeMovedKeys(_ node: Node) -> Node {
+        guard case .mapping(var top) = node, case .mapping(var sparsity)? = top["sparsity"] else { return node }
+        var srigl: Node.Mapping = [:]
+        if case .mapping(let existing)? = sparsity["srigl"] { srigl = existing }
+        for key in ["gamma_sal", "ablation"] {
+            if let value = sparsity[key] {
+                srigl[Node(key)] = value
+                sparsity[key] = nil
+            }
+        }
+        if !srigl.isEmpty { sparsity["srigl"] = .mapping(srigl) }
+        if let flag = sparsity["constant_fan_in"] {
+            if flag.bool == true { sparsity["structure"] = Node(MaskStructureKind.constantFanIn.rawValue) }
+            sparsity["constant_fan_in"] = nil
+        }
+        top["sparsity"] = .mapping(sparsity)
+        return .mapping(top)
+    }
+
+    public static func loadWithNotes(yaml text: String, source: String = "<string>", overrides: [String] = [],
+                                     upgradingMovedKeys: Bool = false) throws -> (config: ExperimentConfig, notes: [String]) {
         var node: Node
         do {
             node = try Yams.compose(yaml: text) ?? Node.mapping([:])
         } catch {
             throw ConfigError(source: source, problems: [YAMLProblem.describe(error, text: text)])
         }
+        if upgradingMovedKeys { node = upgradeMovedKeys(node) }
         var notes: [String] = []
         if case .mapping(let m) = node {
             if m.isEmpty { notes.append("\(source) sets no keys: every value is a default (`dst validate` prints them)") }

@@ -31,7 +31,7 @@ public enum RunComparison {
     public static func read(_ folder: String) throws -> RunSummary {
         let config: ExperimentConfig
         do {
-            config = try ConfigLoader.load(file: folder + "/config.yaml")
+            config = try ConfigLoader.loadRunConfig(folder: folder)
         } catch let e as ConfigError {
             throw RunError("\(folder): not a run folder (\(e.description))")
         }

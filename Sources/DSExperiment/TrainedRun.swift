@@ -18,7 +18,7 @@ public struct TrainedRun {
     /// Loads `folder/config.yaml` and `folder/checkpoint.bin`.
     public init(folder: String) throws {
         self.folder = folder
-        config = try ConfigLoader.load(file: folder + "/config.yaml")
+        config = try ConfigLoader.loadRunConfig(folder: folder)
         let checkpointPath = folder + "/" + Checkpoint.fileName
         guard FileManager.default.fileExists(atPath: checkpointPath) else {
             throw RunError("\(folder): no \(Checkpoint.fileName); train the run first")

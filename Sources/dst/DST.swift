@@ -82,7 +82,7 @@ struct Resume: ParsableCommand {
         try reportingErrors {
             let folder = runDirectory.hasSuffix("/") ? String(runDirectory.dropLast()) : runDirectory
             guard FileManager.default.fileExists(atPath: folder) else { throw RunError("\(folder): no such run folder") }
-            let cfg = try ConfigLoader.load(file: folder + "/config.yaml")
+            let cfg = try ConfigLoader.loadRunConfig(folder: folder)
             try ExperimentRun(config: cfg, folder: folder, source: folder + "/config.yaml")
                 .run(resume: true, events: handler(killAfterSteps))
         }

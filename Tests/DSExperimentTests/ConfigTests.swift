@@ -84,6 +84,19 @@ import Testing
         #expect(problems("sparsity: {srigl: {gamma: 0.5}}").first?.hasPrefix("sparsity.srigl.gamma: unknown key 'gamma'") == true)
     }
 
+    /// A run folder written before strategy options had sections still reads (compare,
+    /// export, eval); the same text as a user's config names the new keys.
+    @Test func runFoldersWithMovedKeysStillRead() throws {
+        let folder = NSTemporaryDirectory() + "old-run-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let old = "sparsity: {strategy: static, ablation: false, gamma_sal: 0.5, constant_fan_in: true}"
+        try old.write(toFile: folder + "/config.yaml", atomically: true, encoding: .utf8)
+        let config = try ConfigLoader.loadRunConfig(folder: folder)
+        #expect(config.sparsity.options.srigl.gammaSal == 0.5 && !config.sparsity.options.srigl.ablation)
+        #expect(config.sparsity.resolvedStructure == "constant_fan_in")
+        #expect(problems(old).count == 3)
+    }
+
     @Test func structuresAreCheckedAgainstTheStrategy() {
         let ok = "sparsity: {structure: n_of_m, n: 2, m: 4, sparsity: 0.5, distribution: uniform, "
         for strategy in ["static", "set", "rigl", "gmp"] {
