@@ -12,11 +12,14 @@ extension ExperimentConfig {
     }
 
     public var modelOptions: ModelOptions {
-        ModelOptions(hidden: model.hidden, widthMultiplier: model.widthMultiplier, dropout: Float(model.dropout))
+        ModelOptions(hidden: model.hidden, widthMultiplier: model.widthMultiplier, dropout: Float(model.dropout),
+                     vit: model.vit.options)
     }
 
-    /// The optimizer named by `optimizer.name` over `parameters`.
+    /// The optimizer named by `optimizer.name` over `parameters`; biases and norm
+    /// parameters are decayed as `decaysNormsAndBiases` says, embeddings never.
     public func makeOptimizer(_ parameters: [Parameter]) -> Optimizer {
+        for p in parameters where p.role == .bias || p.role == .normalization { p.decays = decaysNormsAndBiases }
         switch optimizer.name {
         case "adamw":
             return AdamW(parameters: parameters, beta1: Float(optimizer.betas[0]), beta2: Float(optimizer.betas[1]),

@@ -287,6 +287,8 @@ extension ExperimentConfig {
         check(optimizer.betas.count == 2 && optimizer.betas.allSatisfy { $0 >= 0 && $0 < 1 },
               "optimizer.betas: expected two numbers in [0, 1), got \(optimizer.betas)")
         check(optimizer.eps > 0, "optimizer.eps: must be positive, got \(optimizer.eps)")
+        check(optimizer.gradClipNorm >= 0, "optimizer.grad_clip_norm: must be ≥ 0 (0 = off), got \(optimizer.gradClipNorm)")
+        p += model.vit.problems()
         check(Self.schedules.contains(schedule.name),
               "schedule.name: unknown schedule '\(schedule.name)'; valid schedules: \(Self.schedules.joined(separator: ", "))")
         check(schedule.stepSize > 0, "schedule.step_size: must be positive, got \(schedule.stepSize)")

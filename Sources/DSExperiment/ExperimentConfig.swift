@@ -1,4 +1,5 @@
 import DSCore
+import DSLayers
 import DSSparsity
 import Foundation
 
@@ -32,6 +33,31 @@ public struct ExperimentConfig: Codable, Equatable {
         training = f(.training, d.training); output = f(.output, d.output)
         sparsity = f(.sparsity, d.sparsity)
     }
+
+    /// Every key, with the defaults that depend on other keys resolved (the weight
+    /// decay of norms and biases per model, the structure per strategy).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        var resolvedOptimizer = optimizer
+        resolvedOptimizer.decayNormsAndBiases = decaysNormsAndBiases
+        try c.encode(name, forKey: .name); try c.encode(seed, forKey: .seed); try c.encode(data, forKey: .data)
+        try c.encode(model, forKey: .model); try c.encode(resolvedOptimizer, forKey: .optimizer)
+        try c.encode(schedule, forKey: .schedule); try c.encode(training, forKey: .training)
+        try c.encode(output, forKey: .output); try c.encode(sparsity, forKey: .sparsity)
+    }
+
+    /// Equal when they run the same (a default left out equals the value it resolves to).
+    public static func == (a: ExperimentConfig, b: ExperimentConfig) -> Bool {
+        var a = a, b = b
+        a.optimizer.decayNormsAndBiases = a.decaysNormsAndBiases
+        b.optimizer.decayNormsAndBiases = b.decaysNormsAndBiases
+        return a.name == b.name && a.seed == b.seed && a.data == b.data && a.model == b.model
+            && a.optimizer == b.optimizer && a.schedule == b.schedule && a.training == b.training
+            && a.output == b.output && a.sparsity == b.sparsity
+    }
+
+    /// `optimizer.decay_norms_and_biases`, or the model's default when it is left out.
+    public var decaysNormsAndBiases: Bool { optimizer.decayNormsAndBiases ?? (model.name != "vit") }
 }
 
 public struct AugmentationConfig: Codable, Equatable {
@@ -80,15 +106,73 @@ public struct ModelConfig: Codable, Equatable {
     public var widthMultiplier = 1.0
     /// Dropout probability (`mlp`, `wrn-22-2`).
     public var dropout = 0.0
+    /// `vit` only: the transformer's shape.
+    public var vit = VisionTransformerConfig()
     public init() {}
     enum CodingKeys: String, CodingKey {
-        case name, hidden, dropout
+        case name, hidden, dropout, vit
         case widthMultiplier = "width_multiplier"
     }
     public init(from decoder: Decoder) throws {
         let f = Fields(decoder, CodingKeys.self), d = ModelConfig()
         name = f(.name, d.name); hidden = f(.hidden, d.hidden)
         widthMultiplier = f(.widthMultiplier, d.widthMultiplier); dropout = f(.dropout, d.dropout)
+        vit = f(.vit, d.vit)
+    }
+}
+
+/// `model.vit`: a vision transformer's shape (docs/algorithms.md §7).
+public struct VisionTransformerConfig: Codable, Equatable {
+    /// Side of the square patches; must divide the image size.
+    public var patchSize = 7
+    /// Transformer blocks.
+    public var depth = 4
+    /// Token width.
+    public var width = 64
+    /// Attention heads; must divide `width`.
+    public var heads = 4
+    /// MLP hidden width as a multiple of `width`.
+    public var mlpRatio = 2.0
+    /// Dropout after the embedding, the attention output and in the MLP.
+    public var dropout = 0.0
+    /// Dropout on the attention weights.
+    public var attentionDropout = 0.0
+    /// GELU's tanh approximation instead of the exact erf form.
+    public var approximateGELU = false
+    public init() {}
+    enum CodingKeys: String, CodingKey {
+        case depth, width, heads, dropout
+        case patchSize = "patch_size", mlpRatio = "mlp_ratio", attentionDropout = "attention_dropout"
+        case approximateGELU = "approximate_gelu"
+    }
+    public init(from decoder: Decoder) throws {
+        let f = Fields(decoder, CodingKeys.self), d = VisionTransformerConfig()
+        patchSize = f(.patchSize, d.patchSize); depth = f(.depth, d.depth); width = f(.width, d.width)
+        heads = f(.heads, d.heads); mlpRatio = f(.mlpRatio, d.mlpRatio); dropout = f(.dropout, d.dropout)
+        attentionDropout = f(.attentionDropout, d.attentionDropout); approximateGELU = f(.approximateGELU, d.approximateGELU)
+    }
+
+    /// Every problem, keys under `model.vit`.
+    func problems() -> [String] {
+        var p: [String] = []
+        if patchSize < 1 { p.append("model.vit.patch_size: must be positive, got \(patchSize)") }
+        if depth < 1 { p.append("model.vit.depth: must be positive, got \(depth)") }
+        if width < 1 { p.append("model.vit.width: must be positive, got \(width)") }
+        if heads < 1 || (width > 0 && width % max(heads, 1) != 0) {
+            p.append("model.vit.heads: must be positive and divide model.vit.width (\(width)), got \(heads)")
+        }
+        if !(mlpRatio > 0) { p.append("model.vit.mlp_ratio: must be positive, got \(mlpRatio)") }
+        if !(dropout >= 0 && dropout < 1) { p.append("model.vit.dropout: must be in [0, 1), got \(dropout)") }
+        if !(attentionDropout >= 0 && attentionDropout < 1) {
+            p.append("model.vit.attention_dropout: must be in [0, 1), got \(attentionDropout)")
+        }
+        return p
+    }
+
+    var options: VisionTransformerOptions {
+        VisionTransformerOptions(patchSize: patchSize, depth: depth, width: width, heads: heads, mlpRatio: mlpRatio,
+                                 dropout: Float(dropout), attentionDropout: Float(attentionDropout),
+                                 approximateGELU: approximateGELU)
     }
 }
 
@@ -107,16 +191,25 @@ public struct OptimizerConfig: Codable, Equatable {
     public var betas = [0.9, 0.999]
     /// AdamW ε.
     public var eps = 1e-8
+    /// Whether weight decay applies to biases and norm scales and shifts; nil (left
+    /// out) means the model's default: false for `vit` (as ViT recipes do), true for
+    /// the others (as their recipes do). Embeddings are never decayed.
+    public var decayNormsAndBiases: Bool?
+    /// Clip the gradient to this global L2 norm before each step (0: off).
+    public var gradClipNorm = 0.0
     public init() {}
     enum CodingKeys: String, CodingKey {
         case name, lr, momentum, nesterov, betas, eps
-        case weightDecay = "weight_decay"
+        case weightDecay = "weight_decay", decayNormsAndBiases = "decay_norms_and_biases"
+        case gradClipNorm = "grad_clip_norm"
     }
     public init(from decoder: Decoder) throws {
         let f = Fields(decoder, CodingKeys.self), d = OptimizerConfig()
         name = f(.name, d.name); lr = f(.lr, d.lr); momentum = f(.momentum, d.momentum)
         nesterov = f(.nesterov, d.nesterov); weightDecay = f(.weightDecay, d.weightDecay)
         betas = f(.betas, d.betas); eps = f(.eps, d.eps)
+        decayNormsAndBiases = f(.decayNormsAndBiases, d.decayNormsAndBiases)
+        gradClipNorm = f(.gradClipNorm, d.gradClipNorm)
     }
 }
 

@@ -170,6 +170,7 @@ public struct ExperimentRun {
         let trainer = Trainer(model: model, optimizer: config.makeOptimizer(parameters),
                               loss: CrossEntropy(labelSmoothing: Float(config.training.labelSmoothing)),
                               schedule: config.makeSchedule(stepsPerEpoch: stepsPerEpoch), sparse: sparse)
+        trainer.gradientClipNorm = Float(config.optimizer.gradClipNorm)
         let scoringBatches = sparse.settings.strategy.initialScoringBatches
         if scoringBatches > 0 {
             var scoringRNG = master.split()

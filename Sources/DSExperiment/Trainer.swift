@@ -30,6 +30,8 @@ public final class Trainer {
     public let sparse: SparseModel?
     /// Optimizer steps taken so far.
     public private(set) var step = 0
+    /// Clip the gradient to this global norm before each optimizer step (0: off).
+    public var gradientClipNorm: Float = 0
 
     public init(model: Sequential, optimizer: Optimizer, loss: CrossEntropy, schedule: LearningRateSchedule,
                 sparse: SparseModel? = nil) {
@@ -58,6 +60,7 @@ public final class Trainer {
         sparse?.prepareBackward(forStep: step + 1)   // sparse kernels: dense weight gradient or not
         _ = model.backward(result.gradient)
         sparse?.prepareGradients(forStep: step + 1)
+        if gradientClipNorm > 0 { optimizer.clipGradientNorm(maximum: gradientClipNorm) }
         optimizer.step(learningRate: Float(schedule.learningRate(atStep: step)))
         step += 1
         let updates = sparse?.afterStep(step, rng: &sparsityRNG) ?? []

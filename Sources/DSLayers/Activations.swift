@@ -1,3 +1,4 @@
+import Foundation
 import DSCore
 
 /// `y = max(x, 0)`; backward passes the gradient where `y > 0`.
@@ -54,6 +55,61 @@ public final class Dropout: Layer {
         precondition(mask.count == dy.count, "Dropout.backward: gradient size \(dy.count) vs mask \(mask.count)")
         var dx = dy
         for i in 0..<dx.count { dx.storage[i] *= mask[i] }
+        return dx
+    }
+}
+
+/// GELU (Hendrycks & Gimpel 2016): `y = x·Φ(x)`, `Φ` the standard normal CDF,
+/// `Φ(x) = (1 + erf(x/√2))/2`, with `dy/dx = Φ(x) + x·φ(x)`. `approximate` uses the
+/// tanh form `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` and its derivative.
+public final class GELU: Layer {
+    public let approximate: Bool
+    private var input = Tensor(shape: [0])
+    public init(approximate: Bool = false) { self.approximate = approximate }
+
+    static let tanhScale = Float((2 / Double.pi).squareRoot())
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var y = x
+        let approximate = approximate
+        y.storage.withUnsafeMutableBufferPointer { p in
+            Parallel.forRanges(p.count, work: p.count * 20) { range in
+                for i in range {
+                    let v = p[i]
+                    p[i] = approximate
+                        ? 0.5 * v * (1 + tanhf(Self.tanhScale * (v + 0.044715 * v * v * v)))
+                        : 0.5 * v * (1 + erff(v * 0.70710678118654752))
+                }
+            }
+        }
+        if training { input = x }
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        precondition(dy.shape == input.shape, "GELU.backward: gradient \(dy.shape) vs input \(input.shape)")
+        var dx = dy
+        let approximate = approximate
+        dx.storage.withUnsafeMutableBufferPointer { pd in
+            input.storage.withUnsafeBufferPointer { px in
+                Parallel.forRanges(pd.count, work: pd.count * 24) { range in
+                    for i in range {
+                        let v = px[i]
+                        let slope: Float
+                        if approximate {
+                            let u = Self.tanhScale * (v + 0.044715 * v * v * v)
+                            let t = tanhf(u)
+                            slope = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * Self.tanhScale * (1 + 3 * 0.044715 * v * v)
+                        } else {
+                            let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
+                            let pdf = expf(-0.5 * v * v) * 0.39894228040143268
+                            slope = cdf + v * pdf
+                        }
+                        pd[i] *= slope
+                    }
+                }
+            }
+        }
         return dx
     }
 }

@@ -17,4 +17,9 @@ public enum Initializer {
         for i in 0..<t.count { t.storage[i] = (rng.uniformFloat() * 2 - 1) * bound }
         return t
     }
+
+    /// Xavier (Glorot) uniform: `U(−a, a)`, `a = sqrt(6 / (fanIn + fanOut))`.
+    public static func xavierUniform(shape: [Int], fanIn: Int, fanOut: Int, rng: inout Xoshiro256) -> Tensor {
+        uniform(shape: shape, bound: (6 / Float(fanIn + fanOut)).squareRoot(), rng: &rng)
+    }
 }

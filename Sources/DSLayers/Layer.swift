@@ -8,6 +8,9 @@ public enum ParameterRole: String, Sendable {
     case bias
     /// A normalisation scale or shift (always dense).
     case normalization
+    /// A learned embedding such as a transformer's class token or position embedding:
+    /// dense and never weight-decayed.
+    case embedding
 }
 
 /// A trainable tensor and the gradient accumulated into it by `backward`.
@@ -31,6 +34,9 @@ public final class Parameter {
     /// True when a sparse kernel also wrote the dense `gradient` in the last backward
     /// (the steps whose mask update reads it); `zeroGradients` then clears it.
     public var holdsDenseGradient = false
+    /// Whether the optimizer's weight decay applies (embeddings: never; biases and
+    /// norms: as `optimizer.decay_norms_and_biases` says).
+    public var decays: Bool
 
     public init(name: String, role: ParameterRole, value: Tensor,
                 matrixShape: (rows: Int, columns: Int)? = nil) {
@@ -39,6 +45,7 @@ public final class Parameter {
         self.value = value
         self.gradient = Tensor(shape: value.shape)
         self.matrixShape = matrixShape ?? (1, value.count)
+        decays = role != .embedding
         precondition(self.matrixShape.rows * self.matrixShape.columns == value.count,
                      "Parameter \(name): matrix view \(self.matrixShape) does not cover \(value.shape)")
     }

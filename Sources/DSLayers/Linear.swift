@@ -1,6 +1,8 @@
 import DSCore
 
-/// Fully connected layer: `y[N, out] = x[N, in] · Wᵀ + b`, `W` stored `[out, in]`.
+/// Fully connected layer: `y[N, out] = x[N, in] · Wᵀ + b`, `W` stored `[out, in]`. An
+/// input of higher rank `[..., in]` has its leading dimensions folded into `N` (a token
+/// sequence `[N, T, D]` is `N·T` rows) and gives `[..., out]`.
 public final class Linear: Layer {
     public let inputFeatures: Int
     public let outputFeatures: Int
@@ -44,10 +46,10 @@ public final class Linear: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank == 2 && x.shape[1] == inputFeatures,
+        precondition(x.rank >= 2 && x.shape.last == inputFeatures,
                      "Linear(\(inputFeatures)→\(outputFeatures)) got input \(x.shape)")
-        let n = x.shape[0]
-        var y = Tensor(uninitializedShape: [n, outputFeatures])
+        let n = x.count / inputFeatures
+        var y = Tensor(uninitializedShape: x.shape.dropLast() + [outputFeatures])
         let biasValues = bias?.value.storage ?? []
         x.storage.withUnsafeBufferPointer { px in
             biasValues.withUnsafeBufferPointer { pb in
@@ -62,9 +64,10 @@ public final class Linear: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let n = dy.shape[0]
-        precondition(input.shape == [n, inputFeatures], "Linear.backward without a matching forward")
-        var dx = Tensor(uninitializedShape: computesInputGradient ? [n, inputFeatures] : [0])
+        let n = dy.count / outputFeatures
+        precondition(input.count == n * inputFeatures && input.shape.dropLast() == dy.shape.dropLast(),
+                     "Linear.backward without a matching forward")
+        var dx = Tensor(uninitializedShape: computesInputGradient ? input.shape : [0])
         dy.storage.withUnsafeBufferPointer { pdy in
             let gradOut = view(pdy.baseAddress!, outputFeatures, n)
             input.storage.withUnsafeBufferPointer { px in

@@ -19,8 +19,37 @@ public struct ModelOptions: Equatable, Sendable {
     public var widthMultiplier: Double
     /// Dropout probability (`mlp` between hidden layers, `wrn-22-2` inside blocks).
     public var dropout: Float
-    public init(hidden: [Int] = [300, 100], widthMultiplier: Double = 1, dropout: Float = 0) {
-        self.hidden = hidden; self.widthMultiplier = widthMultiplier; self.dropout = dropout
+    /// `vit` only.
+    public var vit: VisionTransformerOptions
+    public init(hidden: [Int] = [300, 100], widthMultiplier: Double = 1, dropout: Float = 0,
+                vit: VisionTransformerOptions = VisionTransformerOptions()) {
+        self.hidden = hidden; self.widthMultiplier = widthMultiplier; self.dropout = dropout; self.vit = vit
+    }
+}
+
+/// The shape of a vision transformer (`model.vit`).
+public struct VisionTransformerOptions: Equatable, Sendable {
+    /// Side of the square, non-overlapping patches; must divide the image size.
+    public var patchSize: Int
+    /// Transformer blocks.
+    public var depth: Int
+    /// Token width `D`.
+    public var width: Int
+    /// Attention heads; must divide `width`.
+    public var heads: Int
+    /// MLP hidden width as a multiple of `width`.
+    public var mlpRatio: Double
+    /// Dropout after the embedding, the attention output and in the MLP.
+    public var dropout: Float
+    /// Dropout on the attention weights.
+    public var attentionDropout: Float
+    /// GELU's tanh approximation instead of the exact erf form.
+    public var approximateGELU: Bool
+    public init(patchSize: Int = 7, depth: Int = 4, width: Int = 64, heads: Int = 4, mlpRatio: Double = 2,
+                dropout: Float = 0, attentionDropout: Float = 0, approximateGELU: Bool = false) {
+        self.patchSize = patchSize; self.depth = depth; self.width = width; self.heads = heads
+        self.mlpRatio = mlpRatio; self.dropout = dropout; self.attentionDropout = attentionDropout
+        self.approximateGELU = approximateGELU
     }
 }
 
@@ -52,6 +81,7 @@ public enum ModelRegistry {
         "resnet32": { input, options, rng in cifarResNet(blocksPerStage: 5, input, options, &rng) },
         "resnet18": { input, options, rng in resnet18(input, options, &rng) },
         "wrn-22-2": { input, options, rng in wideResNet(depth: 22, widen: 2, input, options, &rng) },
+        "vit": { input, options, rng in visionTransformer(input, options.vit, &rng) },
     ]
 
     /// Smallest image side a model accepts (others take any size).
@@ -69,6 +99,12 @@ public enum ModelRegistry {
         if let minimum = minimumImageSize[name], min(input.height, input.width) < minimum {
             throw ModelInputError(message: "model \(name) needs images of at least \(minimum)x\(minimum), "
                                   + "the dataset has \(input.height)x\(input.width)")
+        }
+        if name == "vit" {
+            let p = options.vit.patchSize
+            guard p > 0, input.height % p == 0, input.width % p == 0 else {
+                throw ModelInputError(message: "model.vit.patch_size: \(p) does not divide the \(input.height)x\(input.width) images")
+            }
         }
         let model = builder(input, options, &rng)
         // Nothing upstream of the first weight layer needs its input gradient.
@@ -190,5 +226,35 @@ public enum ModelRegistry {
         layers += [("bn", BatchNorm(features: inWidth, fusedReLU: true)), ("avgpool", GlobalAvgPool()),
                    ("fc", Linear(inputFeatures: inWidth, outputFeatures: input.classes, rng: &rng))]
         return Sequential(named: layers)
+    }
+
+    /// A vision transformer (Dosovitskiy et al. 2021), pre-norm: `p × p` patches →
+    /// Linear patch embedding → class token and position embedding (→ dropout) →
+    /// `depth` transformer blocks → LayerNorm → the class token → the classifier. Its
+    /// Linear layers start Xavier-uniform with zero biases (as common ViT code does).
+    static func visionTransformer(_ input: ModelInput, _ o: VisionTransformerOptions,
+                                  _ rng: inout Xoshiro256) -> Sequential {
+        let tokens = (input.height / o.patchSize) * (input.width / o.patchSize)
+        var layers: [(String, Layer)] = [
+            ("patches", PatchTokens(patchSize: o.patchSize)),
+            ("patch_embed", Linear(inputFeatures: input.channels * o.patchSize * o.patchSize, outputFeatures: o.width, rng: &rng)),
+            ("embed", ClassTokenAndPosition(tokens: tokens, width: o.width, rng: &rng)),
+        ]
+        if o.dropout > 0 { layers.append(("embed_drop", Dropout(probability: o.dropout, rng: &rng))) }
+        let blocks = (0..<o.depth).map { i in
+            (String(i), TransformerBlock(width: o.width, heads: o.heads, mlpRatio: o.mlpRatio, dropout: o.dropout,
+                                         attentionDropout: o.attentionDropout, approximateGELU: o.approximateGELU,
+                                         rng: &rng) as Layer)
+        }
+        layers += [("blocks", Sequential(named: blocks)), ("norm", LayerNorm(features: o.width)),
+                   ("pool", ClassTokenPool()),
+                   ("head", Linear(inputFeatures: o.width, outputFeatures: input.classes, rng: &rng))]
+        let model = Sequential(named: layers)
+        for case let linear as Linear in model.namedLayers().map(\.layer) {
+            linear.weight.value = Initializer.xavierUniform(shape: linear.weight.value.shape, fanIn: linear.inputFeatures,
+                                                            fanOut: linear.outputFeatures, rng: &rng)
+            linear.bias?.value.zero()
+        }
+        return model
     }
 }

@@ -46,6 +46,14 @@ extension ModelRegistry {
         case "wrn-22-2":
             return residual(stem: width(16), widths: [32, 64, 128].map(width), blocks: [3, 3, 3],
                             strides: [1, 2, 2], channels: c, pixels: pixels, classes: classes)
+        case "vit":
+            let o = options.vit, d = Double(o.width), p = Double(max(o.patchSize, 1))
+            let tokens = (pixels / (p * p)).rounded(.down) + 1, hidden = (d * o.mlpRatio).rounded()
+            let block = 4 * (d * d + d) + (d + 1) * hidden + (hidden + 1) * d + 4 * d
+            let parameters = (c * p * p + 1) * d + (tokens + 1) * d + Double(o.depth) * block + 2 * d + (d + 1) * classes
+            // Per block: norms, projections, attention weights per head, the MLP.
+            let perBlock = tokens * (10 * d + 3 * hidden) + Double(o.heads) * tokens * tokens * 2
+            return ModelSize(parameters: parameters, activationsPerSample: c * pixels + tokens * d * 2 + Double(o.depth) * perBlock)
         default:
             return nil
         }

@@ -24,7 +24,8 @@ public protocol Optimizer: AnyObject {
     func zeroState(parameter index: Int, at positions: [Int])
 }
 
-/// SGD with momentum, optional Nesterov and L2 weight decay (PyTorch semantics):
+/// SGD with momentum, optional Nesterov and L2 weight decay (PyTorch semantics; decay
+/// only on parameters with `decays`):
 /// `g ← ∇ + λw`, `b ← μb + g`, `w ← w − η·(g + μb)` (Nesterov) or `w − η·b`.
 public final class SGD: Optimizer {
     public let parameters: [Parameter]
@@ -55,8 +56,9 @@ public final class SGD: Optimizer {
     }
 
     public func step(learningRate lr: Float) {
-        let mu = momentum, wd = weightDecay, nesterov = nesterov
+        let mu = momentum, nesterov = nesterov
         for (i, p) in parameters.enumerated() {
+            let wd = p.decays ? weightDecay : 0
             p.value.storage.withUnsafeMutableBufferPointer { w in
                 velocity[i].storage.withUnsafeMutableBufferPointer { b in
                     // One loop per variant, so the element loop carries no branch.
@@ -81,7 +83,8 @@ public final class SGD: Optimizer {
     }
 }
 
-/// AdamW (Loshchilov & Hutter 2019): decoupled weight decay `w ← w − ηλw`, then
+/// AdamW (Loshchilov & Hutter 2019): decoupled weight decay `w ← w − ηλw` (on
+/// parameters with `decays`), then
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `w ← w − η·m̂/(sqrt(v̂) + ε)` with bias
 /// correction `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`.
 public final class AdamW: Optimizer {
@@ -118,10 +121,11 @@ public final class AdamW: Optimizer {
 
     public func step(learningRate lr: Float) {
         stepCount += 1
-        let b1 = beta1, b2 = beta2, eps = epsilon, decay = 1 - lr * weightDecay
+        let b1 = beta1, b2 = beta2, eps = epsilon
         let c1 = 1 / (1 - Float(Double(b1).power(stepCount)))
         let c2 = 1 / (1 - Float(Double(b2).power(stepCount)))
         for (i, p) in parameters.enumerated() {
+            let decay = p.decays ? 1 - lr * weightDecay : 1
             p.value.storage.withUnsafeMutableBufferPointer { w in
                 firstMoment[i].storage.withUnsafeMutableBufferPointer { m in
                     secondMoment[i].storage.withUnsafeMutableBufferPointer { v in
@@ -170,5 +174,31 @@ extension Double {
         var result = 1.0, base = self, e = n
         while e > 0 { if e & 1 == 1 { result *= base }; base *= base; e >>= 1 }
         return result
+    }
+}
+
+extension Optimizer {
+    /// Gradient clipping by global norm: when `‖g‖₂` over every parameter's stepped
+    /// gradient (the active gradient of a layer on sparse kernels, the masked dense
+    /// gradient otherwise — what the optimizer will use) exceeds `maximum`, every gradient
+    /// is scaled by `maximum / ‖g‖₂`. Returns the norm before clipping.
+    @discardableResult
+    public func clipGradientNorm(maximum: Float) -> Float {
+        var sum = 0.0
+        for p in parameters {
+            let g = p.activePositions != nil ? p.activeGradient : p.gradient.storage
+            for x in g { sum += Double(x) * Double(x) }
+        }
+        let norm = Float(sum.squareRoot())
+        guard norm > maximum, norm > 0 else { return norm }
+        let factor = maximum / norm
+        for p in parameters {
+            if p.activePositions != nil {
+                for i in p.activeGradient.indices { p.activeGradient[i] *= factor }
+            } else {
+                for i in p.gradient.storage.indices { p.gradient.storage[i] *= factor }
+            }
+        }
+        return norm
     }
 }

@@ -9,7 +9,9 @@ import Testing
     func buildsAndRuns(name: String) throws {
         var rng = Xoshiro256(seed: 1)
         let input = ModelInput(channels: 3, height: 16, width: 16, classes: 7)
-        let options = ModelOptions(hidden: [16, 8], widthMultiplier: name == "resnet18" ? 0.25 : 0.5, dropout: 0.1)
+        let options = ModelOptions(hidden: [16, 8], widthMultiplier: name == "resnet18" ? 0.25 : 0.5, dropout: 0.1,
+                                   vit: VisionTransformerOptions(patchSize: 4, depth: 2, width: 16, heads: 2, mlpRatio: 2,
+                                                                 dropout: 0.1, attentionDropout: 0.1))
         let model = try ModelRegistry.build(name, input: input, options: options, rng: &rng)
         let x = randomTensor([3, 2, 16, 16], seed: 2)
         let y = model.forward(x, training: true)
