@@ -38,9 +38,11 @@ import Testing
         return out
     }
 
-    /// (rows, columns): a linear layer and a conv layer's `[out, in·k·k]` view (54 is
-    /// not a multiple of 4, so N:M rows end in a short group).
-    static let shapes = [(rows: 12, columns: 40), (rows: 8, columns: 3 * 3 * 6)]
+    /// (rows, columns): a linear layer, a conv layer's `[out, in·k·k]` view (54 is not
+    /// a multiple of 4, so N:M rows end in a short group), and a small ViT's attention
+    /// projection (`D × D`) and MLP layers (`2D × D`, `D × 2D`).
+    static let shapes = [(rows: 12, columns: 40), (rows: 8, columns: 3 * 3 * 6),
+                         (rows: 32, columns: 32), (rows: 64, columns: 32), (rows: 32, columns: 64)]
 
     /// The budget a layer gets: `floor(N · (1 − s))`, N:M's own density for N:M.
     func budget(_ c: Case, rows: Int, columns: Int, sparsity: Double) -> Int {

@@ -33,6 +33,34 @@ import Testing
         #expect(abs(p.value.storage[0] - -0.5) < 1e-6)
     }
 
+    @Test func parametersThatDoNotDecayKeepTheirValue() {
+        // Zero gradients: only weight decay could move a weight.
+        for decays in [true, false] {
+            let a = parameter([1, -2], [0, 0]), b = parameter([1, -2], [0, 0])
+            a.decays = decays; b.decays = decays
+            SGD(parameters: [a], momentum: 0, weightDecay: 0.5).step(learningRate: 0.1)
+            AdamW(parameters: [b], weightDecay: 0.5).step(learningRate: 0.1)
+            #expect(a.value.storage == (decays ? [0.95, -1.9] : [1, -2]))
+            #expect(b.value.storage == (decays ? [0.95, -1.9] : [1, -2]))
+        }
+        #expect(!Parameter(name: "pos", role: .embedding, value: Tensor(shape: [2])).decays)
+    }
+
+    /// Global norm over a dense gradient (3, 4) and the active gradient (12) of a
+    /// parameter on a sparse kernel: 13, so clipping to 1 scales both by 1/13.
+    @Test func gradientClippingUsesTheSteppedGradients() {
+        let dense = parameter([0, 0], [3, 4])
+        let sparse = parameter([0, 0, 0], [100, 0, 100])   // masked-out values must not count
+        sparse.activePositions = [1]
+        sparse.activeGradient = [12]
+        let sgd = SGD(parameters: [dense, sparse], momentum: 0)
+        #expect(sgd.clipGradientNorm(maximum: 1) == 13)
+        #expect(abs(dense.gradient.storage[0] - 3 / 13) < 1e-6 && abs(dense.gradient.storage[1] - 4 / 13) < 1e-6)
+        #expect(abs(sparse.activeGradient[0] - 12 / 13) < 1e-6)
+        #expect(sgd.clipGradientNorm(maximum: 2) < 1.0001, "below the maximum nothing changes")
+        #expect(abs(sparse.activeGradient[0] - 12 / 13) < 1e-6)
+    }
+
     @Test func adamWFirstStepIsSignedLearningRate() {
         let p = parameter([1, 1], [0.3, -2])
         let adam = AdamW(parameters: [p], weightDecay: 0.1)
