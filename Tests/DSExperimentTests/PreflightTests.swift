@@ -111,7 +111,8 @@ import Testing
     func sizeEstimatesMatchTheBuiltModels(name: String) throws {
         for input in [ModelInput(channels: 1, height: 28, width: 28, classes: 10),
                       ModelInput(channels: 3, height: 32, width: 32, classes: 10)] {
-            let options = ModelOptions(widthMultiplier: 0.5)
+            // Patches of 4 fit both image sizes.
+            let options = ModelOptions(widthMultiplier: 0.5, vit: VisionTransformerOptions(patchSize: 4))
             var rng = Xoshiro256(seed: 1)
             let model = try ModelRegistry.build(name, input: input, options: options, rng: &rng)
             let built = model.namedParameters().reduce(0) { $0 + $1.parameter.value.count }
