@@ -116,6 +116,7 @@ public struct Checkpoint {
                           accumulatedGradient: passes > 0 ? try need("accumulated:" + layer.name, count: count) : [],
                           accumulatedPasses: passes)
         }
+        sparse.chooseKernelsForRestoredMasks()
         func generator(_ key: String) throws -> Xoshiro256 {
             guard let w = header.generators[key], w.count == 4 else {
                 throw RunError("\(source): checkpoint lacks the \(key) generator state")

@@ -23,6 +23,9 @@ public enum RunEvent {
     case started(folder: String, parameters: Int, trainSamples: Int, testSamples: Int)
     /// Once, after `started`: which kernel each masked layer trains through.
     case kernels([KernelChoice])
+    /// After a mask update that moved layers between the dense and the sparse kernel
+    /// (`sparse_kernels: auto` with gradual pruning): the step and the new choices.
+    case kernelSwitch(step: Int, [KernelChoice])
     /// Within an epoch, after every batch.
     case batch(BatchProgress)
     /// After an epoch: the row written to `metrics.csv`.
@@ -238,6 +241,7 @@ public struct ExperimentRun {
                                            onMaskUpdate: { step, updates in
                 sparsity = SparsityStatistics(session.sparse).sparsity
                 overlaps.append(SparsityStatistics.maskOverlap(updates))
+                if !session.sparse.lastKernelSwitches.isEmpty { events(.kernelSwitch(step: step, session.sparse.lastKernelSwitches)) }
                 for u in updates {
                     do {
                         try layerTable.append(layerRow(LayerStatistics(u.layer, structure: session.sparse.settings.strategy.structure,

@@ -16,6 +16,9 @@ public final class ProgressPrinter {
             let sparse = choices.filter(\.sparse).count
             emit("kernels: \(sparse) of \(choices.count) sparse layers on sparse kernels")
             for c in choices { emit("  \(c.description)") }
+        case let .kernelSwitch(step, choices):
+            if live { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+            for c in choices { emit("step \(step): \(c.description)") }
         case let .batch(p):
             guard live, p.done == p.total || Date().timeIntervalSince(lastDraw) > 0.2 else { return }
             lastDraw = Date()

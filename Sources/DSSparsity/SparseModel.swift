@@ -185,6 +185,28 @@ public final class SparseModel {
         }
     }
 
+    /// Under `sparse_kernels: auto`, moves `layer` to the kernel its present density
+    /// calls for (gradual pruning crosses the crossover as it prunes); returns the new
+    /// choice when the kernel changed.
+    private func rechooseKernel(_ layer: SparseLayer) -> KernelChoice? {
+        guard settings.kernels == .auto, layer.mask != nil, layer.owner != nil,
+              let index = kernelChoices.firstIndex(where: { $0.layer == layer.name }) else { return nil }
+        let choice = KernelChoice(layer: layer, mode: settings.kernels)
+        guard choice.sparse != (layer.kernel != nil) else { return nil }
+        layer.useSparseKernel(choice.sparse)
+        kernelChoices[index] = choice
+        return choice
+    }
+
+    /// After a checkpoint's masks are restored: each layer on the kernel its restored
+    /// density calls for, as the run that wrote the checkpoint had it.
+    public func chooseKernelsForRestoredMasks() {
+        for layer in layers { _ = rechooseKernel(layer) }
+    }
+
+    /// The kernel changes the last `afterStep` made (`sparse_kernels: auto` only).
+    public private(set) var lastKernelSwitches: [KernelChoice] = []
+
     /// SNIP (docs/algorithms.md §3.5): replaces every masked layer's full initial mask
     /// by the structure's selection of the largest connection sensitivities
     /// `|w · g|` (`gradients[i]` is layer `i`'s summed gradient, `[nOut · fanIn]`),
@@ -279,6 +301,7 @@ public final class SparseModel {
     /// no update ran); the caller zeroes optimizer state at dropped and grown positions.
     public func afterStep(_ step: Int, rng: inout Xoshiro256) -> MaskUpdates {
         for layer in layers where layer.kernel == nil { mask(layer) }
+        lastKernelSwitches = []
         guard settings.strategy.isDynamic, settings.schedule.isUpdate(afterStep: step) else { return [] }
         let fraction = settings.strategy.usesDropFraction ? settings.schedule.dropFraction(atStep: step) : 0
         let progress = settings.schedule.pruningProgress(atStep: step)
@@ -301,6 +324,9 @@ public final class SparseModel {
             }
             for i in change.dropped { layer.parameter.value.storage[i] = 0 }
             layer.kernel?.update(mask: result.mask)
+            if change.dropped.count != change.grown.count, let switched = rechooseKernel(layer) {
+                lastKernelSwitches.append(switched)
+            }
             layer.accumulatedGradient = []
             layer.accumulatedPasses = 0
             updates.append((layer, change, fraction))

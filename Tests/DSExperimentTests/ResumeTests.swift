@@ -8,7 +8,9 @@ import Testing
 @Suite(.serialized) struct ResumeTests {
     var dst: String { DSTProcess.path }
 
-    func config(root: String, name: String, kernels: String = "auto") -> String {
+    static let srigl = "{strategy: srigl, sparsity: 0.8, distribution: uniform, update_interval: 7, grad_accumulation: 2, srigl: {gamma_sal: 0.9}}"
+
+    func config(root: String, name: String, kernels: String = "auto", sparsity: String = srigl) -> String {
         """
         name: \(name)
         seed: 5
@@ -18,7 +20,7 @@ import Testing
         schedule: {name: cosine}
         training: {epochs: 4, batch_size: 16, threads: 1, sparse_kernels: \(kernels)}
         output: {root: \(root)/results}
-        sparsity: {strategy: srigl, sparsity: 0.8, distribution: uniform, update_interval: 7, grad_accumulation: 2, srigl: {gamma_sal: 0.9}}
+        sparsity: \(sparsity)
         """
     }
 
@@ -74,6 +76,32 @@ import Testing
         // A changed config is refused, naming what differs.
         let refused = try dst(["run", "\(root)/killed.yaml", "--resume", "--set", "training.epochs=5"])
         #expect(refused.status != 0 && refused.stderr.contains("training.epochs: 4 → 5"))
+    }
+
+    /// Gradual pruning under `auto`: the layers move to sparse kernels once pruned
+    /// below the crossover (24 steps, pruning after steps 2, 4, …, 16 to 90%: density
+    /// 0.32 after step 6, 0.23 after step 8). Killed after step 9 (the epoch-1
+    /// checkpoint still on dense kernels) and after step 20 (the epoch-3 checkpoint on
+    /// sparse ones), the resumed run picks the kernels from the restored masks and ends
+    /// with the uninterrupted run's CSV files.
+    @Test func gradualPruningSwitchesKernelsAndResumesOnThem() throws {
+        guard FileManager.default.isExecutableFile(atPath: dst) else { return }
+        let root = Fixtures.temporaryDirectory("resume-gmp")
+        Fixtures.writeIDXDataset(root: root + "/data", train: 96, test: 32)
+        let gmp = "{strategy: gmp, sparsity: 0.9, distribution: uniform, update_interval: 2}"
+        for name in ["straight", "killed"] {
+            try config(root: root, name: name, sparsity: gmp).write(toFile: "\(root)/\(name).yaml", atomically: true, encoding: .utf8)
+        }
+        let straight = try DSTProcess.run(["run", "\(root)/straight.yaml"])
+        #expect(straight.status == 0)
+        #expect(straight.stdout.contains("kernels: 0 of 2 sparse layers on sparse kernels"), "\(straight.stdout)")
+        #expect(straight.stdout.contains("step 8: fc1: sparse (csr)"), "\(straight.stdout)")
+        #expect(try dst(["run", "\(root)/killed.yaml", "--kill-after-steps", "9"]).signalled)
+        #expect(try dst(["run", "\(root)/killed.yaml", "--resume", "--kill-after-steps", "20"]).signalled)
+        #expect(try dst(["resume", "\(root)/results/killed"]).status == 0)
+        #expect(try rows("\(root)/results/killed/metrics.csv", dropping: "epoch_seconds")
+                == rows("\(root)/results/straight/metrics.csv", dropping: "epoch_seconds"))
+        #expect(try rows("\(root)/results/killed/sparsity.csv") == rows("\(root)/results/straight/sparsity.csv"))
     }
 
     @Test func aDamagedCheckpointIsRefused() throws {
