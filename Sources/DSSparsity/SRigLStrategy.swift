@@ -83,7 +83,7 @@ public struct SRigLStrategy: SparsityScheduler {
         //      the nKeep largest nonzero |w|, cut any row above the new fan-in to its
         //      largest |w|, and fill every active row to exactly the new fan-in by |g|.
         let counts = isAblated.map { $0 ? 0 : fanIn }
-        let next = layer.dropAndGrow(in: structure, counts: counts) { free, count in
+        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep) { free, count in
             Selection.largestSet(count, of: free, score: gradient)
         }.mask
         return LayerUpdateResult(mask: next, ablatedRows: ablated)

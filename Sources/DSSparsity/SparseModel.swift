@@ -308,8 +308,8 @@ public final class SparseModel {
         var updates: MaskUpdates = []
         for layer in layers {
             guard let mask = layer.mask else { continue }
-            let gradient = layer.accumulatedPasses > 0
-                ? layer.accumulatedGradient.map { $0 / Float(layer.accumulatedPasses) }
+            let gradient = layer.accumulatedPasses == 1 ? layer.accumulatedGradient
+                : layer.accumulatedPasses > 1 ? layer.accumulatedGradient.map { $0 / Float(layer.accumulatedPasses) }
                 : [Float](repeating: 0, count: mask.active.count)
             let input = LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
                                          denseGradient: gradient, budget: layer.density.budget,

@@ -26,10 +26,16 @@ public struct LayerUpdateInput {
     /// `(nKeep, nDrop)` for this update (docs/algorithms.md §3): `nDrop = floor(f·n)`, and `nKeep`
     /// is lowered to the number of nonzero active weights when fewer remain.
     public var keepAndDrop: (keep: Int, drop: Int) {
-        let n = mask.count
-        var keep = n - Int((dropFraction * Double(n)).rounded(.down))
-        let nonzero = mask.active.indices.reduce(0) { $0 + (mask.active[$1] && weights[$1] != 0 ? 1 : 0) }
-        keep = min(keep, nonzero)
+        var n = 0, nonzero = 0
+        mask.active.withUnsafeBufferPointer { a in
+            weights.withUnsafeBufferPointer { w in
+                for i in 0..<a.count where a[i] {
+                    n += 1
+                    if w[i] != 0 { nonzero += 1 }
+                }
+            }
+        }
+        let keep = min(n - Int((dropFraction * Double(n)).rounded(.down)), nonzero)
         return (keep, n - keep)
     }
 
@@ -38,33 +44,44 @@ public struct LayerUpdateInput {
     /// groups whose count is not 0), cut any group holding more than its count back to
     /// its largest `|w|`, then fill every group up to its count with the positions
     /// `grow(free, count)` picks among the group's positions not kept. `counts` defaults
-    /// to the structure's counts for the layer's current number of active weights.
-    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil,
+    /// to the structure's counts for the layer's current number of active weights,
+    /// `keep` to `keepAndDrop.keep`.
+    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
                             grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
         let rows = mask.rows, columns = mask.columns
+        let (keepCount, dropCount) = keep.map { ($0, 0) } ?? keepAndDrop
+        let active = keepCount + dropCount
         let groups = structure.groups(rows: rows, columns: columns)
-        let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: mask.count)
+        let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: keep == nil ? active : mask.count)
         precondition(counts.count == groups.count, "dropAndGrow: \(counts.count) counts for \(groups.count) groups")
         var candidates: [Int] = []
-        candidates.reserveCapacity(mask.count)
-        for (range, count) in zip(groups, counts) where count > 0 {
-            for i in range where mask.active[i] && weights[i] != 0 { candidates.append(i) }
+        candidates.reserveCapacity(active)
+        mask.active.withUnsafeBufferPointer { a in
+            weights.withUnsafeBufferPointer { w in
+                for (range, count) in zip(groups, counts) where count > 0 {
+                    for i in range where a[i] && w[i] != 0 { candidates.append(i) }
+                }
+            }
         }
         var next = [Bool](repeating: false, count: rows * columns)
-        for i in Selection.largestSet(keepAndDrop.keep, of: candidates, score: { abs(weights[$0]) }) { next[i] = true }
-        var kept: [Int] = [], free: [Int] = []
-        for (range, count) in zip(groups, counts) {
-            kept.removeAll(keepingCapacity: true)
-            for i in range where next[i] { kept.append(i) }
-            if kept.count > count {
-                for i in kept { next[i] = false }
-                for i in Selection.largestSet(count, of: kept, score: { abs(weights[$0]) }) { next[i] = true }
+        next.withUnsafeMutableBufferPointer { flags in
+            weights.withUnsafeBufferPointer { w in
+                for i in Selection.largestSet(keepCount, of: candidates, score: { abs(w[$0]) }) { flags[i] = true }
+                var kept: [Int] = [], free: [Int] = []
+                for (range, count) in zip(groups, counts) {
+                    kept.removeAll(keepingCapacity: true)
+                    for i in range where flags[i] { kept.append(i) }
+                    if kept.count > count {
+                        for i in kept { flags[i] = false }
+                        for i in Selection.largestSet(count, of: kept, score: { abs(w[$0]) }) { flags[i] = true }
+                    }
+                    let missing = count - min(kept.count, count)
+                    guard missing > 0 else { continue }
+                    free.removeAll(keepingCapacity: true)
+                    for i in range where !flags[i] { free.append(i) }
+                    for i in grow(free, missing) { flags[i] = true }
+                }
             }
-            let missing = count - min(kept.count, count)
-            guard missing > 0 else { continue }
-            free.removeAll(keepingCapacity: true)
-            for i in range where !next[i] { free.append(i) }
-            for i in grow(free, missing) { next[i] = true }
         }
         return LayerUpdateResult(mask: SparseMask(rows: rows, columns: columns, active: next))
     }
