@@ -356,10 +356,8 @@ public struct SparsityConfig: Codable, Equatable {
         try c.encode(startFraction, forKey: .startFraction); try c.encode(endFraction, forKey: .endFraction)
         try c.encode(dropFraction, forKey: .dropFraction); try c.encode(gradAccumulation, forKey: .gradAccumulation)
         try c.encode(noAblationLayers, forKey: .noAblationLayers); try c.encode(initialization, forKey: .initialization)
-        switch strategy {
-        case CodingKeys.srigl.rawValue: try c.encode(options.srigl, forKey: .srigl)
-        case CodingKeys.staticMask.rawValue: try c.encode(options.staticMask, forKey: .staticMask)
-        default: break
+        if let section = options.section(of: strategy), let key = CodingKeys(stringValue: strategy) {
+            try c.encode(section, forKey: key)
         }
     }
 
