@@ -90,15 +90,8 @@ struct SparseTrainThroughput: ParsableCommand {
         if let csv { try BenchEnvironment.writeCSV(lines, to: csv) }
     }
 
-    static func strategy(_ name: String) -> (any SparsityScheduler)? {
-        switch name {
-        case "static": return StaticStrategy()
-        case "set": return SETStrategy()
-        case "rigl": return RigLStrategy()
-        case "srigl": return SRigLStrategy()
-        default: return nil
-        }
-    }
+    /// A registered strategy with its defaults (nil for an unknown name).
+    static func strategy(_ name: String) -> (any SparsityScheduler)? { StrategyRegistry.make(name) }
 
     /// One model (fresh weights, seed 1) with its optimizer and, unless dense, its masks.
     struct Case {
