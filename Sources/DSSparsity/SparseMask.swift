@@ -23,10 +23,22 @@ public struct SparseMask: Equatable, Sendable {
     }
 
     /// Number of active weights.
-    public var count: Int { active.reduce(0) { $0 + ($1 ? 1 : 0) } }
+    public var count: Int {
+        active.withUnsafeBufferPointer { a in
+            var n = 0
+            for flag in a where flag { n += 1 }
+            return n
+        }
+    }
 
     /// Flat indices of the active positions, ascending.
-    public var activeIndices: [Int] { active.indices.filter { active[$0] } }
+    public var activeIndices: [Int] {
+        active.withUnsafeBufferPointer { a in
+            var out: [Int] = []
+            for i in 0..<a.count where a[i] { out.append(i) }
+            return out
+        }
+    }
 
     /// Active weights per output neuron (row).
     public var rowCounts: [Int] {
@@ -53,8 +65,12 @@ public struct MaskChange: Equatable, Sendable {
     /// The change from `old` to `new`.
     public init(from old: SparseMask, to new: SparseMask, ablatedRows: [Int] = []) {
         var dropped: [Int] = [], grown: [Int] = []
-        for i in old.active.indices where old.active[i] != new.active[i] {
-            if old.active[i] { dropped.append(i) } else { grown.append(i) }
+        old.active.withUnsafeBufferPointer { a in
+            new.active.withUnsafeBufferPointer { b in
+                for i in 0..<a.count where a[i] != b[i] {
+                    if a[i] { dropped.append(i) } else { grown.append(i) }
+                }
+            }
         }
         self.init(dropped: dropped, grown: grown, ablatedRows: ablatedRows)
     }

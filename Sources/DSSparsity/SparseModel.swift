@@ -256,7 +256,9 @@ public final class SparseModel {
     private func mask(_ layer: SparseLayer) {
         guard let mask = layer.mask else { return }
         layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
-            for i in 0..<w.count where !mask.active[i] { w[i] = 0 }
+            mask.active.withUnsafeBufferPointer { a in
+                for i in 0..<w.count where !a[i] { w[i] = 0 }
+            }
         }
     }
 
@@ -285,13 +287,19 @@ public final class SparseModel {
                 if layer.accumulatedPasses == 0 {
                     layer.accumulatedGradient = layer.parameter.gradient.storage
                 } else {
-                    for i in layer.accumulatedGradient.indices { layer.accumulatedGradient[i] += layer.parameter.gradient.storage[i] }
+                    layer.accumulatedGradient.withUnsafeMutableBufferPointer { sum in
+                        layer.parameter.gradient.storage.withUnsafeBufferPointer { g in
+                            for i in 0..<sum.count { sum[i] += g[i] }
+                        }
+                    }
                 }
                 layer.accumulatedPasses += 1
             }
             guard layer.kernel == nil else { continue }
             layer.parameter.gradient.storage.withUnsafeMutableBufferPointer { g in
-                for i in 0..<g.count where !mask.active[i] { g[i] = 0 }
+                mask.active.withUnsafeBufferPointer { a in
+                    for i in 0..<g.count where !a[i] { g[i] = 0 }
+                }
             }
         }
     }
@@ -318,11 +326,12 @@ public final class SparseModel {
             let result = settings.strategy.update(input, rng: &rng)
             let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
             layer.mask = result.mask
-            for i in change.grown {
-                layer.parameter.value.storage[i] = 0
-                layer.everActive[i] = true
+            layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
+                layer.everActive.withUnsafeMutableBufferPointer { ever in
+                    for i in change.grown { w[i] = 0; ever[i] = true }
+                }
+                for i in change.dropped { w[i] = 0 }
             }
-            for i in change.dropped { layer.parameter.value.storage[i] = 0 }
             layer.kernel?.update(mask: result.mask)
             if change.dropped.count != change.grown.count, let switched = rechooseKernel(layer) {
                 lastKernelSwitches.append(switched)
