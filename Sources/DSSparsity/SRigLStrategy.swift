@@ -49,7 +49,9 @@ public struct SRigLStrategy: SparsityScheduler {
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
         let gradient = { (i: Int) in abs(layer.denseGradient[i]) }
         guard structure is ConstantFanIn else {
-            return layer.dropAndGrow(in: structure) { free, count in Selection.largestSet(count, of: free, score: gradient) }
+            return layer.dropAndGrow(in: structure, concurrent: true) { free, count in
+                Selection.largestSet(count, of: free, score: gradient)
+            }
         }
         let rows = layer.mask.rows, columns = layer.mask.columns, budget = layer.budget
         let (keep, drop) = layer.keepAndDrop
@@ -83,7 +85,7 @@ public struct SRigLStrategy: SparsityScheduler {
         //      the nKeep largest nonzero |w|, cut any row above the new fan-in to its
         //      largest |w|, and fill every active row to exactly the new fan-in by |g|.
         let counts = isAblated.map { $0 ? 0 : fanIn }
-        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep) { free, count in
+        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, concurrent: true) { free, count in
             Selection.largestSet(count, of: free, score: gradient)
         }.mask
         return LayerUpdateResult(mask: next, ablatedRows: ablated)

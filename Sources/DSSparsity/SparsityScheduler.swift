@@ -45,8 +45,11 @@ public struct LayerUpdateInput {
     /// its largest `|w|`, then fill every group up to its count with the positions
     /// `grow(free, count)` picks among the group's positions not kept. `counts` defaults
     /// to the structure's counts for the layer's current number of active weights,
-    /// `keep` to `keepAndDrop.keep`.
+    /// `keep` to `keepAndDrop.keep`. With `concurrent`, `grow` must be safe to call from
+    /// several threads at once (a pure score ranking; not a shared random generator),
+    /// and groups are filled in parallel (the result does not depend on the split).
     public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
+                            concurrent: Bool = false,
                             grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
         let rows = mask.rows, columns = mask.columns
         let (keepCount, dropCount) = keep.map { ($0, 0) } ?? keepAndDrop
@@ -67,19 +70,29 @@ public struct LayerUpdateInput {
         next.withUnsafeMutableBufferPointer { flags in
             weights.withUnsafeBufferPointer { w in
                 for i in Selection.largestSet(keepCount, of: candidates, score: { abs(w[$0]) }) { flags[i] = true }
-                var kept: [Int] = [], free: [Int] = []
-                for (range, count) in zip(groups, counts) {
-                    kept.removeAll(keepingCapacity: true)
-                    for i in range where flags[i] { kept.append(i) }
-                    if kept.count > count {
-                        for i in kept { flags[i] = false }
-                        for i in Selection.largestSet(count, of: kept, score: { abs(w[$0]) }) { flags[i] = true }
+                // Groups own disjoint positions, so a range of groups can be filled on its own.
+                let flags = flags
+                func fill(_ part: Range<Int>) {
+                    var kept: [Int] = [], free: [Int] = []
+                    for g in part {
+                        let range = groups[g], count = counts[g]
+                        kept.removeAll(keepingCapacity: true)
+                        for i in range where flags[i] { kept.append(i) }
+                        if kept.count > count {
+                            for i in kept { flags[i] = false }
+                            for i in Selection.largestSet(count, of: kept, score: { abs(w[$0]) }) { flags[i] = true }
+                        }
+                        let missing = count - min(kept.count, count)
+                        guard missing > 0 else { continue }
+                        free.removeAll(keepingCapacity: true)
+                        for i in range where !flags[i] { free.append(i) }
+                        for i in grow(free, missing) { flags[i] = true }
                     }
-                    let missing = count - min(kept.count, count)
-                    guard missing > 0 else { continue }
-                    free.removeAll(keepingCapacity: true)
-                    for i in range where !flags[i] { free.append(i) }
-                    for i in grow(free, missing) { flags[i] = true }
+                }
+                if concurrent && groups.count > 1 {
+                    Parallel.forRanges(groups.count, work: rows * columns * 4) { fill($0) }
+                } else {
+                    fill(0..<groups.count)
                 }
             }
         }
