@@ -10,8 +10,6 @@ public struct RigLStrategy: SparsityScheduler {
     public var isDynamic: Bool { true }
 
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
-        layer.dropAndGrow(in: structure, concurrent: true) { free, count in
-            Selection.largestSet(count, of: free) { abs(layer.denseGradient[$0]) }
-        }
+        layer.dropAndGrow(in: structure, growingLargest: layer.denseGradient)
     }
 }

@@ -47,12 +47,7 @@ public struct SRigLStrategy: SparsityScheduler {
     public var isDynamic: Bool { true }
 
     public func update(_ layer: LayerUpdateInput, rng: inout Xoshiro256) -> LayerUpdateResult {
-        let gradient = { (i: Int) in abs(layer.denseGradient[i]) }
-        guard structure is ConstantFanIn else {
-            return layer.dropAndGrow(in: structure, concurrent: true) { free, count in
-                Selection.largestSet(count, of: free, score: gradient)
-            }
-        }
+        guard structure is ConstantFanIn else { return layer.dropAndGrow(in: structure, growingLargest: layer.denseGradient) }
         let rows = layer.mask.rows, columns = layer.mask.columns, budget = layer.budget
         let (keep, drop) = layer.keepAndDrop
 
@@ -60,11 +55,7 @@ public struct SRigLStrategy: SparsityScheduler {
         //      among the nKeep largest |w| or the nDrop largest |g| over the layer.
         var isAblated = [Bool](repeating: false, count: rows)
         if ablation && layer.mayAblate {
-            var salient = [Bool](repeating: false, count: rows * columns)
-            for i in Selection.largestSet(keep, of: layer.mask.activeIndices, score: { abs(layer.weights[$0]) }) { salient[i] = true }
-            for i in Selection.largestSet(drop, of: 0..<(rows * columns), score: gradient) { salient[i] = true }
-            var salientPerRow = [Int](repeating: 0, count: rows)
-            for i in salient.indices where salient[i] { salientPerRow[i / columns] += 1 }
+            let salientPerRow = Self.salientPerRow(layer, keep: keep, drop: drop)
             let k0 = budget / rows
             var threshold = salienceThreshold >= 1
                 ? max(1, Int(salienceThreshold))
@@ -85,9 +76,45 @@ public struct SRigLStrategy: SparsityScheduler {
         //      the nKeep largest nonzero |w|, cut any row above the new fan-in to its
         //      largest |w|, and fill every active row to exactly the new fan-in by |g|.
         let counts = isAblated.map { $0 ? 0 : fanIn }
-        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, concurrent: true) { free, count in
-            Selection.largestSet(count, of: free, score: gradient)
-        }.mask
+        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, growingLargest: layer.denseGradient).mask
         return LayerUpdateResult(mask: next, ablatedRows: ablated)
+    }
+
+    /// Salient weights per row: those among the `keep` largest `|w|` over the active
+    /// positions or among the `drop` largest `|g|` over the whole layer (ties to the
+    /// lower index in both).
+    static func salientPerRow(_ layer: LayerUpdateInput, keep: Int, drop: Int) -> [Int] {
+        let rows = layer.mask.rows, columns = layer.mask.columns
+        var perRow = [Int](repeating: 0, count: rows)
+        var salient = [Bool](repeating: false, count: rows * columns)
+        let active = layer.mask.activeIndices
+        layer.weights.withUnsafeBufferPointer { w in
+            layer.denseGradient.withUnsafeBufferPointer { g in
+                salient.withMutableFlagBytes { s in
+                    active.withUnsafeBufferPointer { Selection.largestMagnitudes(keep, of: $0, in: w.baseAddress!) { s[$0] = 1 } }
+                    var (key, ties) = Selection.magnitudeCut(drop, of: g)
+                    for r in 0..<rows {
+                        let row = (r * columns)..<((r + 1) * columns)
+                        var count = 0, atCut = 0
+                        for i in row {   // branch-free: vectorises
+                            let k = Selection.magnitudeKey(g[i])
+                            count &+= Int(s[i]) | (k > key).bit
+                            atCut &+= (k == key).bit
+                        }
+                        if atCut > 0 && ties > 0 {   // rare: exact ties at the cut, taken in index order
+                            count = 0
+                            for i in row {
+                                let k = Selection.magnitudeKey(g[i])
+                                var isSalient = s[i] | UInt8((k > key).bit)
+                                if k == key && ties > 0 { ties -= 1; isSalient = 1 }
+                                count &+= Int(isSalient)
+                            }
+                        }
+                        perRow[r] = count
+                    }
+                }
+            }
+        }
+        return perRow
     }
 }

@@ -1,3 +1,5 @@
+import DSCore
+
 /// Deterministic top-k selection: larger score first, and on equal scores the lower
 /// index (row-major in the `[nOut, fanIn]` view) wins, so a seed reproduces a run.
 public enum Selection {
@@ -67,6 +69,13 @@ public enum Selection {
     static func kthLargest(_ keys: [UInt32], _ k: Int) -> UInt32 {
         precondition(k >= 1 && k <= keys.count, "kthLargest: k = \(k) of \(keys.count)")
         if keys.count < 4096 { var work = keys; return quickselect(&work, k) }
+        // Long inputs: a regular sample bounds the answer from below with a wide margin;
+        // when at least k keys pass the bound, the answer is the k-th largest of those
+        // (exact either way: otherwise the full selection below runs).
+        if let bound = keys.withUnsafeBufferPointer({ kp in sampledBound(k, count: kp.count, key: { kp[$0] }) }) {
+            let passing = keys.withUnsafeBufferPointer { compacted($0) { $0 >= bound } }
+            if passing.count >= k { return kthLargest(passing, k) }
+        }
         var rank = k, prefix: UInt32 = 0
         var subset = keys
         var histogram = [Int](repeating: 0, count: 2048)
@@ -81,7 +90,8 @@ public enum Selection {
             }
             if shift > 0 {
                 let high = ~UInt32(0) << UInt32(shift)
-                subset = subset.filter { $0 & high == prefix }
+                let fixed = prefix
+                subset = subset.withUnsafeBufferPointer { compacted($0) { $0 & high == fixed } }
             }
         }
         return prefix
@@ -106,6 +116,163 @@ public enum Selection {
                 if target <= j { hi = j } else if target >= i { lo = i } else { return pivot }
             }
             return v[target]
+        }
+    }
+
+    /// The key of `|v|`: the order of magnitudes, NaN below every number (the key
+    /// `largestSet` gives the score `abs(v)`).
+    @inline(__always)
+    public static func magnitudeKey(_ v: Float) -> UInt32 {
+        let b = v.bitPattern & 0x7FFF_FFFF
+        return b > 0x7F80_0000 ? 0x007F_FFFF : b | 0x8000_0000
+    }
+
+    /// `largestSet(k, of: candidates) { abs(v[$0]) }` with the scores read straight from
+    /// `v`, each winner passed to `take` (in no particular order). Short inputs rank
+    /// unique 64-bit keys (magnitude, then the lower index) in scratch memory on the
+    /// stack: a bounded min-heap when `k` is small against the input, else a quickselect.
+    public static func largestMagnitudes(_ k: Int, of candidates: UnsafeBufferPointer<Int>, in v: UnsafePointer<Float>,
+                                         take: (Int) -> Void) {
+        let n = candidates.count, k = min(k, n)
+        guard k > 0 else { return }
+        if k == n { for c in candidates { take(c) }; return }
+        guard n < 4096 else {
+            let keys = [UInt32](unsafeUninitializedCapacity: n) { b, m in
+                for j in 0..<n { b[j] = magnitudeKey(v[candidates[j]]) }
+                m = n
+            }
+            let threshold = kthLargest(keys, k)
+            let (above, ties) = keys.withUnsafeBufferPointer { kp in
+                var ties: [Int] = [], above = 0
+                for j in 0..<n where kp[j] >= threshold {
+                    if kp[j] > threshold { take(candidates[j]); above &+= 1 } else { ties.append(candidates[j]) }
+                }
+                return (above, ties)
+            }
+            for c in (ties.count > k - above ? ties.sorted() : ties).prefix(k - above) { take(c) }   // ties: lower index wins
+            return
+        }
+        // Larger is better: the magnitude key, then the complement of the index.
+        @inline(__always) func rank(_ c: Int) -> UInt64 {
+            UInt64(magnitudeKey(v[c])) << 32 | UInt64(~UInt32(truncatingIfNeeded: c))
+        }
+        @inline(__always) func index(_ r: UInt64) -> Int { Int(~UInt32(truncatingIfNeeded: r)) }
+        if k * 16 <= n {
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: k) { heap in
+                for j in 0..<k { heap[j] = rank(candidates[j]) }
+                // Min-heap of the k best so far.
+                @inline(__always) func siftDown(_ start: Int) {
+                    var i = start
+                    let x = heap[i]
+                    while true {
+                        var child = 2 &* i &+ 1
+                        if child >= k { break }
+                        if child &+ 1 < k && heap[child &+ 1] < heap[child] { child &+= 1 }
+                        if heap[child] >= x { break }
+                        heap[i] = heap[child]; i = child
+                    }
+                    heap[i] = x
+                }
+                var j = k / 2
+                while j > 0 { j -= 1; siftDown(j) }
+                for j in k..<n {
+                    let r = rank(candidates[j])
+                    if r > heap[0] { heap[0] = r; siftDown(0) }
+                }
+                for j in 0..<k { take(index(heap[j])) }
+            }
+        } else {
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { keys in
+                for j in 0..<n { keys[j] = rank(candidates[j]) }
+                let threshold = quickselect(keys, k)
+                for j in 0..<n where keys[j] >= threshold { take(index(keys[j])) }
+            }
+        }
+    }
+
+    /// The `k`-th largest of unique keys (1-based), reordering them.
+    static func quickselect(_ v: UnsafeMutableBufferPointer<UInt64>, _ k: Int) -> UInt64 {
+        let target = k - 1
+        var lo = 0, hi = v.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            let a = v[lo], b = v[mid], c = v[hi]
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] > pivot { i &+= 1 }
+                while v[j] < pivot { j &-= 1 }
+                if i <= j { v.swapAt(i, j); i &+= 1; j &-= 1 }
+            }
+            if target <= j { hi = j } else if target >= i { lo = i } else { return pivot }
+        }
+        return v[target]
+    }
+
+    /// Where the `k` largest `|v[i]|` over all of `v` begin: a position is among them
+    /// when its key (`magnitudeKey`) is above `key`, or equal to it and among the first
+    /// `ties` such positions in index order (NaN below every number, as in `largestSet`).
+    public static func magnitudeCut(_ k: Int, of v: UnsafeBufferPointer<Float>) -> (key: UInt32, ties: Int) {
+        let n = v.count, k = min(k, n)
+        guard k > 0 else { return (.max, 0) }
+        // Long inputs: a regular sample bounds the cut from below with a wide margin, and
+        // one pass keeps the keys at or above the bound; when at least k pass, the cut
+        // and the count above it are found among those (else the full selection runs).
+        if let bound = sampledBound(k, count: n, key: { magnitudeKey(v[$0]) }) {
+            let passing = [UInt32](unsafeUninitializedCapacity: n + 1) { out, initialized in
+                var j = 0
+                for i in 0..<n {
+                    let key = magnitudeKey(v[i])
+                    out[j] = key; j &+= (key >= bound).bit
+                }
+                initialized = j
+            }
+            if passing.count >= k { return cut(k, of: passing) }
+        }
+        let keys = [UInt32](unsafeUninitializedCapacity: n) { buffer, initialized in
+            for i in 0..<n { buffer[i] = magnitudeKey(v[i]) }
+            initialized = n
+        }
+        return cut(k, of: keys)
+    }
+
+    /// The k-th largest key and how many of the k winners sit at it.
+    private static func cut(_ k: Int, of keys: [UInt32]) -> (key: UInt32, ties: Int) {
+        let threshold = kthLargest(keys, k)
+        let above = keys.withUnsafeBufferPointer { kp in
+            var above = 0
+            for key in kp { above &+= (key > threshold).bit }
+            return above
+        }
+        return (threshold, k - above)
+    }
+
+    /// For `count` keys of which the `k` largest are wanted (k at most a quarter, count
+    /// at least 32768): a key that about 1.25 k + 4 √k-in-sample keys reach, from a
+    /// regular sample of 2048 (nil for short inputs or large k).
+    @inline(__always)
+    static func sampledBound(_ k: Int, count: Int, key: (Int) -> UInt32) -> UInt32? {
+        guard count >= 32_768 && k <= count / 4 else { return nil }
+        let stride = count / 2048
+        var sample = [UInt32](unsafeUninitializedCapacity: 2048) { b, m in
+            for j in 0..<2048 { b[j] = key(j &* stride) }
+            m = 2048
+        }
+        let expected = Double(k) * 2048 / Double(count)
+        let rank = min(2048, Int(expected * 1.25 + 4 * expected.squareRoot() + 16))
+        return quickselect(&sample, rank)
+    }
+
+    /// The keys passing `test`, in order: counted first (a loop that vectorises), then
+    /// copied by branch-free compaction (faster than a branch even when 4% pass).
+    @inline(__always)
+    static func compacted(_ keys: UnsafeBufferPointer<UInt32>, _ test: (UInt32) -> Bool) -> [UInt32] {
+        var n = 0
+        for key in keys { n &+= test(key).bit }
+        return [UInt32](unsafeUninitializedCapacity: n + 1) { out, initialized in
+            var j = 0
+            for key in keys { out[j] = key; j &+= test(key).bit }
+            initialized = n
         }
     }
 

@@ -1,3 +1,4 @@
+import DSCore
 /// Which weights of one layer are active, in the `[nOut, fanIn]` view.
 public struct SparseMask: Equatable, Sendable {
     public let rows: Int
@@ -24,19 +25,23 @@ public struct SparseMask: Equatable, Sendable {
 
     /// Number of active weights.
     public var count: Int {
-        active.withUnsafeBufferPointer { a in
-            var n = 0
-            for flag in a where flag { n += 1 }
-            return n
-        }
+        active.trueCount
     }
 
     /// Flat indices of the active positions, ascending.
     public var activeIndices: [Int] {
-        active.withUnsafeBufferPointer { a in
-            var out: [Int] = []
-            for i in 0..<a.count where a[i] { out.append(i) }
-            return out
+        let n = count
+        return [Int](unsafeUninitializedCapacity: n) { out, initialized in
+            active.withFlagBytes { a in
+                // Branch-free compaction: every position is written, the next slot
+                // advances only past active ones.
+                var j = 0
+                for i in 0..<a.count where j < n {
+                    out[j] = i
+                    j &+= Int(a[i])
+                }
+            }
+            initialized = n
         }
     }
 
@@ -65,10 +70,19 @@ public struct MaskChange: Equatable, Sendable {
     /// The change from `old` to `new`.
     public init(from old: SparseMask, to new: SparseMask, ablatedRows: [Int] = []) {
         var dropped: [Int] = [], grown: [Int] = []
-        old.active.withUnsafeBufferPointer { a in
-            new.active.withUnsafeBufferPointer { b in
-                for i in 0..<a.count where a[i] != b[i] {
-                    if a[i] { dropped.append(i) } else { grown.append(i) }
+        old.active.withFlagBytes { a in
+            new.active.withFlagBytes { b in
+                // Eight flags at a time: most of a mask does not change.
+                let words = a.count / 8
+                let wa = UnsafeRawPointer(a.baseAddress), wb = UnsafeRawPointer(b.baseAddress)
+                for word in 0..<words where wa!.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
+                    != wb!.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) {
+                    for i in (word * 8)..<(word * 8 + 8) where a[i] != b[i] {
+                        if a[i] != 0 { dropped.append(i) } else { grown.append(i) }
+                    }
+                }
+                for i in (words * 8)..<a.count where a[i] != b[i] {
+                    if a[i] != 0 { dropped.append(i) } else { grown.append(i) }
                 }
             }
         }

@@ -256,8 +256,8 @@ public final class SparseModel {
     private func mask(_ layer: SparseLayer) {
         guard let mask = layer.mask else { return }
         layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
-            mask.active.withUnsafeBufferPointer { a in
-                for i in 0..<w.count where !a[i] { w[i] = 0 }
+            mask.active.withFlagBytes { a in
+                for i in 0..<w.count { w[i] = a[i] != 0 ? w[i] : 0 }   // branch-free: vectorises
             }
         }
     }
@@ -297,8 +297,8 @@ public final class SparseModel {
             }
             guard layer.kernel == nil else { continue }
             layer.parameter.gradient.storage.withUnsafeMutableBufferPointer { g in
-                mask.active.withUnsafeBufferPointer { a in
-                    for i in 0..<g.count where !a[i] { g[i] = 0 }
+                mask.active.withFlagBytes { a in
+                    for i in 0..<g.count { g[i] = a[i] != 0 ? g[i] : 0 }
                 }
             }
         }
@@ -319,11 +319,14 @@ public final class SparseModel {
             let gradient = layer.accumulatedPasses == 1 ? layer.accumulatedGradient
                 : layer.accumulatedPasses > 1 ? layer.accumulatedGradient.map { $0 / Float(layer.accumulatedPasses) }
                 : [Float](repeating: 0, count: mask.active.count)
-            let input = LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
-                                         denseGradient: gradient, budget: layer.density.budget,
-                                         dropFraction: fraction, mayAblate: !layer.isProtected,
-                                         pruningProgress: progress)
-            let result = settings.strategy.update(input, rng: &rng)
+            // The input shares the weight storage; it ends with the update, so zeroing
+            // the changed weights below writes in place (no copy of the tensor).
+            let result = { (rng: inout Xoshiro256) in
+                settings.strategy.update(LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
+                                                          denseGradient: gradient, budget: layer.density.budget,
+                                                          dropFraction: fraction, mayAblate: !layer.isProtected,
+                                                          pruningProgress: progress), rng: &rng)
+            }(&rng)
             let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
             layer.mask = result.mask
             layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in

@@ -30,31 +30,58 @@ public struct SparsePattern: Equatable {
         precondition(mask.rows * mask.columns <= Int(Int32.max), "SparsePattern: \(mask.rows)x\(mask.columns) is too large")
         let rows = mask.rows, columns = mask.columns
         self.rows = rows; self.columns = columns
-        var rowStart: [Int32] = [0], columnIndex: [Int32] = [], positions: [Int32] = []
-        var perColumn = [Int32](repeating: 0, count: columns + 1)
-        rowStart.reserveCapacity(rows + 1)
-        mask.active.withUnsafeBufferPointer { active in
-            for r in 0..<rows {
-                let base = r * columns
-                for c in 0..<columns where active[base + c] {
-                    columnIndex.append(Int32(c)); positions.append(Int32(base + c))
-                    perColumn[c + 1] += 1
+        // Counts per row and per column first, then every array filled in place.
+        var rowStart = [Int32](repeating: 0, count: rows + 1)
+        var columnStart = [Int32](repeating: 0, count: columns + 1)
+        mask.active.withFlagBytes { active in
+            rowStart.withUnsafeMutableBufferPointer { rs in
+                columnStart.withUnsafeMutableBufferPointer { cs in
+                    for r in 0..<rows {
+                        let base = r &* columns
+                        var n: Int32 = 0
+                        for c in 0..<columns { let f = Int32(active[base &+ c]); n &+= f; cs[c &+ 1] &+= f }
+                        rs[r &+ 1] = rs[r] &+ n
+                    }
+                    for c in 0..<columns { cs[c &+ 1] &+= cs[c] }
                 }
-                rowStart.append(Int32(columnIndex.count))
             }
         }
-        for c in 0..<columns { perColumn[c + 1] += perColumn[c] }
-        var next = perColumn, rowIndex = [Int32](repeating: 0, count: columnIndex.count)
-        var transposed = [Int32](repeating: 0, count: columnIndex.count)
-        for r in 0..<rows {
-            for e in Int(rowStart[r])..<Int(rowStart[r + 1]) {
-                let c = Int(columnIndex[e]), slot = Int(next[c])
-                rowIndex[slot] = Int32(r); transposed[slot] = positions[e]
-                next[c] += 1
+        let count = Int(rowStart[rows])
+        var columnIndex = [Int32](repeating: 0, count: count), positions = [Int32](repeating: 0, count: count)
+        var rowIndex = [Int32](repeating: 0, count: count), transposed = [Int32](repeating: 0, count: count)
+        var next = columnStart
+        mask.active.withFlagBytes { active in
+            columnIndex.withUnsafeMutableBufferPointer { ci in
+                positions.withUnsafeMutableBufferPointer { pos in
+                    rowIndex.withUnsafeMutableBufferPointer { ri in
+                        transposed.withUnsafeMutableBufferPointer { tp in
+                            next.withUnsafeMutableBufferPointer { nx in
+                                // Each row's active columns by branch-free compaction, then
+                                // placed in both orders.
+                                let row = UnsafeMutablePointer<Int32>.allocate(capacity: columns + 1)
+                                defer { row.deallocate() }
+                                var e = 0
+                                for r in 0..<rows {
+                                    let base = r &* columns
+                                    var n = 0
+                                    for c in 0..<columns { row[n] = Int32(c); n &+= Int(active[base &+ c]) }
+                                    for j in 0..<n {
+                                        let c = Int(row[j])
+                                        ci[e] = Int32(c); pos[e] = Int32(base &+ c)
+                                        let slot = Int(nx[c])
+                                        ri[slot] = Int32(r); tp[slot] = Int32(base &+ c)
+                                        nx[c] &+= 1
+                                        e &+= 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         self.rowStart = rowStart; self.columnIndex = columnIndex; self.positions = positions
-        columnStart = perColumn; self.rowIndex = rowIndex; transposedPositions = transposed
+        self.columnStart = columnStart; self.rowIndex = rowIndex; transposedPositions = transposed
         let counts = (0..<rows).map { Int(rowStart[$0 + 1] - rowStart[$0]) }.filter { $0 > 0 }
         constantFanIn = counts.isEmpty ? nil : counts.allSatisfy { $0 == counts[0] } ? counts[0] : nil
     }

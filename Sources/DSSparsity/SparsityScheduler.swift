@@ -26,13 +26,16 @@ public struct LayerUpdateInput {
     /// `(nKeep, nDrop)` for this update (docs/algorithms.md §3): `nDrop = floor(f·n)`, and `nKeep`
     /// is lowered to the number of nonzero active weights when fewer remain.
     public var keepAndDrop: (keep: Int, drop: Int) {
-        var n = 0, nonzero = 0
-        mask.active.withUnsafeBufferPointer { a in
+        // Counted in locals of the closure (a captured counter is stored every
+        // iteration, which keeps the loop from vectorising).
+        let (n, nonzero) = mask.active.withFlagBytes { a in
             weights.withUnsafeBufferPointer { w in
-                for i in 0..<a.count where a[i] {
-                    n += 1
-                    if w[i] != 0 { nonzero += 1 }
+                var n = 0, nonzero = 0
+                for i in 0..<a.count {
+                    n &+= Int(a[i])
+                    nonzero &+= (w[i] != 0).bit & Int(a[i])
                 }
+                return (n, nonzero)
             }
         }
         let keep = min(n - Int((dropFraction * Double(n)).rounded(.down)), nonzero)
@@ -45,54 +48,80 @@ public struct LayerUpdateInput {
     /// its largest `|w|`, then fill every group up to its count with the positions
     /// `grow(free, count)` picks among the group's positions not kept. `counts` defaults
     /// to the structure's counts for the layer's current number of active weights,
-    /// `keep` to `keepAndDrop.keep`. With `concurrent`, `grow` must be safe to call from
-    /// several threads at once (a pure score ranking; not a shared random generator),
-    /// and groups are filled in parallel (the result does not depend on the split).
+    /// `keep` to `keepAndDrop.keep`. Groups are filled one after another (`grow` may draw
+    /// from a shared random generator).
     public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
-                            concurrent: Bool = false,
                             grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
+        withoutActuallyEscaping(grow) { dropAndGrow(structure, counts, keep, scores: nil, grow: $0) }
+    }
+
+    /// The same drop-and-grow, growing in every group the free positions with the
+    /// largest `|scores[i]|` (ties to the lower index): RigL's and SRigL's rule. Groups
+    /// own disjoint positions and the ranking is pure, so they are filled in parallel;
+    /// the result does not depend on the split.
+    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
+                            growingLargest scores: [Float]) -> LayerUpdateResult {
+        precondition(scores.count == mask.active.count, "dropAndGrow: \(scores.count) scores for \(mask.active.count) positions")
+        return scores.withUnsafeBufferPointer { dropAndGrow(structure, counts, keep, scores: $0.baseAddress, grow: nil) }
+    }
+
+    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, scores: UnsafePointer<Float>?,
+                             grow: ((_ free: [Int], _ count: Int) -> [Int])?) -> LayerUpdateResult {
         let rows = mask.rows, columns = mask.columns
         let (keepCount, dropCount) = keep.map { ($0, 0) } ?? keepAndDrop
         let active = keepCount + dropCount
         let groups = structure.groups(rows: rows, columns: columns)
         let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: keep == nil ? active : mask.count)
         precondition(counts.count == groups.count, "dropAndGrow: \(counts.count) counts for \(groups.count) groups")
-        var candidates: [Int] = []
-        candidates.reserveCapacity(active)
-        mask.active.withUnsafeBufferPointer { a in
-            weights.withUnsafeBufferPointer { w in
-                for (range, count) in zip(groups, counts) where count > 0 {
-                    for i in range where a[i] && w[i] != 0 { candidates.append(i) }
-                }
-            }
-        }
         var next = [Bool](repeating: false, count: rows * columns)
-        next.withUnsafeMutableBufferPointer { flags in
-            weights.withUnsafeBufferPointer { w in
-                for i in Selection.largestSet(keepCount, of: candidates, score: { abs(w[$0]) }) { flags[i] = true }
-                // Groups own disjoint positions, so a range of groups can be filled on its own.
-                let flags = flags
-                func fill(_ part: Range<Int>) {
-                    var kept: [Int] = [], free: [Int] = []
-                    for g in part {
-                        let range = groups[g], count = counts[g]
-                        kept.removeAll(keepingCapacity: true)
-                        for i in range where flags[i] { kept.append(i) }
-                        if kept.count > count {
-                            for i in kept { flags[i] = false }
-                            for i in Selection.largestSet(count, of: kept, score: { abs(w[$0]) }) { flags[i] = true }
+        mask.active.withFlagBytes { a in
+            weights.withUnsafeBufferPointer { wb in
+                next.withMutableFlagBytes { flags in
+                    let w = wb.baseAddress!
+                    // Active nonzero positions in groups whose count is not 0 (branch-free
+                    // compaction into room for every position of those groups).
+                    let room = zip(groups, counts).reduce(0) { $0 + ($1.1 > 0 ? $1.0.count : 0) }
+                    let candidates = [Int](unsafeUninitializedCapacity: room + 1) { out, initialized in
+                        var j = 0
+                        for (range, count) in zip(groups, counts) where count > 0 {
+                            for i in range { out[j] = i; j &+= (w[i] != 0).bit & Int(a[i]) }
                         }
-                        let missing = count - min(kept.count, count)
-                        guard missing > 0 else { continue }
-                        free.removeAll(keepingCapacity: true)
-                        for i in range where !flags[i] { free.append(i) }
-                        for i in grow(free, missing) { flags[i] = true }
+                        initialized = j
                     }
-                }
-                if concurrent && groups.count > 1 {
-                    Parallel.forRanges(groups.count, work: rows * columns * 4) { fill($0) }
-                } else {
-                    fill(0..<groups.count)
+                    candidates.withUnsafeBufferPointer { Selection.largestMagnitudes(keepCount, of: $0, in: w) { flags[$0] = 1 } }
+                    let largestGroup = groups.map(\.count).max() ?? 0
+                    let flags = flags
+                    func fill(_ part: Range<Int>) {
+                        let scratch = UnsafeMutablePointer<Int>.allocate(capacity: max(largestGroup, 1))
+                        defer { scratch.deallocate() }
+                        for g in part {
+                            let range = groups[g], count = counts[g]
+                            var kept = 0
+                            for i in range { scratch[kept] = i; kept &+= Int(flags[i]) }   // branch-free compaction
+                            if kept > count {
+                                for j in 0..<kept { flags[scratch[j]] = 0 }
+                                Selection.largestMagnitudes(count, of: UnsafeBufferPointer(start: scratch, count: kept), in: w) {
+                                    flags[$0] = 1
+                                }
+                                kept = count
+                            }
+                            let missing = count - kept
+                            guard missing > 0 else { continue }
+                            var free = 0
+                            for i in range { scratch[free] = i; free &+= 1 &- Int(flags[i]) }
+                            let pool = UnsafeBufferPointer(start: scratch, count: free)
+                            if let scores {
+                                Selection.largestMagnitudes(missing, of: pool, in: scores) { flags[$0] = 1 }
+                            } else if let grow {
+                                for i in grow(Array(pool), missing) { flags[i] = 1 }
+                            }
+                        }
+                    }
+                    if scores != nil && groups.count > 1 {
+                        Parallel.forRanges(groups.count, work: rows * columns * 4) { fill($0) }
+                    } else {
+                        fill(0..<groups.count)
+                    }
                 }
             }
         }

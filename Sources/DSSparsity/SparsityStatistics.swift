@@ -18,7 +18,7 @@ public struct SparsityStatistics: Equatable {
             for count in layer.rowCounts { if count > 0 { rowsActive += 1 } else { rowsEmpty += 1 } }
             if layer.mask != nil {
                 maskedTotal += layer.parameter.value.count
-                ever += layer.everActive.reduce(0) { $0 + ($1 ? 1 : 0) }
+                ever += layer.everActive.trueCount
             }
         }
         sparsity = total > 0 ? 1 - Double(active) / Double(total) : 0

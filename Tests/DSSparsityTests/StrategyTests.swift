@@ -253,4 +253,33 @@ import Foundation
             #expect(unsorted.count == expected.count && Set(unsorted) == Set(expected), "trial \(trial): n \(n), k \(k)")
         }
     }
+
+    /// The magnitude forms (heap, quickselect, radix and sampled paths) pick the same
+    /// winners as `largestSet` on `|v|`, and the cut marks exactly them.
+    @Test func magnitudeSelectionsMatchLargestSet() {
+        var rng = Xoshiro256(seed: 9)
+        for trial in 0..<40 {
+            let n = [1 + rng.index(below: 800), 4096 + rng.index(below: 9000), 40_000 + rng.index(below: 30_000)][trial % 3]
+            let v: [Float] = (0..<n).map { _ in
+                let r = rng.index(below: 20)
+                return r == 0 ? .nan : r == 1 ? -0.0 : trial % 2 == 0 ? Float(r % 7) - 3 : rng.normal()
+            }
+            let k = [rng.index(below: n + 2), rng.index(below: max(n / 16, 1)) + 1, n / 5][trial % 3 == 2 ? trial % 2 + 1 : rng.index(below: 3)]
+            let candidates = Array(0..<n).shuffled(using: &rng)
+            let expected = Set(Selection.largestSet(k, of: candidates) { abs(v[$0]) })
+            var got: [Int] = []
+            v.withUnsafeBufferPointer { vb in
+                candidates.withUnsafeBufferPointer { Selection.largestMagnitudes(k, of: $0, in: vb.baseAddress!) { got.append($0) } }
+            }
+            #expect(got.count == expected.count && Set(got) == expected, "trial \(trial): n \(n), k \(k)")
+            let all = Set(Selection.largestSet(k, of: 0..<n) { abs(v[$0]) })
+            var (key, ties) = v.withUnsafeBufferPointer { Selection.magnitudeCut(k, of: $0) }
+            var marked = Set<Int>()
+            for i in 0..<n {
+                let m = Selection.magnitudeKey(v[i])
+                if m > key || (m == key && ties > 0) { marked.insert(i); if m == key { ties -= 1 } }
+            }
+            #expect(marked == all, "trial \(trial): n \(n), k \(k)")
+        }
+    }
 }
