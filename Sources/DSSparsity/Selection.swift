@@ -97,26 +97,9 @@ public enum Selection {
         return prefix
     }
 
-    /// The `k`-th largest value (1-based), reordering `values` (median-of-three pivots).
+    /// The `k`-th largest value (1-based), reordering `values`.
     static func quickselect(_ values: inout [UInt32], _ k: Int) -> UInt32 {
-        let target = k - 1   // position in descending order
-        return values.withUnsafeMutableBufferPointer { v in
-            var lo = 0, hi = v.count - 1
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2
-                let a = v[lo], b = v[mid], c = v[hi]
-                let pivot = max(min(a, b), min(max(a, b), c))
-                var i = lo, j = hi
-                while i <= j {
-                    while v[i] > pivot { i += 1 }
-                    while v[j] < pivot { j -= 1 }
-                    if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
-                }
-                // v[lo...j] ≥ pivot, v[i...hi] ≤ pivot, v[j+1..<i] == pivot.
-                if target <= j { hi = j } else if target >= i { lo = i } else { return pivot }
-            }
-            return v[target]
-        }
+        values.withUnsafeMutableBufferPointer { quickselect($0, k) }
     }
 
     /// The key of `|v|`: the order of magnitudes, NaN below every number (the key
@@ -190,8 +173,9 @@ public enum Selection {
         }
     }
 
-    /// The `k`-th largest of unique keys (1-based), reordering them.
-    static func quickselect(_ v: UnsafeMutableBufferPointer<UInt64>, _ k: Int) -> UInt64 {
+    /// The `k`-th largest key (1-based), reordering them (median-of-three pivots).
+    @inline(__always)
+    static func quickselect<Key: FixedWidthInteger>(_ v: UnsafeMutableBufferPointer<Key>, _ k: Int) -> Key {
         let target = k - 1
         var lo = 0, hi = v.count - 1
         while lo < hi {
