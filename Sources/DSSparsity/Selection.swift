@@ -8,10 +8,10 @@ public enum Selection {
     /// indices at or above it are sorted (NaN scores rank below every number).
     public static func largest<C: RandomAccessCollection>(_ k: Int, of candidates: C, score: (Int) -> Float) -> [Int]
     where C.Element == Int {
-        var chosen: [(index: Int, score: Float)] = []
+        var chosen: [(index: Int, key: UInt32)] = []
         chosen.reserveCapacity(min(k, candidates.count))
-        select(k, of: candidates, score: score) { chosen.append(($0, $1)) }
-        chosen.sort { a, b in a.score > b.score || (a.score == b.score && a.index < b.index) }
+        select(k, of: candidates, key: { key(score($0)) }) { chosen.append(($0, $1)) }
+        chosen.sort { a, b in a.key > b.key || (a.key == b.key && a.index < b.index) }
         return chosen.map(\.index)
     }
 
@@ -22,31 +22,33 @@ public enum Selection {
     where C.Element == Int {
         var chosen: [Int] = []
         chosen.reserveCapacity(min(k, candidates.count))
-        select(k, of: candidates, score: score) { i, _ in chosen.append(i) }
+        select(k, of: candidates, key: { key(score($0)) }) { i, _ in chosen.append(i) }
         return chosen
     }
 
-    /// Calls `take(index, score)` for the `k` winners: those above the k-th largest
-    /// score in candidate order, then the lowest-index ties at it. Scores are ranked by
-    /// an order-preserving integer key (NaN as −∞, −0 as +0).
-    private static func select<C: RandomAccessCollection>(_ k: Int, of candidates: C, score: (Int) -> Float,
-                                                          take: (Int, Float) -> Void) where C.Element == Int {
+    /// Calls `take(index, key)` for the `k` winners by an order-preserving integer key
+    /// (`key(score)`, or `magnitudeKey`): those above the k-th largest key in candidate
+    /// order, then the lowest-index ties at it.
+    @inline(__always)
+    private static func select<C: RandomAccessCollection>(_ k: Int, of candidates: C, key: (Int) -> UInt32,
+                                                          take: (Int, UInt32) -> Void) where C.Element == Int {
         let n = candidates.count, k = min(k, n)
         guard k > 0 else { return }
         let keys = [UInt32](unsafeUninitializedCapacity: n) { buffer, initialized in
             var j = 0
-            for c in candidates { buffer[j] = key(score(c)); j += 1 }
+            for c in candidates { buffer[j] = key(c); j &+= 1 }
             initialized = n
         }
         let threshold = kthLargest(keys, k)
-        var ties: [Int] = [], above = 0
-        keys.withUnsafeBufferPointer { kp in
-            for (j, c) in candidates.enumerated() {
-                if kp[j] > threshold { take(c, value(kp[j])); above += 1 } else if kp[j] == threshold { ties.append(c) }
+        let (above, ties) = keys.withUnsafeBufferPointer { kp in
+            var ties: [Int] = [], above = 0
+            for (j, c) in candidates.enumerated() where kp[j] >= threshold {
+                if kp[j] > threshold { take(c, kp[j]); above &+= 1 } else { ties.append(c) }
             }
+            return (above, ties)
         }
-        if ties.count > k - above { ties.sort() }   // equal scores: the lower index wins
-        for c in ties.prefix(k - above) { take(c, value(threshold)) }
+        // Equal keys: the lower index wins.
+        for c in (ties.count > k - above ? ties.sorted() : ties).prefix(k - above) { take(c, threshold) }
     }
 
     /// An unsigned key in the order of the scores.
@@ -55,12 +57,6 @@ public enum Selection {
         let s: Float = score.isNaN ? -.infinity : score == 0 ? 0 : score
         let b = s.bitPattern
         return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
-    }
-
-    /// The score of `key`.
-    @inline(__always)
-    static func value(_ key: UInt32) -> Float {
-        Float(bitPattern: key & 0x8000_0000 != 0 ? key & 0x7FFF_FFFF : ~key)
     }
 
     /// The `k`-th largest of `keys` (1-based): a radix selection, 11 + 11 + 10 bits,
@@ -112,27 +108,16 @@ public enum Selection {
 
     /// `largestSet(k, of: candidates) { abs(v[$0]) }` with the scores read straight from
     /// `v`, each winner passed to `take` (in no particular order). Short inputs rank
-    /// unique 64-bit keys (magnitude, then the lower index) in scratch memory on the
-    /// stack: a bounded min-heap when `k` is small against the input, else a quickselect.
+    /// unique 64-bit keys (magnitude, then the lower index; positions below 2³², as in
+    /// every sparse pattern) in scratch memory on the stack: a bounded min-heap when `k`
+    /// is small against the input, else a quickselect.
     public static func largestMagnitudes(_ k: Int, of candidates: UnsafeBufferPointer<Int>, in v: UnsafePointer<Float>,
                                          take: (Int) -> Void) {
         let n = candidates.count, k = min(k, n)
         guard k > 0 else { return }
         if k == n { for c in candidates { take(c) }; return }
         guard n < 4096 else {
-            let keys = [UInt32](unsafeUninitializedCapacity: n) { b, m in
-                for j in 0..<n { b[j] = magnitudeKey(v[candidates[j]]) }
-                m = n
-            }
-            let threshold = kthLargest(keys, k)
-            let (above, ties) = keys.withUnsafeBufferPointer { kp in
-                var ties: [Int] = [], above = 0
-                for j in 0..<n where kp[j] >= threshold {
-                    if kp[j] > threshold { take(candidates[j]); above &+= 1 } else { ties.append(candidates[j]) }
-                }
-                return (above, ties)
-            }
-            for c in (ties.count > k - above ? ties.sorted() : ties).prefix(k - above) { take(c) }   // ties: lower index wins
+            select(k, of: candidates, key: { magnitudeKey(v[$0]) }) { i, _ in take(i) }
             return
         }
         // Larger is better: the magnitude key, then the complement of the index.

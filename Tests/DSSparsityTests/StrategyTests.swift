@@ -254,32 +254,61 @@ import Foundation
         }
     }
 
-    /// The magnitude forms (heap, quickselect, radix and sampled paths) pick the same
-    /// winners as `largestSet` on `|v|`, and the cut marks exactly them.
-    @Test func magnitudeSelectionsMatchLargestSet() {
+    /// The magnitude forms (heap, quickselect, radix and sampled paths, and the sampled
+    /// bound's fallback) pick the winners of a full sort on `|v|`, and the cut marks
+    /// exactly them.
+    @Test func magnitudeSelectionsMatchAFullSort() {
         var rng = Xoshiro256(seed: 9)
-        for trial in 0..<40 {
-            let n = [1 + rng.index(below: 800), 4096 + rng.index(below: 9000), 40_000 + rng.index(below: 30_000)][trial % 3]
-            let v: [Float] = (0..<n).map { _ in
+        for trial in 0..<41 {
+            let n = trial == 40 ? 65_536 : [1 + rng.index(below: 800), 4096 + rng.index(below: 9000), 40_000 + rng.index(below: 30_000)][trial % 3]
+            var v: [Float] = (0..<n).map { _ in
                 let r = rng.index(below: 20)
                 return r == 0 ? .nan : r == 1 ? -0.0 : trial % 2 == 0 ? Float(r % 7) - 3 : rng.normal()
             }
-            let k = [rng.index(below: n + 2), rng.index(below: max(n / 16, 1)) + 1, n / 5][trial % 3 == 2 ? trial % 2 + 1 : rng.index(below: 3)]
+            var k = [rng.index(below: n + 2), rng.index(below: max(n / 16, 1)) + 1, n / 5][trial % 3 == 2 ? trial % 2 + 1 : rng.index(below: 3)]
+            if trial == 40 {
+                // Large values exactly at the sampled positions (every 32nd) and too few of
+                // them: the sample's bound lets 2048 keys pass, fewer than k, so the full
+                // selection must run.
+                for i in 0..<n { v[i] = i % 32 == 0 ? 100 + Float(i % 7) : rng.uniformFloat() }
+                k = 5000
+            }
+            let m = { (i: Int) -> Float in v[i].isNaN ? -1 : abs(v[i]) }
+            let expected = Set((0..<n).sorted { m($0) > m($1) || (m($0) == m($1) && $0 < $1) }.prefix(k))
             let candidates = Array(0..<n).shuffled(using: &rng)
-            let expected = Set(Selection.largestSet(k, of: candidates) { abs(v[$0]) })
             var got: [Int] = []
             v.withUnsafeBufferPointer { vb in
                 candidates.withUnsafeBufferPointer { Selection.largestMagnitudes(k, of: $0, in: vb.baseAddress!) { got.append($0) } }
             }
-            #expect(got.count == expected.count && Set(got) == expected, "trial \(trial): n \(n), k \(k)")
-            let all = Set(Selection.largestSet(k, of: 0..<n) { abs(v[$0]) })
+            #expect(got.count == expected.count && Set(got).symmetricDifference(expected).isEmpty, "trial \(trial): n \(n), k \(k)")
             var (key, ties) = v.withUnsafeBufferPointer { Selection.magnitudeCut(k, of: $0) }
             var marked = Set<Int>()
             for i in 0..<n {
-                let m = Selection.magnitudeKey(v[i])
-                if m > key || (m == key && ties > 0) { marked.insert(i); if m == key { ties -= 1 } }
+                let mk = Selection.magnitudeKey(v[i])
+                if mk > key || (mk == key && ties > 0) { marked.insert(i); if mk == key { ties -= 1 } }
             }
-            #expect(marked == all, "trial \(trial): n \(n), k \(k)")
+            #expect(marked.symmetricDifference(expected).isEmpty, "trial \(trial): n \(n), k \(k)")
+        }
+    }
+
+    /// RigL's and SRigL's growth by `|g|` (groups filled in parallel) gives the mask the
+    /// serial rule with `largestSet` gives, on 1 and 2 threads, per row and unstructured.
+    @Test func growthByGradientMatchesTheSerialRuleOnAnyThreadCount() throws {
+        var rng = Xoshiro256(seed: 10)
+        let rows = 64, columns = 300, budget = rows * 30
+        for structure in [ConstantFanIn(), Unstructured()] as [any MaskStructure] {
+            let mask = try structure.randomMask(name: "l", rows: rows, columns: columns, budget: budget, rng: &rng)
+            // Few distinct gradient values, so ties are common; some weights exactly 0.
+            let weights = (0..<(rows * columns)).map { i in mask.active[i] && rng.index(below: 10) > 0 ? rng.normal() : 0 }
+            let gradient = (0..<(rows * columns)).map { _ in Float(rng.index(below: 9)) - 4 }
+            let input = LayerUpdateInput(name: "l", mask: mask, weights: weights, denseGradient: gradient, budget: budget,
+                                         dropFraction: 0.3)
+            let serial = input.dropAndGrow(in: structure) { free, count in Selection.largestSet(count, of: free) { abs(gradient[$0]) } }
+            for threads in [1, 2] {
+                let parallel = Parallel.withThreads(threads) { input.dropAndGrow(in: structure, growingLargest: gradient) }
+                #expect(parallel == serial, "\(structure.name), \(threads) threads")
+            }
+            #expect(serial.mask.count == budget, "\(structure.name)")
         }
     }
 }
