@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (each arrow points one way only):
-// COpenBLAS, CZlib, CMachineInfo (CPUID) → DSCore → DSLayers (+ CDenseKernels, AVX-512 C) → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
+// COpenBLAS, CZlib, CMachineInfo (CPUID), CCoreKernels (AVX-512 C) → DSCore → DSLayers (+ CDenseKernels, AVX-512 C) → DSSparsity (+ CSparseKernels, AVX-512 C) → DSTraining → DSData → DSExperiment → dst
 let package = Package(
     name: "DynamicSparse",
     platforms: [.macOS(.v13)],
@@ -20,7 +20,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CMachineInfo"),
-        .target(name: "DSCore", dependencies: ["COpenBLAS", "CMachineInfo"]),
+        .target(name: "CCoreKernels"),
+        .target(name: "DSCore", dependencies: ["COpenBLAS", "CMachineInfo", "CCoreKernels"]),
         .target(name: "CDenseKernels"),
         .target(name: "DSLayers", dependencies: ["DSCore", "CDenseKernels"]),
         .target(name: "CSparseKernels"),

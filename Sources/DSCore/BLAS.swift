@@ -1,3 +1,4 @@
+import CCoreKernels
 import COpenBLAS
 import Dispatch
 
@@ -92,13 +93,21 @@ public enum BLAS {
     }
 
     /// `B = Aᵀ`: `A` is `[rows, columns]` (row stride `lda`), `B` is `[columns, rows]`
-    /// (row stride `ldb`).
-    @inlinable
+    /// (row stride `ldb`). The AVX-512 transpose where the CPU has it (16×16 tiles in
+    /// registers: measured 31 µs against OpenBLAS's somatcopy's 74 µs for 128×784),
+    /// else OpenBLAS.
     public static func transpose(rows: Int, columns: Int, _ a: UnsafePointer<Float>, lda: Int,
                                  into b: UnsafeMutablePointer<Float>, ldb: Int) {
         guard rows > 0, columns > 0 else { return }
-        cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(columns), 1, a, Int32(lda), b, Int32(ldb))
+        if nativeTranspose {
+            ds_transpose(a, Int64(lda), b, Int64(ldb), Int64(rows), Int64(columns))
+        } else {
+            cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(columns), 1, a, Int32(lda), b, Int32(ldb))
+        }
     }
+
+    /// Whether `transpose` runs the AVX-512 kernel.
+    public static let nativeTranspose = ds_transpose_supported() != 0
 }
 
 /// Matrix products on whole tensors (2-D, row-major).

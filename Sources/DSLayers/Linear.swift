@@ -36,26 +36,43 @@ public final class Linear: Layer {
 
     public var ownParameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
-    /// `[N, features]` batch-major view of `p`.
-    private func view(_ p: UnsafePointer<Float>, _ features: Int, _ n: Int) -> ActivationView {
-        ActivationView(p, features: features, columns: n, leadingDimension: features, batchMajor: true)
+    /// The layout of the input and of the output: batch-major `[..., features]`, or
+    /// feature-major `[features, N]` (rank 2 only). `SparseModel` links consecutive
+    /// Linear layers feature-major (`linkFeatureMajor`), so sparse kernels, which
+    /// work on feature-major blocks, need no transposes between them.
+    public var inputLayout = ActivationLayout.batchMajor
+    public var outputLayout = ActivationLayout.batchMajor
+
+    /// `[features, n]` view of `p` in `layout`.
+    private func view(_ p: UnsafePointer<Float>, _ features: Int, _ n: Int, _ layout: ActivationLayout) -> ActivationView {
+        let batchMajor = layout == .batchMajor
+        return ActivationView(p, features: features, columns: n, leadingDimension: batchMajor ? features : n,
+                              batchMajor: batchMajor)
     }
 
-    private func mutableView(_ p: UnsafeMutablePointer<Float>, _ features: Int, _ n: Int) -> MutableActivationView {
-        MutableActivationView(p, features: features, columns: n, leadingDimension: features, batchMajor: true)
+    private func mutableView(_ p: UnsafeMutablePointer<Float>, _ features: Int, _ n: Int,
+                             _ layout: ActivationLayout) -> MutableActivationView {
+        let batchMajor = layout == .batchMajor
+        return MutableActivationView(p, features: features, columns: n, leadingDimension: batchMajor ? features : n,
+                                     batchMajor: batchMajor)
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank >= 2 && x.shape.last == inputFeatures,
-                     "Linear(\(inputFeatures)→\(outputFeatures)) got input \(x.shape)")
+        let linked = inputLayout == .featureMajor || outputLayout == .featureMajor
+        precondition(x.rank >= 2 && (linked ? x.rank == 2 : true)
+                     && (inputLayout == .featureMajor ? x.shape[0] : x.shape.last) == inputFeatures,
+                     "Linear(\(inputFeatures)→\(outputFeatures), \(inputLayout) input) got input \(x.shape)")
         let n = x.count / inputFeatures
-        var y = Tensor(uninitializedShape: x.shape.dropLast() + [outputFeatures])
+        let outputShape = outputLayout == .featureMajor ? [outputFeatures, n]
+            : inputLayout == .featureMajor ? [n, outputFeatures] : x.shape.dropLast() + [outputFeatures]
+        var y = Tensor(uninitializedShape: outputShape)
         let biasValues = bias?.value.storage ?? []
         x.storage.withUnsafeBufferPointer { px in
             biasValues.withUnsafeBufferPointer { pb in
                 y.storage.withUnsafeMutableBufferPointer { py in
-                    kernel.forward(view(px.baseAddress!, inputFeatures, n), bias: bias == nil ? nil : pb.baseAddress,
-                                   into: mutableView(py.baseAddress!, outputFeatures, n), parallel: true)
+                    kernel.forward(view(px.baseAddress!, inputFeatures, n, inputLayout),
+                                   bias: bias == nil ? nil : pb.baseAddress,
+                                   into: mutableView(py.baseAddress!, outputFeatures, n, outputLayout), parallel: true)
                 }
             }
         }
@@ -65,27 +82,41 @@ public final class Linear: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let n = dy.count / outputFeatures
-        precondition(input.count == n * inputFeatures && input.shape.dropLast() == dy.shape.dropLast(),
+        let linked = inputLayout == .featureMajor || outputLayout == .featureMajor
+        precondition(input.count == n * inputFeatures && dy.count == n * outputFeatures
+                     && (linked || input.shape.dropLast() == dy.shape.dropLast()),
                      "Linear.backward without a matching forward")
         var dx = Tensor(uninitializedShape: computesInputGradient ? input.shape : [0])
         dy.storage.withUnsafeBufferPointer { pdy in
-            let gradOut = view(pdy.baseAddress!, outputFeatures, n)
+            let gradOut = view(pdy.baseAddress!, outputFeatures, n, outputLayout)
             input.storage.withUnsafeBufferPointer { px in
-                kernel.backwardWeight(gradOut, view(px.baseAddress!, inputFeatures, n), parallel: true)
+                kernel.backwardWeight(gradOut, view(px.baseAddress!, inputFeatures, n, inputLayout), parallel: true)
             }
             if computesInputGradient {
                 dx.storage.withUnsafeMutableBufferPointer { pdx in
-                    kernel.backwardInput(gradOut, into: mutableView(pdx.baseAddress!, inputFeatures, n), parallel: true)
+                    kernel.backwardInput(gradOut, into: mutableView(pdx.baseAddress!, inputFeatures, n, inputLayout),
+                                         parallel: true)
                 }
             }
             if let bias {
                 bias.gradient.storage.withUnsafeMutableBufferPointer { pdb in
-                    for r in 0..<n {
-                        for o in 0..<outputFeatures { pdb[o] += pdy[r * outputFeatures + o] }
+                    if outputLayout == .featureMajor {
+                        for o in 0..<outputFeatures { pdb[o] += Vector.sum(pdy.baseAddress! + o * n, count: n) }
+                    } else {
+                        for r in 0..<n {
+                            for o in 0..<outputFeatures { pdb[o] += pdy[r * outputFeatures + o] }
+                        }
                     }
                 }
             }
         }
         return dx
     }
+}
+
+/// How a rank-2 block of activations is laid out: `[N, features]` (batch-major, every
+/// layer's default) or `[features, N]` (feature-major, between linked Linear layers).
+public enum ActivationLayout: String, Sendable {
+    case batchMajor = "batch-major"
+    case featureMajor = "feature-major"
 }

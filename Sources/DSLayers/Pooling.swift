@@ -152,12 +152,14 @@ public final class Flatten: Layer {
         inputShape = x.shape
         guard x.rank == 4 else { return x }
         let c = x.shape[0], n = x.shape[1], hw = x.shape[2] * x.shape[3]
+        guard c > 1 && n > 1 else { return x.reshaped([n, c * hw]) }   // one channel or image: the same order
         return x.reshaped([c, n, hw]).swappingOuterAxes().reshaped([n, c * hw])
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard inputShape.count == 4, dy.count > 0 else { return dy }   // empty: not needed upstream
         let c = inputShape[0], n = inputShape[1], hw = inputShape[2] * inputShape[3]
+        guard c > 1 && n > 1 else { return dy.reshaped(inputShape) }
         return dy.reshaped([n, c, hw]).swappingOuterAxes().reshaped(inputShape)
     }
 }

@@ -28,3 +28,40 @@ public final class Sequential: Layer {
         return g
     }
 }
+
+extension Sequential {
+    /// Links runs of Linear layers separated only by ReLUs (`Flatten, Linear, ReLU,
+    /// Linear, ...`) feature-major: each such Linear hands the next one `[features, N]`
+    /// instead of `[N, features]`, and the gradients flow back the same way. ReLU is
+    /// elementwise, so it does not care. A run starts after a Flatten (whose output is
+    /// rank 2); the first Linear still reads batch-major input and the last one still
+    /// writes batch-major output. Dropout breaks a run (its random draws follow the
+    /// element order). With `linked: false`, every Linear is back to batch-major.
+    /// Returns the number of links made.
+    @discardableResult
+    public func linkFeatureMajor(_ linked: Bool = true) -> Int {
+        var links = 0
+        var previous: Linear?   // the last Linear of a run still open
+        var afterFlatten = false
+        for (_, layer) in layers {
+            if let linear = layer as? Linear {
+                linear.inputLayout = .batchMajor
+                linear.outputLayout = .batchMajor
+                if linked, let previous {
+                    previous.outputLayout = .featureMajor
+                    linear.inputLayout = .featureMajor
+                    links += 1
+                }
+                previous = afterFlatten || linear.inputLayout == .featureMajor ? linear : nil
+                afterFlatten = false
+            } else if layer is ReLU {
+                afterFlatten = false
+            } else {
+                previous = nil
+                afterFlatten = layer is Flatten
+            }
+        }
+        return links
+    }
+}
+

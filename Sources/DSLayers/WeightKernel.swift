@@ -90,19 +90,20 @@ public final class DenseWeightKernel: WeightKernel {
 
     public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView,
                         parallel: Bool) {
-        precondition(x.features == fanIn && y.features == rows && x.columns == y.columns && x.batchMajor == y.batchMajor,
+        precondition(x.features == fanIn && y.features == rows && x.columns == y.columns,
                      "DenseWeightKernel.forward: \(x.features)x\(x.columns) → \(y.features)x\(y.columns) for W \(rows)x\(fanIn)")
         DenseWeightKernel.fillBias(bias, y)
+        let beta: Float = bias == nil ? 0 : 1
         weight.value.storage.withUnsafeBufferPointer { pw in
             if y.batchMajor {
-                // y[N, out] = x[N, in] · Wᵀ
-                BLAS.gemm(transposeB: true, m: y.columns, n: rows, k: fanIn, a: x.base, lda: x.leadingDimension,
-                          b: pw.baseAddress!, ldb: fanIn, beta: bias == nil ? 0 : 1,
+                // y[N, out] = x[N, in] · Wᵀ (x stored [N, in], or [in, N] feature-major)
+                BLAS.gemm(transposeA: !x.batchMajor, transposeB: true, m: y.columns, n: rows, k: fanIn,
+                          a: x.base, lda: x.leadingDimension, b: pw.baseAddress!, ldb: fanIn, beta: beta,
                           c: y.base, ldc: y.leadingDimension, parallel: parallel)
             } else {
                 // y[out, cols] = W · x[in, cols]
-                BLAS.gemm(m: rows, n: y.columns, k: fanIn, a: pw.baseAddress!, lda: fanIn, b: x.base,
-                          ldb: x.leadingDimension, beta: bias == nil ? 0 : 1, c: y.base, ldc: y.leadingDimension,
+                BLAS.gemm(transposeB: x.batchMajor, m: rows, n: y.columns, k: fanIn, a: pw.baseAddress!, lda: fanIn,
+                          b: x.base, ldb: x.leadingDimension, beta: beta, c: y.base, ldc: y.leadingDimension,
                           parallel: parallel)
             }
         }
@@ -122,12 +123,14 @@ public final class DenseWeightKernel: WeightKernel {
         weight.value.storage.withUnsafeBufferPointer { pw in
             if dx.batchMajor {
                 // dx[N, in] = dy[N, out] · W[out, in]
-                BLAS.gemm(m: dx.columns, n: fanIn, k: rows, a: dy.base, lda: dy.leadingDimension,
-                          b: pw.baseAddress!, ldb: fanIn, c: dx.base, ldc: dx.leadingDimension, parallel: parallel)
+                BLAS.gemm(transposeA: !dy.batchMajor, m: dx.columns, n: fanIn, k: rows, a: dy.base,
+                          lda: dy.leadingDimension, b: pw.baseAddress!, ldb: fanIn, c: dx.base,
+                          ldc: dx.leadingDimension, parallel: parallel)
             } else {
                 // dx[in, cols] = Wᵀ · dy[out, cols]
-                BLAS.gemm(transposeA: true, m: fanIn, n: dx.columns, k: rows, a: pw.baseAddress!, lda: fanIn,
-                          b: dy.base, ldb: dy.leadingDimension, c: dx.base, ldc: dx.leadingDimension, parallel: parallel)
+                BLAS.gemm(transposeA: true, transposeB: dy.batchMajor, m: fanIn, n: dx.columns, k: rows,
+                          a: pw.baseAddress!, lda: fanIn, b: dy.base, ldb: dy.leadingDimension, c: dx.base,
+                          ldc: dx.leadingDimension, parallel: parallel)
             }
         }
     }
@@ -139,18 +142,13 @@ public final class DenseWeightKernel: WeightKernel {
         DenseWeightKernel.gemmGradient(dy, x, rows: rows, fanIn: fanIn, beta: 0, into: gradient, parallel: parallel)
     }
 
-    /// `g[out, in] = beta · g + dy · xᵀ` for either layout.
+    /// `g[out, in] = beta · g + dy · xᵀ`, each operand in either layout:
+    /// `dy[out, cols] · x[in, cols]ᵀ`, a batch-major operand read transposed.
     public static func gemmGradient(_ dy: ActivationView, _ x: ActivationView, rows: Int, fanIn: Int, beta: Float,
                                     into g: UnsafeMutablePointer<Float>, parallel: Bool) {
-        if dy.batchMajor {
-            // dW[out, in] = dyᵀ[out, N] · x[N, in]
-            BLAS.gemm(transposeA: true, m: rows, n: fanIn, k: dy.columns, a: dy.base, lda: dy.leadingDimension,
-                      b: x.base, ldb: x.leadingDimension, beta: beta, c: g, ldc: fanIn, parallel: parallel)
-        } else {
-            // dW[out, in] = dy[out, cols] · x[in, cols]ᵀ
-            BLAS.gemm(transposeB: true, m: rows, n: fanIn, k: dy.columns, a: dy.base, lda: dy.leadingDimension,
-                      b: x.base, ldb: x.leadingDimension, beta: beta, c: g, ldc: fanIn, parallel: parallel)
-        }
+        BLAS.gemm(transposeA: dy.batchMajor, transposeB: !x.batchMajor, m: rows, n: fanIn, k: dy.columns,
+                  a: dy.base, lda: dy.leadingDimension, b: x.base, ldb: x.leadingDimension, beta: beta,
+                  c: g, ldc: fanIn, parallel: parallel)
     }
 
     public func addGradient(_ gradient: UnsafePointer<Float>) {

@@ -168,6 +168,11 @@ public final class SparseModel {
         self.layers = layers
         applyMasks()
         chooseKernels()
+        // On the sparse path, consecutive Linear layers pass activations feature-major,
+        // the layout the sparse kernels compute in (no transposes between them).
+        for case let sequential as Sequential in model.namedLayers().map(\.layer) {
+            sequential.linkFeatureMajor(settings.kernels != .off)
+        }
     }
 
     private static func denseUntilScored(_ strategy: any SparsityScheduler, _ layer: SparseLayer, budget: Int) throws -> SparseMask {

@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 import DSLayers
 
@@ -31,6 +32,61 @@ public enum SparseProducts {
         }
     }
 
+    /// Whether this CPU runs the AVX-512 kernels of the two products below (else they
+    /// run the Swift loops; tests run both).
+    public static let nativeKernels = ds_sparse_linear_supported() != 0
+
+    /// `product` with each entry's value read in place from the dense weight `w` at
+    /// `positions[e]`: no gathered copy of the values. With `native` (the AVX-512 kernel),
+    /// threads take 16-column slices when there are enough columns, else row ranges; the
+    /// sums are the same either way.
+    public static func product(start: [Int32], index: [Int32], positions: [Int32], weights w: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, outputs: Int, features: Int, x: UnsafePointer<Float>,
+                               ldX: Int, columns: Int, y: UnsafeMutablePointer<Float>, ldY: Int, parallel: Bool,
+                               native: Bool = nativeKernels) {
+        guard native && nativeStrides(ldX, ldY) else {
+            var values = [Float](repeating: 0, count: positions.count)
+            values.withUnsafeMutableBufferPointer { v in
+                positions.withUnsafeBufferPointer { p in for e in 0..<p.count { v[e] = w[Int(p[e])] } }
+            }
+            product(start: start, index: index, values: values, bias: bias, outputs: outputs, features: features,
+                    x: x, ldX: ldX, columns: columns, y: y, ldY: ldY, parallel: parallel)
+            return
+        }
+        guard columns > 0, outputs > 0 else { return }
+        start.withUnsafeBufferPointer { ps in
+            index.withUnsafeBufferPointer { pi in
+                positions.withUnsafeBufferPointer { pp in
+                    let work = parallel ? threadWork(positions.count * columns) : 0
+                    // Slices of 16 columns on x's 64-byte boundaries (the kernel's blocks).
+                    let shift = ldX % 16 == 0 ? (Int(bitPattern: x) / 4) % 16 : 0
+                    let slices = (columns + shift + 15) / 16
+                    if slices >= 2 * Parallel.threads {
+                        Parallel.forRanges(slices, work: work) { range in
+                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp.baseAddress!, w, bias, 0,
+                                                   Int64(outputs), x, Int64(ldX),
+                                                   Int64(max(range.lowerBound * 16 - shift, 0)),
+                                                   Int64(min(range.upperBound * 16 - shift, columns)), y, Int64(ldY))
+                        }
+                    } else {
+                        Parallel.forRanges(outputs, work: work) { range in
+                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp.baseAddress!, w, bias,
+                                                   Int64(range.lowerBound), Int64(range.upperBound), x, Int64(ldX), 0,
+                                                   Int64(columns), y, Int64(ldY))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether rows `ld` floats apart suit the AVX-512 kernels, which read 128-column
+    /// blocks in place: short rows, or strides that are not a multiple of 4 KB (such
+    /// rows would share a few cache sets; the Swift kernels copy their tiles first).
+    static func nativeStrides(_ lds: Int...) -> Bool {
+        lds.allSatisfy { $0 <= 128 || ($0 * 4) % 4096 != 0 }
+    }
+
     /// The `work` figure `Parallel` sees for `fmas` multiply-adds: a second thread pays
     /// for its wake-up from about half a million (below that, one thread is faster).
     static func threadWork(_ fmas: Int) -> Int { fmas / 8 }
@@ -44,14 +100,30 @@ public enum SparseProducts {
 
     /// `g[e] = Σ_c dy[r][c] · x[index[e]][c]` for every entry `e` of every row `r`
     /// (`dy [rows, ldDY]`, `x [features, ldX]`, both feature-major), overwriting
-    /// `g[0..<start[rows]]`. Rows are split over threads, columns go in fixed tiles:
-    /// the sums do not depend on the thread count.
+    /// `g[0..<start[rows]]`. Rows are split over threads, columns go in fixed tiles
+    /// (blocks of 128 in the AVX-512 kernel): the sums do not depend on the thread count.
     public static func sampled(start: [Int32], index: [Int32], rows: Int, features: Int,
                                dy: UnsafePointer<Float>, ldDY: Int, x: UnsafePointer<Float>, ldX: Int, columns: Int,
-                               into g: UnsafeMutablePointer<Float>, parallel: Bool) {
+                               into g: UnsafeMutablePointer<Float>, parallel: Bool, native: Bool = nativeKernels) {
         let count = Int(start[rows])
         g.update(repeating: 0, count: count)
         guard columns > 0, count > 0 else { return }
+        if native && nativeStrides(ldDY, ldX) {
+            // The kernel reads a row of x per entry: x on 64-byte boundaries halves the
+            // cache lines each read touches, so a misaligned x is copied first.
+            withAligned(x, rows: features, columns: columns, ld: ldX) { x, ldX in
+                start.withUnsafeBufferPointer { ps in
+                    index.withUnsafeBufferPointer { pi in
+                        Parallel.forRanges(rows, work: parallel ? threadWork(count * columns) : 0) { range in
+                            ds_sparse_rows_sampled(ps.baseAddress!, pi.baseAddress!, Int64(range.lowerBound),
+                                                   Int64(range.upperBound), dy, Int64(ldDY), x, Int64(ldX),
+                                                   Int64(columns), g)
+                        }
+                    }
+                }
+            }
+            return
+        }
         let tile = sampledTile(rows: rows, features: features, columns: columns)
         start.withUnsafeBufferPointer { ps in
             index.withUnsafeBufferPointer { pi in
@@ -116,13 +188,31 @@ public enum SparseProducts {
         return out
     }
 
+    /// Runs `body(x, ld)` on `x [rows, ld]` itself when its rows start on 64-byte
+    /// boundaries, else on an aligned copy of its first `columns` columns.
+    static func withAligned(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int,
+                            _ body: (UnsafePointer<Float>, Int) -> Void) {
+        if Int(bitPattern: x) % 64 == 0 && ld % 16 == 0 { body(x, ld); return }
+        let ldCopy = (columns + 15) / 16 * 16
+        let copy = allocateAligned(rows * ldCopy)
+        defer { copy.deallocate() }
+        for r in 0..<rows { (copy + r * ldCopy).update(from: x + r * ld, count: columns) }
+        body(copy, ldCopy)
+    }
+
+    /// `count` floats on a 64-byte boundary (free with `deallocate()`).
+    static func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: max(count, 16) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(count, 16))
+    }
+
     /// Runs `body(x, ldX, y, ldY)` on feature-major views of `x` and `y`, transposing
     /// batch-major ones into scratch buffers (and the result back into `y`).
     static func featureMajor(_ x: ActivationView, _ y: MutableActivationView,
                              _ body: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int) -> Void) {
         withFeatureMajor(x) { px, ldX in
             guard y.batchMajor else { body(px, ldX, y.base, y.leadingDimension); return }
-            let yT = UnsafeMutablePointer<Float>.allocate(capacity: max(y.features * y.columns, 1))
+            let yT = allocateAligned(y.features * y.columns)
             defer { yT.deallocate() }
             body(px, ldX, yT, y.columns)
             BLAS.transpose(rows: y.features, columns: y.columns, yT, lda: y.columns, into: y.base,
@@ -133,7 +223,7 @@ public enum SparseProducts {
     /// Runs `body(x, ld)` on a feature-major form of `x`.
     static func withFeatureMajor(_ x: ActivationView, _ body: (UnsafePointer<Float>, Int) -> Void) {
         guard x.batchMajor else { body(x.base, x.leadingDimension); return }
-        let xT = UnsafeMutablePointer<Float>.allocate(capacity: max(x.features * x.columns, 1))
+        let xT = allocateAligned(x.features * x.columns)
         defer { xT.deallocate() }
         BLAS.transpose(rows: x.columns, columns: x.features, x.base, lda: x.leadingDimension, into: xT, ldb: x.columns)
         body(xT, x.columns)

@@ -113,6 +113,9 @@ public final class SparseWeightKernel: WeightKernel {
     /// Whether 3×3 convolutions run the AVX-512 kernels on unpadded planes where the CPU
     /// and the plane size allow (tests turn it off to check the padded-plane path).
     public var usesNativeConvolution = true
+    /// Whether Linear products and weight gradients run the AVX-512 kernels where the
+    /// CPU has them (tests turn it off to check the Swift kernels).
+    public var usesNativeKernels = SparseProducts.nativeKernels
 
     deinit { keptInput?.deallocate() }
 
@@ -190,12 +193,15 @@ public final class SparseWeightKernel: WeightKernel {
     private func product(transposed: Bool, _ x: ActivationView, bias: UnsafePointer<Float>?,
                          into y: MutableActivationView, parallel: Bool) {
         let p = pattern
-        let values = gatherValues(transposed ? p.transposedPositions : p.positions)
         SparseProducts.featureMajor(x, y) { px, ldX, py, ldY in
-            SparseProducts.product(start: transposed ? p.columnStart : p.rowStart,
-                                   index: transposed ? p.rowIndex : p.columnIndex, values: values, bias: bias,
-                                   outputs: y.features, features: x.features, x: px, ldX: ldX, columns: x.columns,
-                                   y: py, ldY: ldY, parallel: parallel)
+            weight.value.storage.withUnsafeBufferPointer { w in
+                SparseProducts.product(start: transposed ? p.columnStart : p.rowStart,
+                                       index: transposed ? p.rowIndex : p.columnIndex,
+                                       positions: transposed ? p.transposedPositions : p.positions,
+                                       weights: w.baseAddress!, bias: bias, outputs: y.features, features: x.features,
+                                       x: px, ldX: ldX, columns: x.columns, y: py, ldY: ldY, parallel: parallel,
+                                       native: usesNativeKernels)
+            }
         }
     }
 
@@ -215,7 +221,7 @@ public final class SparseWeightKernel: WeightKernel {
             SparseProducts.withFeatureMajor(xs) { px, ldX in
                 SparseProducts.sampled(start: pattern.rowStart, index: pattern.columnIndex, rows: rows, features: fanIn,
                                        dy: pdy, ldDY: ldDY, x: px, ldX: ldX, columns: x.columns,
-                                       into: gradient, parallel: parallel)
+                                       into: gradient, parallel: parallel, native: usesNativeKernels)
             }
         }
     }
@@ -248,7 +254,7 @@ final class FeatureMajorCopy {
     init?(_ x: ActivationView) {
         guard x.batchMajor else { return nil }
         source = x.base; features = x.features; columns = x.columns; leadingDimension = x.leadingDimension
-        data = .allocate(capacity: max(features * columns, 1))
+        data = SparseProducts.allocateAligned(features * columns)
         BLAS.transpose(rows: columns, columns: features, x.base, lda: leadingDimension, into: data, ldb: columns)
     }
 
@@ -325,3 +331,4 @@ public final class CondensedWeightKernel: WeightKernel {
         sparse.backwardWeight(dy, x, parallel: parallel)
     }
 }
+

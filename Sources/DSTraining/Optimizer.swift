@@ -61,25 +61,42 @@ public final class SGD: Optimizer {
             let wd = p.decays ? weightDecay : 0
             p.value.storage.withUnsafeMutableBufferPointer { w in
                 velocity[i].storage.withUnsafeMutableBufferPointer { b in
-                    // One loop per variant, so the element loop carries no branch.
+                    let w = w.baseAddress!, b = b.baseAddress!
+                    // One rule type per variant, so the element loop carries no branch.
                     if mu == 0 {
-                        p.forEachSteppedGradient { t, g in w[t] -= lr * (g + wd * w[t]) }
+                        p.step(PlainSGD(w: w, lr: lr, wd: wd))
                     } else if nesterov {
-                        p.forEachSteppedGradient { t, g in
-                            let grad = g + wd * w[t], v = mu * b[t] + grad
-                            b[t] = v
-                            w[t] -= lr * (grad + mu * v)
-                        }
+                        p.step(NesterovSGD(w: w, b: b, lr: lr, wd: wd, mu: mu))
                     } else {
-                        p.forEachSteppedGradient { t, g in
-                            let v = mu * b[t] + g + wd * w[t]
-                            b[t] = v
-                            w[t] -= lr * v
-                        }
+                        p.step(MomentumSGD(w: w, b: b, lr: lr, wd: wd, mu: mu))
                     }
                 }
             }
         }
+    }
+}
+
+/// SGD's per-weight updates (see `SGD`), as `SteppingRule`s.
+struct PlainSGD: SteppingRule {
+    let w: UnsafeMutablePointer<Float>, lr: Float, wd: Float
+    @inline(__always) func callAsFunction(_ t: Int, _ g: Float) { w[t] -= lr * (g + wd * w[t]) }
+}
+
+struct NesterovSGD: SteppingRule {
+    let w: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, lr: Float, wd: Float, mu: Float
+    @inline(__always) func callAsFunction(_ t: Int, _ g: Float) {
+        let grad = g + wd * w[t], v = mu * b[t] + grad
+        b[t] = v
+        w[t] -= lr * (grad + mu * v)
+    }
+}
+
+struct MomentumSGD: SteppingRule {
+    let w: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, lr: Float, wd: Float, mu: Float
+    @inline(__always) func callAsFunction(_ t: Int, _ g: Float) {
+        let v = mu * b[t] + g + wd * w[t]
+        b[t] = v
+        w[t] -= lr * v
     }
 }
 
@@ -129,12 +146,8 @@ public final class AdamW: Optimizer {
             p.value.storage.withUnsafeMutableBufferPointer { w in
                 firstMoment[i].storage.withUnsafeMutableBufferPointer { m in
                     secondMoment[i].storage.withUnsafeMutableBufferPointer { v in
-                        @inline(__always) func update(_ t: Int, _ g: Float) {
-                            m[t] = b1 * m[t] + (1 - b1) * g
-                            v[t] = b2 * v[t] + (1 - b2) * g * g
-                            w[t] = w[t] * decay - lr * (m[t] * c1) / ((v[t] * c2).squareRoot() + eps)
-                        }
-                        p.forEachSteppedGradient(update)
+                        p.step(AdamWRule(w: w.baseAddress!, m: m.baseAddress!, v: v.baseAddress!, b1: b1, b2: b2,
+                                         c1: c1, c2: c2, lr: lr, eps: eps, decay: decay))
                     }
                 }
             }
@@ -142,26 +155,46 @@ public final class AdamW: Optimizer {
     }
 }
 
+/// AdamW's per-weight update (see `AdamW`).
+struct AdamWRule: SteppingRule {
+    let w: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+    let b1: Float, b2: Float, c1: Float, c2: Float, lr: Float, eps: Float, decay: Float
+    @inline(__always) func callAsFunction(_ t: Int, _ g: Float) {
+        m[t] = b1 * m[t] + (1 - b1) * g
+        v[t] = b2 * v[t] + (1 - b2) * g * g
+        w[t] = w[t] * decay - lr * (m[t] * c1) / ((v[t] * c2).squareRoot() + eps)
+    }
+}
+
+/// One optimizer's update of one weight from its gradient: `rule(position, gradient)`.
+/// A concrete type (not a closure), so the stepping loops inline it.
+protocol SteppingRule {
+    func callAsFunction(_ t: Int, _ g: Float)
+}
+
 extension Parameter {
-    /// Calls `body(position, gradient)` for every weight an optimizer steps: the active
-    /// positions with `activeGradient` on the sparse path (O(active weights)), else
-    /// every position with `gradient`.
+    /// Applies `rule` to every weight an optimizer steps: the active positions with
+    /// `activeGradient` on the sparse path (O(active weights)), else every position with
+    /// `gradient`. Large parameters are split over threads (each position is stepped
+    /// once, by one thread, so the result does not depend on the split).
     @inline(__always)
-    /// Large parameters are split over threads (each position is stepped once, by one
-    /// thread, so the result does not depend on the split).
-    func forEachSteppedGradient(_ body: (Int, Float) -> Void) {
+    func step<Rule: SteppingRule>(_ rule: Rule) {
         if let positions = activePositions {
+            guard !positions.isEmpty else { return }
             positions.withUnsafeBufferPointer { pos in
                 activeGradient.withUnsafeBufferPointer { g in
-                    Parallel.forRanges(pos.count, work: pos.count * 4) { range in
-                        for e in range { body(Int(pos[e]), g[e]) }
+                    let count = pos.count, pos = pos.baseAddress!, g = g.baseAddress!
+                    Parallel.forRanges(count, work: count * 4) { range in
+                        for e in range { rule(Int(pos[e]), g[e]) }
                     }
                 }
             }
         } else {
+            guard gradient.count > 0 else { return }
             gradient.storage.withUnsafeBufferPointer { g in
-                Parallel.forRanges(g.count, work: g.count * 4) { range in
-                    for t in range { body(t, g[t]) }
+                let g = g.baseAddress!
+                Parallel.forRanges(gradient.count, work: gradient.count * 4) { range in
+                    for t in range { rule(t, g[t]) }
                 }
             }
         }

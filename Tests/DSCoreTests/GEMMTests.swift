@@ -61,3 +61,24 @@ import Testing
         #expect(t.reshaped([3, 2])[2, 1] == 5)
     }
 }
+
+@Suite struct TransposeTests {
+    @Test("transpose moves every element, on tile edges and with row strides")
+    func transposeMovesEveryElement() {
+        for (rows, columns) in [(1, 1), (16, 16), (17, 33), (128, 784), (3, 50), (64, 5)] {
+            let lda = columns + 3, ldb = rows + 2
+            let a = (0..<(rows * lda)).map { Float($0) }
+            var b = [Float](repeating: -1, count: columns * ldb)
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeMutableBufferPointer { pb in
+                    BLAS.transpose(rows: rows, columns: columns, pa.baseAddress!, lda: lda, into: pb.baseAddress!, ldb: ldb)
+                }
+            }
+            var wrong = 0
+            for c in 0..<columns {
+                for r in 0..<ldb where b[c * ldb + r] != (r < rows ? a[r * lda + c] : -1) { wrong += 1 }
+            }
+            #expect(wrong == 0, "\(rows)x\(columns): \(wrong) elements wrong")
+        }
+    }
+}

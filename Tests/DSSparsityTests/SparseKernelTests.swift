@@ -61,15 +61,21 @@ import Testing
             let dxRef = SparseProducts.referenceProduct(weight: wT, outputs: fanIn, features: rows, x: dy, columns: n,
                                                         bias: nil)
             let gRef = SparseProducts.referenceSampled(mask: m, dy: dy, x: x, columns: n)
+            // The AVX-512 kernels (where the CPU has them) and the Swift ones; operands at
+            // every 64-byte alignment class the kernels treat differently (offset floats).
+            let variants = (SparseProducts.nativeKernels ? [(true, 0), (true, 5), (true, 12)] : []) + [(false, 0), (false, 5)]
             for threads in [1, 2] {
                 for batchMajor in [false, true] {
-                    let label = "\(rows)x\(fanIn) k=\(k.map(String.init) ?? "csr") n=\(n) threads \(threads) batch-major \(batchMajor)"
+                  for (native, offset) in variants {
+                    kernel.usesNativeKernels = native
+                    let label = "\(rows)x\(fanIn) k=\(k.map(String.init) ?? "csr") n=\(n) threads \(threads) batch-major \(batchMajor) native \(native) offset \(offset)"
                     // Batch-major operands are the transposes of the feature-major ones.
                     let xs = batchMajor ? transposed(x, rows: fanIn, columns: n) : x
                     let dys = batchMajor ? transposed(dy, rows: rows, columns: n) : dy
                     func view(_ a: [Float], _ features: Int, _ body: (ActivationView) -> Void) {
-                        a.withUnsafeBufferPointer {
-                            body(ActivationView($0.baseAddress!, features: features, columns: n,
+                        let shifted = [Float](repeating: .nan, count: offset) + a
+                        shifted.withUnsafeBufferPointer {
+                            body(ActivationView($0.baseAddress! + offset, features: features, columns: n,
                                                 leadingDimension: batchMajor ? features : n, batchMajor: batchMajor))
                         }
                     }
@@ -103,6 +109,7 @@ import Testing
                             #expect(w.gradient.storage.allSatisfy { $0 == 0 }, "no dense gradient \(label)")
                         }
                     }
+                  }
                 }
             }
             // Dense-gradient mode: the full dense gradient, and the active one taken from it.

@@ -51,4 +51,24 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
                                int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
                                int64_t width, float *g);
 
+/// 1 when this CPU runs the AVX-512 sparse Linear kernels below, else 0 (callers then
+/// use the Swift kernels).
+int ds_sparse_linear_supported(void);
+
+/// Rows [r0, r1) and columns [c0, c1) of a sparse × dense product on feature-major
+/// activations, the weights read in place from the dense weight `w`:
+///   y[r][c] = bias[r] + Σ_{e ∈ [start[r], start[r+1])} w[position[e]] · x[index[e]][c]
+/// (`x[f][c]` at `x + f·ldX + c`, `y` likewise with ldY; `bias` may be NULL). Each sum
+/// runs over a row's entries in order, whatever the row and column ranges.
+void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
+                            const float *bias, int64_t r0, int64_t r1, const float *x, int64_t ldX, int64_t c0,
+                            int64_t c1, float *y, int64_t ldY);
+
+/// The sampled product for rows [r0, r1), added into g:
+///   g[e] += Σ_{c < columns} dy[r][c] · x[index[e]][c]   for e ∈ [start[r], start[r+1])
+/// summed per block of 128 columns (16-lane partial sums, folded by a fixed tree), then
+/// over blocks in order.
+void ds_sparse_rows_sampled(const int32_t *start, const int32_t *index, int64_t r0, int64_t r1, const float *dy,
+                            int64_t ldDY, const float *x, int64_t ldX, int64_t columns, float *g);
+
 #endif

@@ -1,0 +1,181 @@
+#include "CSparseKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int ds_sparse_linear_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+}
+
+/// Lanes below `n` of a 16-lane vector (all of them for n ≥ 16).
+static inline __mmask16 lanes_below(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/// acc += Σ_{e ∈ [e0, e1)} w[position[e]] · x[index[e]] over nv vectors (the terms one
+/// row of a pair has beyond the other's).
+__attribute__((target("avx512f"), always_inline))
+static inline void row_terms(__m512 *acc, int64_t e0, int64_t e1, const int32_t *index, const int32_t *position,
+                             const float *w, const float *x, int64_t ldX, const int nv, __mmask16 head,
+                             __mmask16 tail) {
+    for (int64_t e = e0; e < e1; e++) {
+        __m512 v = _mm512_set1_ps(w[position[e]]);
+        const float *p = x + (int64_t)index[e] * ldX;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 8; j++) {
+            if (j >= nv) break;
+            __mmask16 m = (j == 0 ? head : (__mmask16)0xFFFF) & (j == nv - 1 ? tail : (__mmask16)0xFFFF);
+            acc[j] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, p + 16 * j), acc[j]);
+        }
+    }
+}
+
+/// Rows `a` and `b` (b < 0: none) over the `nv` vectors from column c of a block whose
+/// last vector is masked by `tail`:
+///   y[r][c ..< c + 16 nv] = bias[r] + Σ_e w[position[e]] · x[index[e]][c ..< c + 16 nv].
+/// Two rows share each pass so the loads of one hide behind the other's FMAs.
+__attribute__((target("avx512f"), always_inline))
+static inline void rows_block(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
+                              const float *bias, int64_t a, int64_t b, const float *x, int64_t ldX, int64_t c,
+                              const int nv, __mmask16 head, __mmask16 tail, float *y, int64_t ldY) {
+    __m512 ya[8], yb[8];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++) { ya[j] = _mm512_setzero_ps(); yb[j] = _mm512_setzero_ps(); }
+    int64_t ea = start[a], enda = start[a + 1];
+    int64_t eb = b >= 0 ? start[b] : 0, endb = b >= 0 ? start[b + 1] : 0;
+    const float *xc = x + c;
+    while (ea < enda && eb < endb) {
+        __m512 va = _mm512_set1_ps(w[position[ea]]), vb = _mm512_set1_ps(w[position[eb]]);
+        const float *pa = xc + (int64_t)index[ea] * ldX, *pb = xc + (int64_t)index[eb] * ldX;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 8; j++) {
+            if (j >= nv) break;
+            __mmask16 m = (j == 0 ? head : (__mmask16)0xFFFF) & (j == nv - 1 ? tail : (__mmask16)0xFFFF);
+            ya[j] = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, pa + 16 * j), ya[j]);
+            yb[j] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, pb + 16 * j), yb[j]);
+        }
+        ea++; eb++;
+    }
+    row_terms(ya, ea, enda, index, position, w, xc, ldX, nv, head, tail);
+    row_terms(yb, eb, endb, index, position, w, xc, ldX, nv, head, tail);
+    __m512 ba = _mm512_set1_ps(bias ? bias[a] : 0.0f);
+    __m512 bb = _mm512_set1_ps(bias && b >= 0 ? bias[b] : 0.0f);
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++) {
+        if (j >= nv) break;
+        __mmask16 m = (j == 0 ? head : (__mmask16)0xFFFF) & (j == nv - 1 ? tail : (__mmask16)0xFFFF);
+        _mm512_mask_storeu_ps(y + a * ldY + c + 16 * j, m, _mm512_add_ps(ya[j], ba));
+        if (b >= 0) _mm512_mask_storeu_ps(y + b * ldY + c + 16 * j, m, _mm512_add_ps(yb[j], bb));
+    }
+}
+
+#define DS_ROWS_BLOCK(NV)                                                                                              \
+    case NV:                                                                                                           \
+        for (int64_t r = r0; r < r1; r += 2)                                                                           \
+            rows_block(start, index, position, w, bias, r, r + 1 < r1 ? r + 1 : -1, x, ldX, c, NV, head, tail, y,      \
+                       ldY);                                                                                           \
+        break;
+
+__attribute__((target("avx512f")))
+void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
+                            const float *bias, int64_t r0, int64_t r1, const float *x, int64_t ldX, int64_t c0,
+                            int64_t c1, float *y, int64_t ldY) {
+    // Blocks start on 64-byte boundaries of x's rows when all rows share one alignment
+    // (ldX a multiple of 16): the first vector is then masked below c0 instead of every
+    // load straddling two cache lines. Each output is still summed lane by lane over the
+    // row's entries in order, so the result does not depend on the alignment.
+    int64_t shift = ldX % 16 == 0 ? (int64_t)(((uintptr_t)(x + c0) / sizeof(float)) % 16) : 0;
+    for (int64_t c = c0 - shift; c < c1; c += 128) {
+        int64_t width = c1 - c < 128 ? c1 - c : 128;
+        int nv = (int)((width + 15) / 16);
+        __mmask16 head = c < c0 ? (__mmask16)~lanes_below(c0 - c) : (__mmask16)0xFFFF;
+        __mmask16 tail = lanes_below(width - 16 * (nv - 1));
+        switch (nv) {
+            DS_ROWS_BLOCK(1) DS_ROWS_BLOCK(2) DS_ROWS_BLOCK(3) DS_ROWS_BLOCK(4)
+            DS_ROWS_BLOCK(5) DS_ROWS_BLOCK(6) DS_ROWS_BLOCK(7) DS_ROWS_BLOCK(8)
+            default: break;
+        }
+    }
+}
+
+/// The four sums of a, b, c, d's lanes, in that order (the lane halves folded first,
+/// then pairs of 128-bit lanes, then within them).
+__attribute__((target("avx512f"), always_inline))
+static inline __m128 sums4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0xB1));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
+}
+
+/// g[e ..< e + 8] += the dot products of d (nv vectors, held in registers) with the
+/// x rows of entries e ..< e + 8 (each two accumulator chains would be too few: eight
+/// entries keep eight chains in flight).
+__attribute__((target("avx512f"), always_inline))
+static inline void sampled_block(const __m512 *d, const int nv, __mmask16 tail, const int32_t *index, int64_t e,
+                                 int count, const float *x, int64_t ldX, float *g) {
+    __m512 s[8];
+    const float *p[8];
+#pragma clang loop unroll(full)
+    for (int k = 0; k < 8; k++) { s[k] = _mm512_setzero_ps(); p[k] = x + (int64_t)index[e + (k < count ? k : 0)] * ldX; }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++) {
+        if (j >= nv) break;
+        __mmask16 m = j == nv - 1 ? tail : (__mmask16)0xFFFF;
+#pragma clang loop unroll(full)
+        for (int k = 0; k < 8; k++) s[k] = _mm512_fmadd_ps(d[j], _mm512_maskz_loadu_ps(m, p[k] + 16 * j), s[k]);
+    }
+    __m128 lo = sums4(s[0], s[1], s[2], s[3]), hi = sums4(s[4], s[5], s[6], s[7]);
+    __m512 both = _mm512_insertf32x4(_mm512_castps128_ps512(lo), hi, 1);
+    __mmask16 keep = lanes_below(count);
+    _mm512_mask_storeu_ps(g + e, keep, _mm512_add_ps(_mm512_maskz_loadu_ps(keep, g + e), both));
+}
+
+#define DS_SAMPLED_ROWS(NV)                                                                                            \
+    case NV:                                                                                                           \
+        for (int64_t r = r0; r < r1; r++) {                                                                            \
+            __m512 d[8];                                                                                               \
+            for (int j = 0; j < NV; j++)                                                                               \
+                d[j] = _mm512_maskz_loadu_ps(j == NV - 1 ? tail : (__mmask16)0xFFFF, dy + r * ldDY + c + 16 * j);      \
+            for (int64_t e = start[r]; e < start[r + 1]; e += 8) {                                                     \
+                int64_t left = start[r + 1] - e;                                                                       \
+                sampled_block(d, NV, tail, index, e, left < 8 ? (int)left : 8, x + c, ldX, g);                         \
+            }                                                                                                          \
+        }                                                                                                              \
+        break;
+
+__attribute__((target("avx512f")))
+void ds_sparse_rows_sampled(const int32_t *start, const int32_t *index, int64_t r0, int64_t r1, const float *dy,
+                            int64_t ldDY, const float *x, int64_t ldX, int64_t columns, float *g) {
+    for (int64_t c = 0; c < columns; c += 128) {
+        int64_t width = columns - c < 128 ? columns - c : 128;
+        int nv = (int)((width + 15) / 16);
+        __mmask16 tail = lanes_below(width - 16 * (nv - 1));
+        switch (nv) {
+            DS_SAMPLED_ROWS(1) DS_SAMPLED_ROWS(2) DS_SAMPLED_ROWS(3) DS_SAMPLED_ROWS(4)
+            DS_SAMPLED_ROWS(5) DS_SAMPLED_ROWS(6) DS_SAMPLED_ROWS(7) DS_SAMPLED_ROWS(8)
+            default: break;
+        }
+    }
+}
+
+#else
+
+int ds_sparse_linear_supported(void) { return 0; }
+
+void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
+                            const float *bias, int64_t r0, int64_t r1, const float *x, int64_t ldX, int64_t c0,
+                            int64_t c1, float *y, int64_t ldY) {
+    (void)start; (void)index; (void)position; (void)w; (void)bias; (void)r0; (void)r1; (void)x; (void)ldX;
+    (void)c0; (void)c1; (void)y; (void)ldY;
+}
+
+void ds_sparse_rows_sampled(const int32_t *start, const int32_t *index, int64_t r0, int64_t r1, const float *dy,
+                            int64_t ldDY, const float *x, int64_t ldX, int64_t columns, float *g) {
+    (void)start; (void)index; (void)r0; (void)r1; (void)dy; (void)ldDY; (void)x; (void)ldX; (void)columns; (void)g;
+}
+
+#endif
