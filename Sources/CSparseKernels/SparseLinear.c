@@ -20,7 +20,7 @@ static inline void row_terms(__m512 *acc, int64_t e0, int64_t e1, const int32_t 
                              const float *w, const float *x, int64_t ldX, const int nv, __mmask16 head,
                              __mmask16 tail) {
     for (int64_t e = e0; e < e1; e++) {
-        __m512 v = _mm512_set1_ps(w[position[e]]);
+        __m512 v = _mm512_set1_ps(position ? w[position[e]] : w[e]);
         const float *p = x + (int64_t)index[e] * ldX;
 #pragma clang loop unroll(full)
         for (int j = 0; j < 8; j++) {
@@ -33,7 +33,8 @@ static inline void row_terms(__m512 *acc, int64_t e0, int64_t e1, const int32_t 
 
 /// Rows `a` and `b` (b < 0: none) over the `nv` vectors from column c of a block whose
 /// last vector is masked by `tail`:
-///   y[r][c ..< c + 16 nv] = bias[r] + Σ_e w[position[e]] · x[index[e]][c ..< c + 16 nv].
+///   y[r][c ..< c + 16 nv] = bias[r] + Σ_e w[position[e]] · x[index[e]][c ..< c + 16 nv]
+/// (w[e] when `position` is NULL).
 /// Two rows share each pass so the loads of one hide behind the other's FMAs.
 __attribute__((target("avx512f"), always_inline))
 static inline void rows_block(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
@@ -46,7 +47,8 @@ static inline void rows_block(const int32_t *start, const int32_t *index, const 
     int64_t eb = b >= 0 ? start[b] : 0, endb = b >= 0 ? start[b + 1] : 0;
     const float *xc = x + c;
     while (ea < enda && eb < endb) {
-        __m512 va = _mm512_set1_ps(w[position[ea]]), vb = _mm512_set1_ps(w[position[eb]]);
+        __m512 va = _mm512_set1_ps(position ? w[position[ea]] : w[ea]);
+        __m512 vb = _mm512_set1_ps(position ? w[position[eb]] : w[eb]);
         const float *pa = xc + (int64_t)index[ea] * ldX, *pb = xc + (int64_t)index[eb] * ldX;
 #pragma clang loop unroll(full)
         for (int j = 0; j < 8; j++) {

@@ -6,10 +6,14 @@ public final class ReLU: Layer {
     private var output = Tensor(shape: [0])
     public init() {}
 
+    // Both passes write a new tensor in one pass (the input is still the caller's, so
+    // changing it in place would copy it first).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var y = x
-        y.storage.withUnsafeMutableBufferPointer { p in
-            for i in 0..<p.count { p[i] = max(p[i], 0) }
+        var y = Tensor(uninitializedShape: x.shape)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeMutableBufferPointer { py in
+                for i in 0..<py.count { py[i] = max(px[i], 0) }
+            }
         }
         if training { output = y }
         return y
@@ -17,10 +21,12 @@ public final class ReLU: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         precondition(dy.shape == output.shape, "ReLU.backward: gradient \(dy.shape) vs output \(output.shape)")
-        var dx = dy
-        dx.storage.withUnsafeMutableBufferPointer { pd in
+        var dx = Tensor(uninitializedShape: dy.shape)
+        dy.storage.withUnsafeBufferPointer { pg in
             output.storage.withUnsafeBufferPointer { py in
-                for i in 0..<pd.count where py[i] <= 0 { pd[i] = 0 }
+                dx.storage.withUnsafeMutableBufferPointer { pd in
+                    for i in 0..<pd.count { pd[i] = py[i] > 0 ? pg[i] : 0 }   // a select, not a branch
+                }
             }
         }
         return dx

@@ -18,8 +18,20 @@ public final class Parameter {
     /// Local name within its layer (`weight`, `bias`, ...).
     public let name: String
     public let role: ParameterRole
-    /// The values.
-    public var value: Tensor
+    private var storedValue: Tensor
+    /// The values. On a sparse kernel the live copy of the active weights is
+    /// `activeValues` (the optimizer steps it, the kernels read it); reading `value`
+    /// first writes them back into the dense tensor (O(active weights), and only after
+    /// they changed), and changing `value` reads them again from it.
+    public var value: Tensor {
+        get { writeBackActiveValues(); return storedValue }
+        set { storedValue = newValue; readActiveValues() }
+        _modify {
+            writeBackActiveValues()
+            yield &storedValue
+            readActiveValues()
+        }
+    }
     /// Same shape as `value`; `backward` adds into it, `zeroGradients` clears it.
     public var gradient: Tensor
     /// For `.weight`: the `[nOut, fanIn]` matrix view of `value` (conv: fanIn =
@@ -28,7 +40,17 @@ public final class Parameter {
     /// Set by a sparse weight kernel: the flat positions of the active weights,
     /// ascending. Optimizers then step only these, with `activeGradient` as their
     /// gradient, and every other weight (and its optimizer state) stays untouched.
-    public var activePositions: [Int32]?
+    public var activePositions: [Int32]? {
+        willSet { writeBackActiveValues() }   // at the old positions
+        didSet { readActiveValues(); patternGeneration &+= 1 }
+    }
+    /// The values at `activePositions`, in their order: the weights a sparse kernel
+    /// trains (empty without active positions).
+    public private(set) var activeValues: [Float] = []
+    /// Changes whenever `activePositions` is set (optimizers re-read their compact state).
+    public private(set) var patternGeneration = 0
+    /// Whether `activeValues` changed since they were last written back into `value`.
+    private var activeValuesChanged = false
     /// The gradient at `activePositions`, in their order (sparse kernels add into it).
     public var activeGradient: [Float] = []
     /// True when a sparse kernel also wrote the dense `gradient` in the last backward
@@ -42,7 +64,7 @@ public final class Parameter {
                 matrixShape: (rows: Int, columns: Int)? = nil) {
         self.name = name
         self.role = role
-        self.value = value
+        storedValue = value
         self.gradient = Tensor(shape: value.shape)
         self.matrixShape = matrixShape ?? (1, value.count)
         decays = role != .embedding
@@ -52,6 +74,44 @@ public final class Parameter {
 }
 
 extension Parameter {
+    /// Runs `body` on `activeValues` for writing (an optimizer step); `value` is brought
+    /// up to date the next time it is read.
+    public func withMutableActiveValues<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        activeValuesChanged = true
+        return try activeValues.withUnsafeMutableBufferPointer { try body($0) }
+    }
+
+    /// Scatters changed active values into the dense tensor.
+    private func writeBackActiveValues() {
+        guard activeValuesChanged, let positions = activePositions else { return }
+        activeValuesChanged = false
+        storedValue.storage.withUnsafeMutableBufferPointer { w in
+            positions.withUnsafeBufferPointer { p in
+                activeValues.withUnsafeBufferPointer { v in
+                    for e in 0..<p.count { w[Int(p[e])] = v[e] }
+                }
+            }
+        }
+    }
+
+    /// Gathers the active values from the dense tensor.
+    private func readActiveValues() {
+        activeValuesChanged = false
+        guard let positions = activePositions else {
+            if !activeValues.isEmpty { activeValues = [] }
+            return
+        }
+        var values = [Float](repeating: 0, count: positions.count)
+        storedValue.storage.withUnsafeBufferPointer { w in
+            positions.withUnsafeBufferPointer { p in
+                values.withUnsafeMutableBufferPointer { v in
+                    for e in 0..<p.count { v[e] = w[Int(p[e])] }
+                }
+            }
+        }
+        activeValues = values
+    }
+
     /// Clears what the next backward adds into: O(active weights) on the sparse path.
     public func zeroGradient() {
         guard activePositions != nil else { gradient.zero(); return }

@@ -232,7 +232,7 @@ extension SparseWeightKernel: ConvolutionKernel {
         let p = pattern
         if runsNative(g) {
             SparseConvolution.nativeProduct(start: p.rowStart, entries: p.columnIndex, flipped: false,
-                                            values: gatherValues(p.positions), bias: bias, rows: p.rows,
+                                            values: weight.activeValues, bias: bias, rows: p.rows,
                                             x: x, y: y, g)
             return
         }
@@ -240,7 +240,7 @@ extension SparseWeightKernel: ConvolutionKernel {
         input.fill(from: x, parallel: true)
         let output = PaddedPlanes(channels: pattern.rows, batch: g.batch, height: g.height, width: g.width)
         defer { output.deallocate() }
-        SparseConvolution.product(start: p.rowStart, index: p.columnIndex, values: gatherValues(p.positions), bias: bias,
+        SparseConvolution.product(start: p.rowStart, index: p.columnIndex, values: weight.activeValues, bias: bias,
                                   flipped: false, input: input, output: output, parallel: true)
         output.extract(into: y, parallel: true)
         if keepInput { keptInput = input } else { input.deallocate() }
@@ -267,7 +267,7 @@ extension SparseWeightKernel: ConvolutionKernel {
             guard let dx else { return }
             let (starts, entries) = transposedEntries()
             SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true,
-                                            values: gatherValues(p.transposedPositions), bias: nil, rows: g.channels,
+                                            values: columnOrderValues(), bias: nil, rows: g.channels,
                                             x: dy, y: dx, g)
             return
         }
@@ -295,7 +295,7 @@ extension SparseWeightKernel: ConvolutionKernel {
         let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
         defer { gradIn.deallocate() }
         let (starts, entries) = transposedEntries()
-        SparseConvolution.product(start: starts, index: entries, values: gatherValues(p.transposedPositions), bias: nil,
+        SparseConvolution.product(start: starts, index: entries, values: columnOrderValues(), bias: nil,
                                   flipped: true, input: gradOut, output: gradIn, parallel: true)
         gradIn.extract(into: dx, parallel: true)
     }

@@ -244,11 +244,13 @@ public final class SparseModel {
         // A full mask (gradual pruning's start, SNIP before scoring) keeps the model's own draw.
         guard mode != .dense, let mask = layer.mask, mask.count < mask.active.count else { return }
         let counts = mask.rowCounts
-        for r in 0..<layer.rows where counts[r] > 0 {
-            let k = Float(counts[r])
-            let std = mode == .authors ? 2 / k : (2 / k).squareRoot()
-            for c in 0..<layer.columns where mask.active[r * layer.columns + c] {
-                layer.parameter.value.storage[r * layer.columns + c] = rng.normal() * std
+        layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
+            for r in 0..<layer.rows where counts[r] > 0 {
+                let k = Float(counts[r])
+                let std = mode == .authors ? 2 / k : (2 / k).squareRoot()
+                for c in 0..<layer.columns where mask.active[r * layer.columns + c] {
+                    w[r * layer.columns + c] = rng.normal() * std
+                }
             }
         }
     }

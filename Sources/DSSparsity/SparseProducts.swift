@@ -36,19 +36,17 @@ public enum SparseProducts {
     /// run the Swift loops; tests run both).
     public static let nativeKernels = ds_sparse_linear_supported() != 0
 
-    /// `product` with each entry's value read in place from the dense weight `w` at
-    /// `positions[e]`: no gathered copy of the values. With `native` (the AVX-512 kernel),
+    /// `product` with the values `v[e]`, or `v[entries[e]]` (the column order of a row-order
+    /// array) when `entries` is given, read in place. With `native` (the AVX-512 kernel),
     /// threads take 16-column slices when there are enough columns, else row ranges; the
     /// sums are the same either way.
-    public static func product(start: [Int32], index: [Int32], positions: [Int32], weights w: UnsafePointer<Float>,
+    public static func product(start: [Int32], index: [Int32], entries: [Int32]?, values v: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, outputs: Int, features: Int, x: UnsafePointer<Float>,
                                ldX: Int, columns: Int, y: UnsafeMutablePointer<Float>, ldY: Int, parallel: Bool,
                                native: Bool = nativeKernels) {
+        let count = index.count
         guard native && nativeStrides(ldX, ldY) else {
-            var values = [Float](repeating: 0, count: positions.count)
-            values.withUnsafeMutableBufferPointer { v in
-                positions.withUnsafeBufferPointer { p in for e in 0..<p.count { v[e] = w[Int(p[e])] } }
-            }
+            let values = entries.map { e in e.map { v[Int($0)] } } ?? Array(UnsafeBufferPointer(start: v, count: count))
             product(start: start, index: index, values: values, bias: bias, outputs: outputs, features: features,
                     x: x, ldX: ldX, columns: columns, y: y, ldY: ldY, parallel: parallel)
             return
@@ -56,21 +54,22 @@ public enum SparseProducts {
         guard columns > 0, outputs > 0 else { return }
         start.withUnsafeBufferPointer { ps in
             index.withUnsafeBufferPointer { pi in
-                positions.withUnsafeBufferPointer { pp in
-                    let work = parallel ? threadWork(positions.count * columns) : 0
+                (entries ?? []).withUnsafeBufferPointer { pe in
+                    let pp = entries == nil ? nil : pe.baseAddress
+                    let work = parallel ? threadWork(count * columns) : 0
                     // Slices of 16 columns on x's 64-byte boundaries (the kernel's blocks).
                     let shift = ldX % 16 == 0 ? (Int(bitPattern: x) / 4) % 16 : 0
                     let slices = (columns + shift + 15) / 16
                     if slices >= 2 * Parallel.threads {
                         Parallel.forRanges(slices, work: work) { range in
-                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp.baseAddress!, w, bias, 0,
+                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp, v, bias, 0,
                                                    Int64(outputs), x, Int64(ldX),
                                                    Int64(max(range.lowerBound * 16 - shift, 0)),
                                                    Int64(min(range.upperBound * 16 - shift, columns)), y, Int64(ldY))
                         }
                     } else {
                         Parallel.forRanges(outputs, work: work) { range in
-                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp.baseAddress!, w, bias,
+                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp, v, bias,
                                                    Int64(range.lowerBound), Int64(range.upperBound), x, Int64(ldX), 0,
                                                    Int64(columns), y, Int64(ldY))
                         }

@@ -23,6 +23,8 @@ public struct SparsePattern: Equatable {
     public let rowIndex: [Int32]
     /// The flat position of each column-order entry.
     public let transposedPositions: [Int32]
+    /// The row-order entry (index into `positions`) of each column-order entry.
+    public let transposedEntries: [Int32]
     /// `k` when every non-empty row holds `k` entries (the condensed structure).
     public let constantFanIn: Int?
 
@@ -49,12 +51,14 @@ public struct SparsePattern: Equatable {
         let count = Int(rowStart[rows])
         var columnIndex = [Int32](repeating: 0, count: count), positions = [Int32](repeating: 0, count: count)
         var rowIndex = [Int32](repeating: 0, count: count), transposed = [Int32](repeating: 0, count: count)
+        var transposedEntries = [Int32](repeating: 0, count: count)
         var next = columnStart
         mask.active.withFlagBytes { active in
             columnIndex.withUnsafeMutableBufferPointer { ci in
                 positions.withUnsafeMutableBufferPointer { pos in
                     rowIndex.withUnsafeMutableBufferPointer { ri in
                         transposed.withUnsafeMutableBufferPointer { tp in
+                          transposedEntries.withUnsafeMutableBufferPointer { te in
                             next.withUnsafeMutableBufferPointer { nx in
                                 // Each row's active columns by branch-free compaction, then
                                 // placed in both orders.
@@ -69,17 +73,19 @@ public struct SparsePattern: Equatable {
                                         let c = Int(row[j])
                                         ci[e] = Int32(c); pos[e] = Int32(base &+ c)
                                         let slot = Int(nx[c])
-                                        ri[slot] = Int32(r); tp[slot] = Int32(base &+ c)
+                                        ri[slot] = Int32(r); tp[slot] = Int32(base &+ c); te[slot] = Int32(e)
                                         nx[c] &+= 1
                                         e &+= 1
                                     }
                                 }
                             }
+                          }
                         }
                     }
                 }
             }
         }
+        self.transposedEntries = transposedEntries
         self.rowStart = rowStart; self.columnIndex = columnIndex; self.positions = positions
         self.columnStart = columnStart; self.rowIndex = rowIndex; transposedPositions = transposed
         let counts = (0..<rows).map { Int(rowStart[$0 + 1] - rowStart[$0]) }.filter { $0 > 0 }
@@ -95,9 +101,10 @@ public struct SparsePattern: Equatable {
 /// The sparse training kernel of one Linear or Conv2d weight: forward, input gradient
 /// and weight gradient over the active weights only (docs/algorithms.md §6).
 ///
-/// The dense weight tensor stays the source of truth (optimizers, checkpoints and mask
-/// updates read it); each product gathers the active values from it in the order it
-/// needs, which costs one pass over the active weights. The weight gradient goes to
+/// The weights it multiplies by are the parameter's `activeValues` (row order, the copy
+/// the optimizer steps); the input gradient reads them in column order through
+/// `transposedEntries`. The dense weight tensor is brought up to date from them when
+/// something reads it (checkpoints, mask updates). The weight gradient goes to
 /// the parameter's `activeGradient` (a sampled product: for each active `(j, i)`,
 /// `Σ_b dy[j, b] · x[i, b]`), except on steps whose mask update reads the dense
 /// gradient: with `computesDenseGradient` set, it is a dense GEMM into `gradient`, and
@@ -153,13 +160,14 @@ public final class SparseWeightKernel: WeightKernel {
     private var rows: Int { pattern.rows }
     private var fanIn: Int { pattern.columns }
 
-    /// `weight.value` at `positions`.
-    func gatherValues(_ positions: [Int32]) -> [Float] {
-        var out = [Float](repeating: 0, count: positions.count)
-        weight.value.storage.withUnsafeBufferPointer { w in
-            positions.withUnsafeBufferPointer { p in
+    /// The active weights in column order (the input gradient's), gathered from the
+    /// row-order `activeValues`.
+    func columnOrderValues() -> [Float] {
+        var out = [Float](repeating: 0, count: pattern.count)
+        weight.activeValues.withUnsafeBufferPointer { v in
+            pattern.transposedEntries.withUnsafeBufferPointer { p in
                 out.withUnsafeMutableBufferPointer { o in
-                    for e in 0..<p.count { o[e] = w[Int(p[e])] }
+                    for e in 0..<p.count { o[e] = v[Int(p[e])] }
                 }
             }
         }
@@ -169,36 +177,36 @@ public final class SparseWeightKernel: WeightKernel {
     public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView, parallel: Bool) {
         precondition(x.features == fanIn && y.features == rows && x.columns == y.columns,
                      "SparseWeightKernel.forward: \(x.features)x\(x.columns) → \(y.features)x\(y.columns) for W \(rows)x\(fanIn)")
-        gradientCopy = nil
-        inputCopy = FeatureMajorCopy(x)   // for the weight gradient of the same input
-        product(transposed: false, inputCopy?.view ?? x, bias: bias, into: y, parallel: parallel)
+        gradientCopy.clear()
+        let copied = inputCopy.fill(x)   // also for the weight gradient of the same input
+        product(transposed: false, copied ? inputCopy.view : x, bias: bias, into: y, parallel: parallel)
     }
 
     public func backwardInput(_ dy: ActivationView, into dx: MutableActivationView, parallel: Bool) {
         precondition(dy.features == rows && dx.features == fanIn && dy.columns == dx.columns,
                      "SparseWeightKernel.backwardInput: \(dy.features)x\(dy.columns) → \(dx.features)x\(dx.columns) for W \(rows)x\(fanIn)")
-        let copy = gradientCopy?.matches(dy) == true ? gradientCopy : FeatureMajorCopy(dy)
-        gradientCopy = nil
-        product(transposed: true, copy?.view ?? dy, bias: nil, into: dx, parallel: parallel)
+        let copied = gradientCopy.matches(dy) || gradientCopy.fill(dy)
+        product(transposed: true, copied ? gradientCopy.view : dy, bias: nil, into: dx, parallel: parallel)
+        gradientCopy.clear()
     }
 
     /// Feature-major copies of batch-major operands: the forward's input (read again by
     /// the weight gradient) and the output gradient (read by both backward products),
     /// each transposed once. A copy is used only for the same block it was made from
     /// (the layer keeps its input alive until backward), and dropped at the next forward.
-    private var inputCopy: FeatureMajorCopy?
-    private var gradientCopy: FeatureMajorCopy?
+    private let inputCopy = FeatureMajorCopy()
+    private let gradientCopy = FeatureMajorCopy()
 
     /// `y = W · x + bias`, or `Wᵀ · x` walking the column order.
     private func product(transposed: Bool, _ x: ActivationView, bias: UnsafePointer<Float>?,
                          into y: MutableActivationView, parallel: Bool) {
         let p = pattern
         SparseProducts.featureMajor(x, y) { px, ldX, py, ldY in
-            weight.value.storage.withUnsafeBufferPointer { w in
+            weight.activeValues.withUnsafeBufferPointer { w in
                 SparseProducts.product(start: transposed ? p.columnStart : p.rowStart,
                                        index: transposed ? p.rowIndex : p.columnIndex,
-                                       positions: transposed ? p.transposedPositions : p.positions,
-                                       weights: w.baseAddress!, bias: bias, outputs: y.features, features: x.features,
+                                       entries: transposed ? p.transposedEntries : nil,
+                                       values: w.baseAddress!, bias: bias, outputs: y.features, features: x.features,
                                        x: px, ldX: ldX, columns: x.columns, y: py, ldY: ldY, parallel: parallel,
                                        native: usesNativeKernels)
             }
@@ -215,9 +223,9 @@ public final class SparseWeightKernel: WeightKernel {
             DenseWeightKernel.gemmGradient(dy, x, rows: rows, fanIn: fanIn, beta: 0, into: gradient, parallel: parallel)
             return
         }
-        gradientCopy = FeatureMajorCopy(dy)   // nil when dy is already feature-major
-        let xs = inputCopy?.matches(x) == true ? inputCopy!.view : x
-        SparseProducts.withFeatureMajor(gradientCopy?.view ?? dy) { pdy, ldDY in
+        let copied = gradientCopy.fill(dy)   // false when dy is already feature-major
+        let xs = inputCopy.matches(x) ? inputCopy.view : x
+        SparseProducts.withFeatureMajor(copied ? gradientCopy.view : dy) { pdy, ldDY in
             SparseProducts.withFeatureMajor(xs) { px, ldX in
                 SparseProducts.sampled(start: pattern.rowStart, index: pattern.columnIndex, rows: rows, features: fanIn,
                                        dy: pdy, ldDY: ldDY, x: px, ldX: ldX, columns: x.columns,
@@ -244,28 +252,41 @@ public final class SparseWeightKernel: WeightKernel {
 
 }
 
-/// A feature-major copy of a batch-major activation block, and where it came from.
+/// A feature-major copy of a batch-major activation block, and where it came from. The
+/// buffer (64-byte aligned) is kept from step to step and grows when needed.
 final class FeatureMajorCopy {
-    let source: UnsafePointer<Float>
-    let features: Int, columns: Int, leadingDimension: Int
-    let data: UnsafeMutablePointer<Float>
+    private(set) var source: UnsafePointer<Float>?
+    private(set) var features = 0, columns = 0, leadingDimension = 0
+    private var data: UnsafeMutablePointer<Float>?
+    private var capacity = 0
 
-    /// Nil for a block that is already feature-major.
-    init?(_ x: ActivationView) {
-        guard x.batchMajor else { return nil }
+    deinit { data?.deallocate() }
+
+    /// Copies `x` when it is batch-major and returns true; false (nothing copied) when
+    /// it is already feature-major.
+    func fill(_ x: ActivationView) -> Bool {
+        guard x.batchMajor else { source = nil; return false }
+        let count = x.features * x.columns
+        if count > capacity {
+            data?.deallocate()
+            data = SparseProducts.allocateAligned(count)
+            capacity = max(count, 16)
+        }
         source = x.base; features = x.features; columns = x.columns; leadingDimension = x.leadingDimension
-        data = SparseProducts.allocateAligned(features * columns)
-        BLAS.transpose(rows: columns, columns: features, x.base, lda: leadingDimension, into: data, ldb: columns)
+        BLAS.transpose(rows: columns, columns: features, x.base, lda: leadingDimension, into: data!, ldb: columns)
+        return true
     }
 
-    deinit { data.deallocate() }
+    /// Forgets the copy (the buffer stays).
+    func clear() { source = nil }
 
     var view: ActivationView {
-        ActivationView(data, features: features, columns: columns, leadingDimension: columns, batchMajor: false)
+        ActivationView(data!, features: features, columns: columns, leadingDimension: columns, batchMajor: false)
     }
 
+    /// Whether this is a copy of `x`.
     func matches(_ x: ActivationView) -> Bool {
-        x.batchMajor && x.base == source && x.features == features && x.columns == columns
+        source != nil && x.batchMajor && x.base == source && x.features == features && x.columns == columns
             && x.leadingDimension == leadingDimension
     }
 }

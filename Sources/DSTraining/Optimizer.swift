@@ -6,8 +6,8 @@ import DSLayers
 /// State is kept per parameter, in the order of `parameters`, and is public so the
 /// sparsity code can zero the state of inactive or newly grown weights and
 /// checkpoints can save it. Parameters with `activePositions` (sparse weight kernels)
-/// are stepped at those positions only, from `activeGradient`, in O(active weights);
-/// the others in full.
+/// are stepped at those positions only (their `activeValues`, from `activeGradient`,
+/// with compact state), in O(active weights); the others in full.
 public protocol Optimizer: AnyObject {
     /// The parameters being optimised, in a fixed order.
     var parameters: [Parameter] { get }
@@ -32,7 +32,7 @@ public final class SGD: Optimizer {
     public var momentum: Float
     public var nesterov: Bool
     public var weightDecay: Float
-    private var velocity: [Tensor]
+    private let velocity: OptimizerState
 
     public init(parameters: [Parameter], momentum: Float = 0.9, nesterov: Bool = false,
                 weightDecay: Float = 0) {
@@ -41,35 +41,30 @@ public final class SGD: Optimizer {
         self.momentum = momentum
         self.nesterov = nesterov
         self.weightDecay = weightDecay
-        velocity = parameters.map { Tensor(shape: $0.value.shape) }
+        velocity = OptimizerState(names: ["momentum"], parameters: parameters)
     }
 
-    public var stateNames: [String] { ["momentum"] }
-    public func state(_ name: String, parameter index: Int) -> Tensor { velocity[index] }
+    public var stateNames: [String] { velocity.names }
+    public func state(_ name: String, parameter index: Int) -> Tensor { velocity.tensor(name, index) }
     public func setState(_ name: String, parameter index: Int, _ value: Tensor) {
-        precondition(value.shape == velocity[index].shape, "SGD state shape mismatch for parameter \(index)")
-        velocity[index] = value
+        velocity.set(name, index, value, optimizer: "SGD")
     }
 
-    public func zeroState(parameter index: Int, at positions: [Int]) {
-        for i in positions { velocity[index].storage[i] = 0 }
-    }
+    public func zeroState(parameter index: Int, at positions: [Int]) { velocity.zero(index, at: positions) }
 
     public func step(learningRate lr: Float) {
         let mu = momentum, nesterov = nesterov
         for (i, p) in parameters.enumerated() {
             let wd = p.decays ? weightDecay : 0
-            p.value.storage.withUnsafeMutableBufferPointer { w in
-                velocity[i].storage.withUnsafeMutableBufferPointer { b in
-                    let w = w.baseAddress!, b = b.baseAddress!
-                    // One rule type per variant, so the element loop carries no branch.
-                    if mu == 0 {
-                        p.step(PlainSGD(w: w, lr: lr, wd: wd))
-                    } else if nesterov {
-                        p.step(NesterovSGD(w: w, b: b, lr: lr, wd: wd, mu: mu))
-                    } else {
-                        p.step(MomentumSGD(w: w, b: b, lr: lr, wd: wd, mu: mu))
-                    }
+            velocity.withSteppedArrays(i, p) { w, state in
+                let b = state[0]
+                // One rule type per variant, so the element loop carries no branch.
+                if mu == 0 {
+                    p.step(PlainSGD(w: w, lr: lr, wd: wd))
+                } else if nesterov {
+                    p.step(NesterovSGD(w: w, b: b, lr: lr, wd: wd, mu: mu))
+                } else {
+                    p.step(MomentumSGD(w: w, b: b, lr: lr, wd: wd, mu: mu))
                 }
             }
         }
@@ -109,32 +104,22 @@ public final class AdamW: Optimizer {
     public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     /// Number of steps taken (for bias correction); saved in checkpoints.
     public var stepCount = 0
-    private var firstMoment: [Tensor]
-    private var secondMoment: [Tensor]
+    private let moments: OptimizerState
 
     public init(parameters: [Parameter], beta1: Float = 0.9, beta2: Float = 0.999,
                 epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
         self.parameters = parameters
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay
-        firstMoment = parameters.map { Tensor(shape: $0.value.shape) }
-        secondMoment = parameters.map { Tensor(shape: $0.value.shape) }
+        moments = OptimizerState(names: ["exp_avg", "exp_avg_sq"], parameters: parameters)
     }
 
-    public var stateNames: [String] { ["exp_avg", "exp_avg_sq"] }
-    public func state(_ name: String, parameter index: Int) -> Tensor {
-        name == "exp_avg" ? firstMoment[index] : secondMoment[index]
-    }
+    public var stateNames: [String] { moments.names }
+    public func state(_ name: String, parameter index: Int) -> Tensor { moments.tensor(name, index) }
     public func setState(_ name: String, parameter index: Int, _ value: Tensor) {
-        precondition(value.shape == firstMoment[index].shape, "AdamW state shape mismatch for parameter \(index)")
-        if name == "exp_avg" { firstMoment[index] = value } else { secondMoment[index] = value }
+        moments.set(name, index, value, optimizer: "AdamW")
     }
 
-    public func zeroState(parameter index: Int, at positions: [Int]) {
-        for i in positions {
-            firstMoment[index].storage[i] = 0
-            secondMoment[index].storage[i] = 0
-        }
-    }
+    public func zeroState(parameter index: Int, at positions: [Int]) { moments.zero(index, at: positions) }
 
     public func step(learningRate lr: Float) {
         stepCount += 1
@@ -143,13 +128,9 @@ public final class AdamW: Optimizer {
         let c2 = 1 / (1 - Float(Double(b2).power(stepCount)))
         for (i, p) in parameters.enumerated() {
             let decay = p.decays ? 1 - lr * weightDecay : 1
-            p.value.storage.withUnsafeMutableBufferPointer { w in
-                firstMoment[i].storage.withUnsafeMutableBufferPointer { m in
-                    secondMoment[i].storage.withUnsafeMutableBufferPointer { v in
-                        p.step(AdamWRule(w: w.baseAddress!, m: m.baseAddress!, v: v.baseAddress!, b1: b1, b2: b2,
-                                         c1: c1, c2: c2, lr: lr, eps: eps, decay: decay))
-                    }
-                }
+            moments.withSteppedArrays(i, p) { w, state in
+                p.step(AdamWRule(w: w, m: state[0], v: state[1], b1: b1, b2: b2, c1: c1, c2: c2, lr: lr, eps: eps,
+                                 decay: decay))
             }
         }
     }
@@ -166,35 +147,135 @@ struct AdamWRule: SteppingRule {
     }
 }
 
-/// One optimizer's update of one weight from its gradient: `rule(position, gradient)`.
-/// A concrete type (not a closure), so the stepping loops inline it.
+/// One optimizer's update of one weight from its gradient: `rule(i, gradient)` updates
+/// element `i` of the arrays the rule holds (the dense tensors, or the compact arrays of
+/// a parameter on a sparse kernel). A concrete type, not a closure, so the stepping
+/// loops inline it.
 protocol SteppingRule {
     func callAsFunction(_ t: Int, _ g: Float)
 }
 
 extension Parameter {
-    /// Applies `rule` to every weight an optimizer steps: the active positions with
-    /// `activeGradient` on the sparse path (O(active weights)), else every position with
-    /// `gradient`. Large parameters are split over threads (each position is stepped
-    /// once, by one thread, so the result does not depend on the split).
+    /// Applies `rule` to every weight an optimizer steps, element `i` with gradient `g[i]`:
+    /// on the sparse path the active weights (`activeGradient`, O(active weights)), else
+    /// every weight (`gradient`). Large parameters are split over threads (each element is
+    /// stepped once, by one thread, so the result does not depend on the split).
     @inline(__always)
     func step<Rule: SteppingRule>(_ rule: Rule) {
-        if let positions = activePositions {
-            guard !positions.isEmpty else { return }
-            positions.withUnsafeBufferPointer { pos in
-                activeGradient.withUnsafeBufferPointer { g in
-                    let count = pos.count, pos = pos.baseAddress!, g = g.baseAddress!
-                    Parallel.forRanges(count, work: count * 4) { range in
-                        for e in range { rule(Int(pos[e]), g[e]) }
-                    }
-                }
+        let active = activePositions != nil
+        let gradients = active ? activeGradient : gradient.storage
+        guard !gradients.isEmpty else { return }
+        gradients.withUnsafeBufferPointer { g in
+            let count = g.count, g = g.baseAddress!
+            Parallel.forRanges(count, work: count * 4) { range in
+                for i in range { rule(i, g[i]) }
             }
-        } else {
-            guard gradient.count > 0 else { return }
-            gradient.storage.withUnsafeBufferPointer { g in
-                let g = g.baseAddress!
-                Parallel.forRanges(gradient.count, work: gradient.count * 4) { range in
-                    for t in range { rule(t, g[t]) }
+        }
+    }
+}
+
+/// An optimizer's per-weight state tensors (`names`, each shaped like its parameter),
+/// and for parameters on sparse kernels a compact copy at their active positions, which
+/// the steps update: contiguous arrays, like the parameter's `activeValues`, instead of
+/// scattered positions in dense tensors. The copy is read from the dense tensors at the
+/// first step after the active positions change, and written back into them (then
+/// dropped) before they are read or changed, so checkpoints and `zeroState` see the
+/// state as it is.
+final class OptimizerState {
+    let names: [String]
+    private var dense: [[Tensor]]   // [state][parameter]
+    private var compact: [Int: CompactCopy] = [:]
+
+    /// The state at one parameter's active positions.
+    private final class CompactCopy {
+        let generation: Int
+        let positions: [Int32]
+        let arrays: [UnsafeMutablePointer<Float>]
+
+        init(generation: Int, positions: [Int32], reading dense: [Tensor]) {
+            self.generation = generation
+            self.positions = positions
+            arrays = dense.map { t in
+                let a = UnsafeMutablePointer<Float>.allocate(capacity: max(positions.count, 1))
+                t.storage.withUnsafeBufferPointer { d in
+                    for (e, p) in positions.enumerated() { a[e] = d[Int(p)] }
+                }
+                return a
+            }
+        }
+
+        deinit { for a in arrays { a.deallocate() } }
+    }
+
+    init(names: [String], parameters: [Parameter]) {
+        self.names = names
+        dense = names.map { _ in parameters.map { Tensor(shape: $0.value.shape) } }
+    }
+
+    private func index(_ name: String) -> Int {
+        guard let s = names.firstIndex(of: name) else { preconditionFailure("no optimizer state \(name); have \(names)") }
+        return s
+    }
+
+    func tensor(_ name: String, _ i: Int) -> Tensor {
+        writeBack(i)
+        return dense[index(name)][i]
+    }
+
+    func set(_ name: String, _ i: Int, _ value: Tensor, optimizer: String) {
+        let s = index(name)
+        precondition(value.shape == dense[s][i].shape, "\(optimizer) state shape mismatch for parameter \(i)")
+        writeBack(i)
+        dense[s][i] = value
+    }
+
+    func zero(_ i: Int, at positions: [Int]) {
+        writeBack(i)
+        for s in dense.indices {
+            dense[s][i].storage.withUnsafeMutableBufferPointer { d in for t in positions { d[t] = 0 } }
+        }
+    }
+
+    /// Writes parameter `i`'s compact copy back into the dense tensors and drops it.
+    private func writeBack(_ i: Int) {
+        guard let copy = compact.removeValue(forKey: i) else { return }
+        for s in dense.indices {
+            dense[s][i].storage.withUnsafeMutableBufferPointer { d in
+                for (e, p) in copy.positions.enumerated() { d[Int(p)] = copy.arrays[s][e] }
+            }
+        }
+    }
+
+    /// Runs `body(weights, states)` on the arrays a step of parameter `i` updates:
+    /// `activeValues` and the compact state on a sparse kernel, else the dense tensors.
+    func withSteppedArrays(_ i: Int, _ p: Parameter,
+                           _ body: (UnsafeMutablePointer<Float>, [UnsafeMutablePointer<Float>]) -> Void) {
+        if let positions = p.activePositions {
+            if let copy = compact[i], copy.generation != p.patternGeneration { writeBack(i) }
+            let copy = compact[i] ?? CompactCopy(generation: p.patternGeneration, positions: positions,
+                                                 reading: dense.map { $0[i] })
+            compact[i] = copy
+            p.withMutableActiveValues { w in
+                guard let w = w.baseAddress, !positions.isEmpty else { return }
+                body(w, copy.arrays)
+            }
+            return
+        }
+        // The tensors move out of `dense` while their pointers are in use (no copy);
+        // optimizers here keep one or two state tensors per parameter.
+        precondition(dense.count == 1 || dense.count == 2, "OptimizerState: \(dense.count) states")
+        var first = dense[0][i], second = dense.count > 1 ? dense[1][i] : Tensor(shape: [0])
+        for s in dense.indices { dense[s][i] = Tensor(shape: [0]) }
+        defer {
+            dense[0][i] = first
+            if dense.count > 1 { dense[1][i] = second }
+        }
+        let states = dense.count
+        p.value.storage.withUnsafeMutableBufferPointer { w in
+            guard let w = w.baseAddress else { return }
+            first.storage.withUnsafeMutableBufferPointer { a in
+                second.storage.withUnsafeMutableBufferPointer { b in
+                    body(w, states == 1 ? [a.baseAddress!] : [a.baseAddress!, b.baseAddress!])
                 }
             }
         }

@@ -95,3 +95,84 @@ import Testing
         #expect(s.learningRate(atStep: 50) < 1e-12)
     }
 }
+
+/// Parameters on sparse kernels: the optimizer steps `activeValues` with compact state,
+/// and the dense tensors (value and state) read back exactly what a dense-path step of
+/// the same weights gives, however reads, state changes and new active positions
+/// interleave with the steps.
+@Suite struct CompactStepTests {
+    func pair(_ seed: UInt64) -> (dense: Parameter, sparse: Parameter, active: [Int32]) {
+        var rng = Xoshiro256(seed: seed)
+        let values = (0..<12).map { _ in rng.normal() }
+        let active: [Int32] = [0, 3, 4, 7, 8, 11]
+        let dense = Parameter(name: "w", role: .weight, value: Tensor(shape: [12], values: values.enumerated().map {
+            active.contains(Int32($0.offset)) ? $0.element : 0 }))
+        let sparse = Parameter(name: "w", role: .weight, value: dense.value)
+        sparse.activePositions = active
+        return (dense, sparse, active)
+    }
+
+    func gradients(_ step: Int, _ active: [Int32], dense: Parameter, sparse: Parameter) {
+        var rng = Xoshiro256(seed: UInt64(100 + step))
+        let g = (0..<12).map { i in active.contains(Int32(i)) ? rng.normal() : 0 }
+        dense.gradient = Tensor(shape: [12], values: g)
+        sparse.activeGradient = sparse.activePositions!.map { g[Int($0)] }
+    }
+
+    @Test(arguments: ["sgd", "adamw"])
+    func compactStepsEqualDenseSteps(optimizer name: String) {
+        let (dense, sparse, first) = pair(7)
+        func make(_ p: Parameter) -> Optimizer {
+            name == "sgd" ? SGD(parameters: [p], momentum: 0.9, nesterov: true, weightDecay: 0.01)
+                : AdamW(parameters: [p], weightDecay: 0.01)
+        }
+        let a = make(dense), b = make(sparse)
+        var active = first
+        for step in 0..<9 {
+            gradients(step, active, dense: dense, sparse: sparse)
+            a.step(learningRate: 0.1)
+            b.step(learningRate: 0.1)
+            switch step {
+            case 2:   // reading the dense state and values mid-training changes nothing
+                #expect(b.state(b.stateNames[0], parameter: 0) == a.state(a.stateNames[0], parameter: 0))
+                #expect(sparse.value == dense.value)
+            case 4:   // a mask update: position 3 dropped, 5 grown (weight and state zeroed)
+                active = [0, 4, 5, 7, 8, 11]
+                for p in [dense, sparse] { p.value.storage[3] = 0; p.value.storage[5] = 0 }
+                sparse.activePositions = active
+                a.zeroState(parameter: 0, at: [3, 5])
+                b.zeroState(parameter: 0, at: [3, 5])
+            case 6:   // state written from outside (a checkpoint restore)
+                let restored = a.state(a.stateNames[0], parameter: 0)
+                a.setState(a.stateNames[0], parameter: 0, restored)
+                b.setState(b.stateNames[0], parameter: 0, restored)
+            default: break
+            }
+        }
+        #expect(sparse.activeValues == active.map { dense.value.storage[Int($0)] })
+        #expect(sparse.value == dense.value, "values")
+        for s in a.stateNames {
+            #expect(b.state(s, parameter: 0) == a.state(s, parameter: 0), "state \(s)")
+        }
+        // Inactive weights and their state stay exactly zero.
+        for i in 0..<12 where !active.contains(Int32(i)) && i != 3 {
+            #expect(sparse.value.storage[i] == 0)
+            for s in b.stateNames { #expect(b.state(s, parameter: 0).storage[i] == 0) }
+        }
+    }
+
+    @Test func valuesFollowTheirActivePositions() {
+        let p = Parameter(name: "w", role: .weight, value: Tensor(shape: [4], values: [1, 2, 3, 4]))
+        p.activePositions = [1, 3]
+        #expect(p.activeValues == [2, 4])
+        p.withMutableActiveValues { $0[0] = 20 }
+        #expect(p.value.storage == [1, 20, 3, 4])   // written back when read
+        p.value.storage[3] = 40                      // read again after a change
+        #expect(p.activeValues == [20, 40])
+        p.withMutableActiveValues { $0[1] = 41 }
+        p.activePositions = [0, 1]                   // the old positions are written back first
+        #expect(p.activeValues == [1, 20] && p.value.storage == [1, 20, 3, 41])
+        p.activePositions = nil
+        #expect(p.activeValues.isEmpty)
+    }
+}

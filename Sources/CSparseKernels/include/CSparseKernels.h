@@ -56,7 +56,7 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
 int ds_sparse_linear_supported(void);
 
 /// Rows [r0, r1) and columns [c0, c1) of a sparse × dense product on feature-major
-/// activations, the weights read in place from the dense weight `w`:
+/// activations, the weights read in place from `w` (`position` NULL: w[e]):
 ///   y[r][c] = bias[r] + Σ_{e ∈ [start[r], start[r+1])} w[position[e]] · x[index[e]][c]
 /// (`x[f][c]` at `x + f·ldX + c`, `y` likewise with ldY; `bias` may be NULL). Each sum
 /// runs over a row's entries in order, whatever the row and column ranges.
