@@ -109,8 +109,9 @@ public enum Selection {
     /// `largestSet(k, of: candidates) { abs(v[$0]) }` with the scores read straight from
     /// `v`, each winner passed to `take` (in no particular order). Short inputs rank
     /// unique 64-bit keys (magnitude, then the lower index; positions below 2³², as in
-    /// every sparse pattern) in scratch memory on the stack: a bounded min-heap when `k`
-    /// is small against the input, else a quickselect.
+    /// every sparse pattern) in scratch memory on the stack: for small `k` against a long
+    /// enough input, the keys above a sampled bound, else a bounded min-heap when `k` is
+    /// small against the input, else a quickselect.
     public static func largestMagnitudes(_ k: Int, of candidates: UnsafeBufferPointer<Int>, in v: UnsafePointer<Float>,
                                          take: (Int) -> Void) {
         let n = candidates.count, k = min(k, n)
@@ -125,7 +126,33 @@ public enum Selection {
             UInt64(magnitudeKey(v[c])) << 32 | UInt64(~UInt32(truncatingIfNeeded: c))
         }
         @inline(__always) func index(_ r: UInt64) -> Int { Int(~UInt32(truncatingIfNeeded: r)) }
-        if k * 16 <= n {
+        if k * 8 <= n && n >= 256 {
+            // A regular sample of 64 keys bounds the k-th largest from below with a wide
+            // margin (its rank in the sample is about 2.5 times the expected one); one
+            // branch-free pass keeps the keys at or above the bound, and a quickselect
+            // among them finds the winners. When fewer than k pass, every key is ranked.
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { keys in
+                let sampleCount = 64
+                let bound: UInt64 = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: sampleCount) { sample in
+                    for j in 0..<sampleCount { sample[j] = rank(candidates[j &* n / sampleCount]) }
+                    let r = min(sampleCount, (5 &* k &* sampleCount + 2 &* n - 1) / (2 &* n) + 1)
+                    return quickselect(sample, r)
+                }
+                var m = 0
+                for j in 0..<n {
+                    let key = rank(candidates[j])
+                    keys[m] = key
+                    m &+= (key >= bound).bit
+                }
+                if m < k {
+                    for j in 0..<n { keys[j] = rank(candidates[j]) }
+                    m = n
+                }
+                let passed = UnsafeMutableBufferPointer(rebasing: keys[0..<m])
+                let threshold = quickselect(passed, k)
+                for j in 0..<m where passed[j] >= threshold { take(index(passed[j])) }
+            }
+        } else if k * 16 <= n {
             withUnsafeTemporaryAllocation(of: UInt64.self, capacity: k) { heap in
                 for j in 0..<k { heap[j] = rank(candidates[j]) }
                 // Min-heap of the k best so far.

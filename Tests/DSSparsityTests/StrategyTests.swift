@@ -254,13 +254,14 @@ import Foundation
         }
     }
 
-    /// The magnitude forms (heap, quickselect, radix and sampled paths, and the sampled
-    /// bound's fallback) pick the winners of a full sort on `|v|`, and the cut marks
+    /// The magnitude forms (heap, quickselect, radix and sampled paths, and both sampled
+    /// bounds' fallbacks) pick the winners of a full sort on `|v|`, and the cut marks
     /// exactly them.
     @Test func magnitudeSelectionsMatchAFullSort() {
         var rng = Xoshiro256(seed: 9)
-        for trial in 0..<41 {
-            let n = trial == 40 ? 65_536 : [1 + rng.index(below: 800), 4096 + rng.index(below: 9000), 40_000 + rng.index(below: 30_000)][trial % 3]
+        for trial in 0..<42 {
+            let n = trial == 40 ? 65_536 : trial == 41 ? 722
+                : [1 + rng.index(below: 800), 4096 + rng.index(below: 9000), 40_000 + rng.index(below: 30_000)][trial % 3]
             var v: [Float] = (0..<n).map { _ in
                 let r = rng.index(below: 20)
                 return r == 0 ? .nan : r == 1 ? -0.0 : trial % 2 == 0 ? Float(r % 7) - 3 : rng.normal()
@@ -273,9 +274,16 @@ import Foundation
                 for i in 0..<n { v[i] = i % 32 == 0 ? 100 + Float(i % 7) : rng.uniformFloat() }
                 k = 5000
             }
+            if trial == 41 {
+                // The same for a short input: large values at the 64 sampled candidates
+                // (every n/64-th, in order), so only the ten sampled at or above the
+                // bound pass, fewer than k.
+                for i in 0..<n { v[i] = (0..<64).contains { $0 * n / 64 == i } ? 100 + Float(i % 5) : rng.uniformFloat() }
+                k = 40
+            }
             let m = { (i: Int) -> Float in v[i].isNaN ? -1 : abs(v[i]) }
             let expected = Set((0..<n).sorted { m($0) > m($1) || (m($0) == m($1) && $0 < $1) }.prefix(k))
-            let candidates = Array(0..<n).shuffled(using: &rng)
+            let candidates = trial == 41 ? Array(0..<n) : Array(0..<n).shuffled(using: &rng)
             var got: [Int] = []
             v.withUnsafeBufferPointer { vb in
                 candidates.withUnsafeBufferPointer { Selection.largestMagnitudes(k, of: $0, in: vb.baseAddress!) { got.append($0) } }
