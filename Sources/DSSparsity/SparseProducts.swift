@@ -40,13 +40,13 @@ public enum SparseProducts {
     /// array) when `entries` is given, read in place. With `native` (the AVX-512 kernel),
     /// threads take 16-column slices when there are enough columns, else row ranges; the
     /// sums are the same either way.
-    public static func product(start: [Int32], index: [Int32], entries: [Int32]?, values v: UnsafePointer<Float>,
+    public static func product(start: [Int32], index: [Int32], entries: [Int32]?, values v: UnsafeBufferPointer<Float>,
                                bias: UnsafePointer<Float>?, outputs: Int, features: Int, x: UnsafePointer<Float>,
                                ldX: Int, columns: Int, y: UnsafeMutablePointer<Float>, ldY: Int, parallel: Bool,
                                native: Bool = nativeKernels) {
         let count = index.count
         guard native && nativeStrides(ldX, ldY) else {
-            let values = entries.map { e in e.map { v[Int($0)] } } ?? Array(UnsafeBufferPointer(start: v, count: count))
+            let values = entries.map { e in e.map { v[Int($0)] } } ?? Array(v)
             product(start: start, index: index, values: values, bias: bias, outputs: outputs, features: features,
                     x: x, ldX: ldX, columns: columns, y: y, ldY: ldY, parallel: parallel)
             return
@@ -62,14 +62,14 @@ public enum SparseProducts {
                     let slices = (columns + shift + 15) / 16
                     if slices >= 2 * Parallel.threads {
                         Parallel.forRanges(slices, work: work) { range in
-                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp, v, bias, 0,
+                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias, 0,
                                                    Int64(outputs), x, Int64(ldX),
                                                    Int64(max(range.lowerBound * 16 - shift, 0)),
                                                    Int64(min(range.upperBound * 16 - shift, columns)), y, Int64(ldY))
                         }
                     } else {
                         Parallel.forRanges(outputs, work: work) { range in
-                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress!, pp, v, bias,
+                            ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias,
                                                    Int64(range.lowerBound), Int64(range.upperBound), x, Int64(ldX), 0,
                                                    Int64(columns), y, Int64(ldY))
                         }

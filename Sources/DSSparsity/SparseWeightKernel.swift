@@ -206,7 +206,7 @@ public final class SparseWeightKernel: WeightKernel {
                 SparseProducts.product(start: transposed ? p.columnStart : p.rowStart,
                                        index: transposed ? p.rowIndex : p.columnIndex,
                                        entries: transposed ? p.transposedEntries : nil,
-                                       values: w.baseAddress!, bias: bias, outputs: y.features, features: x.features,
+                                       values: w, bias: bias, outputs: y.features, features: x.features,
                                        x: px, ldX: ldX, columns: x.columns, y: py, ldY: ldY, parallel: parallel,
                                        native: usesNativeKernels)
             }

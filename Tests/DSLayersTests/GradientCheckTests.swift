@@ -144,6 +144,12 @@ import Testing
         #expect(Flatten().forward(x, training: false).storage == [1, 2, 3, 4])
         let x2 = Tensor(shape: [2, 2, 1, 1], values: [1, 2, 3, 4])   // n0: c0=1,c1=3; n1: c0=2,c1=4
         #expect(Flatten().forward(x2, training: false).storage == [1, 3, 2, 4])
+        // One channel: already in sample order (no copy), and back.
+        let flatten = Flatten()
+        let x1 = Tensor(shape: [1, 2, 1, 2], values: [1, 2, 3, 4])
+        let y1 = flatten.forward(x1, training: true)
+        #expect(y1.shape == [2, 2] && y1.storage == [1, 2, 3, 4])
+        #expect(flatten.backward(y1) == x1)
     }
 
     @Test func kaimingInitialisationHasFanInVariance() {

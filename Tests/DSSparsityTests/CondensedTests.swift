@@ -18,10 +18,6 @@ import Testing
     }
 
     /// Largest `|a − b| / max(1, |b|)`.
-    func worst(_ a: [Float], _ b: [Float]) -> Float {
-        zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-    }
-
     /// Shapes covering 64- and 32-column tiles, partial input blocks, 16- and 32-bit indices.
     let shapes = [(40, 96, 10), (33, 300, 17), (21, 1500, 40), (8, 70_000, 5)]
 
@@ -34,7 +30,7 @@ import Testing
                 let x = randomTensor([batch, columns], seed: 9).storage
                 let fast = Parallel.withThreads(threads) { c.forward(x, batch: batch) }
                 let slow = c.referenceForward(x, batch: batch)
-                #expect(worst(fast, slow) < 1e-5, "\(rows)x\(columns) k=\(k) batch \(batch) threads \(threads)")
+                #expect(worstRelativeDifference(fast, slow) < 1e-5, "\(rows)x\(columns) k=\(k) batch \(batch) threads \(threads)")
                 // Ablated neurons output their bias.
                 #expect(fast[5] == c.bias[5] && fast[0] == c.bias[0])
             }
@@ -48,7 +44,7 @@ import Testing
             let slow = c.referenceForward(x, batch: 1)
             var gather = [Float](repeating: 0, count: rows)
             x.withUnsafeBufferPointer { c.forwardOne($0.baseAddress!, into: &gather, laneBlocks: false) }
-            #expect(worst(gather, slow) < 1e-5, "gather-dot \(rows)x\(columns)")
+            #expect(worstRelativeDifference(gather, slow) < 1e-5, "gather-dot \(rows)x\(columns)")
             // The lane-block layout, in plain C and (where the CPU has it) AVX-512.
             var kernels = [true]
             if LaneBlockPlan.isSupported { kernels.append(false) }
@@ -61,7 +57,7 @@ import Testing
                 var y = c.bias
                 for (p, r) in plan.laneRows.enumerated() { y[Int(c.activeRows[Int(r)])] += out[p] }
                 #expect(plan.laneRows.sorted() == (0..<Int32(c.activeRows.count)).map { $0 }, "lanes hold every row once")
-                #expect(worst(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable), spill \(spillLanes), regroup \(regroup)")
+                #expect(worstRelativeDifference(y, slow) < 1e-5, "lane blocks \(rows)x\(columns), portable \(portable), spill \(spillLanes), regroup \(regroup)")
                 #expect(out[c.activeRows.count...].allSatisfy { $0 == 0 }, "lanes past the last neuron stay 0")
             }
         }
@@ -111,7 +107,7 @@ import Testing
         x.withUnsafeBufferPointer { c.forwardColumns($0.baseAddress!, ldCol: ld, columns: columns, into: &y, ldY: ld) }
         for col in 0..<columns {
             let slow = c.referenceForward((0..<130).map { x[$0 * ld + col] }, batch: 1)
-            #expect(worst((0..<19).map { y[$0 * ld + col] }, slow) < 1e-5, "column \(col)")
+            #expect(worstRelativeDifference((0..<19).map { y[$0 * ld + col] }, slow) < 1e-5, "column \(col)")
         }
     }
 

@@ -30,11 +30,6 @@ import Testing
                          matrixShape: (mask.rows, mask.columns))
     }
 
-    func worst(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count)
-        return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-    }
-
     /// `[features, n]` → `[n, features]`.
     func transposed(_ a: [Float], rows: Int, columns: Int) -> [Float] {
         var out = [Float](repeating: 0, count: a.count)
@@ -96,16 +91,16 @@ import Testing
                                     }
                                 }
                             }
-                            #expect(worst(y, yRef) < 1e-5, "forward \(label)")
+                            #expect(worstRelativeDifference(y, yRef) < 1e-5, "forward \(label)")
                             let dx = output(fanIn) { out in view(dys, rows) { kernel.backwardInput($0, into: out, parallel: parallel) } }
-                            #expect(worst(dx, dxRef) < 1e-5, "input gradient \(label)")
+                            #expect(worstRelativeDifference(dx, dxRef) < 1e-5, "input gradient \(label)")
                             // Sampled weight gradient into the active gradient, added twice.
                             w.zeroGradient()
                             for _ in 0..<2 {
                                 view(dys, rows) { d in view(xs, fanIn) { kernel.backwardWeight(d, $0, parallel: parallel) } }
                             }
                             let active = m.activeIndices.map { 2 * gRef[$0] }
-                            #expect(worst(w.activeGradient, active) < 1e-5, "sampled gradient \(label)")
+                            #expect(worstRelativeDifference(w.activeGradient, active) < 1e-5, "sampled gradient \(label)")
                             #expect(w.gradient.storage.allSatisfy { $0 == 0 }, "no dense gradient \(label)")
                         }
                     }
@@ -131,8 +126,8 @@ import Testing
                 }
             }
             #expect(w.holdsDenseGradient)
-            #expect(worst(w.gradient.storage, dense) < 1e-4, "dense gradient \(rows)x\(fanIn)")
-            #expect(worst(w.activeGradient, m.activeIndices.map { dense[$0] }) < 1e-4)
+            #expect(worstRelativeDifference(w.gradient.storage, dense) < 1e-4, "dense gradient \(rows)x\(fanIn)")
+            #expect(worstRelativeDifference(w.activeGradient, m.activeIndices.map { dense[$0] }) < 1e-4)
             w.zeroGradient()
             #expect(!w.holdsDenseGradient && w.gradient.storage.allSatisfy { $0 == 0 })
         }
@@ -158,9 +153,11 @@ import Testing
         #expect(empty.count == 0 && empty.constantFanIn == nil)
     }
 
-    @Test func emptyLayerOutputsItsBias() {
+    @Test(arguments: [true, false])
+    func emptyLayerOutputsItsBias(native: Bool) {
         let m = SparseMask(rows: 3, columns: 4, active: [Bool](repeating: false, count: 12))
         let kernel = SparseWeightKernel(weight: weight(m, seed: 1), mask: m)
+        kernel.usesNativeKernels = native && SparseProducts.nativeKernels
         let x = randomTensor([4, 2], seed: 1).storage, bias: [Float] = [1, 2, 3]
         var y = [Float](repeating: .nan, count: 6)
         x.withUnsafeBufferPointer { px in
@@ -174,6 +171,33 @@ import Testing
             }
         }
         #expect(y == [1, 1, 2, 2, 3, 3])
+    }
+
+    /// One kernel on a Linear layer through batches of changing size, batch-major as the
+    /// layer gives them: the transposed copies it keeps from step to step grow and are
+    /// reused, and every output and gradient is the reference's.
+    @Test func aKernelServesBatchesOfChangingSize() {
+        let m = mask(rows: 20, columns: 50, constantFanIn: 6, density: 0, seed: 3)
+        var rng = Xoshiro256(seed: 4)
+        let layer = Linear(inputFeatures: 50, outputFeatures: 20, bias: false, rng: &rng)
+        layer.weight.value = weight(m, seed: 5).value
+        layer.kernel = SparseWeightKernel(weight: layer.weight, mask: m)
+        for (step, n) in [3, 40, 7, 40, 1].enumerated() {
+            let x = randomTensor([n, 50], seed: UInt64(10 + step)), dy = randomTensor([n, 20], seed: UInt64(20 + step))
+            let xT = transposed(x.storage, rows: n, columns: 50), dyT = transposed(dy.storage, rows: n, columns: 20)
+            layer.zeroGradients()
+            let y = layer.forward(x, training: true)
+            let dx = layer.backward(dy)
+            let yRef = SparseProducts.referenceProduct(weight: layer.weight.value.storage, outputs: 20, features: 50, x: xT,
+                                                       columns: n, bias: nil)
+            let dxRef = SparseProducts.referenceProduct(weight: transposed(layer.weight.value.storage, rows: 20, columns: 50),
+                                                        outputs: 50, features: 20, x: dyT, columns: n, bias: nil)
+            let gRef = SparseProducts.referenceSampled(mask: m, dy: dyT, x: xT, columns: n)
+            #expect(worstRelativeDifference(transposed(y.storage, rows: n, columns: 20), yRef) < 1e-5, "forward, batch \(n)")
+            #expect(worstRelativeDifference(transposed(dx.storage, rows: n, columns: 50), dxRef) < 1e-5, "input gradient, batch \(n)")
+            #expect(worstRelativeDifference(layer.weight.activeGradient, m.activeIndices.map { gRef[$0] }) < 1e-5,
+                    "weight gradient, batch \(n)")
+        }
     }
 
     /// An exported condensed layer as a layer kernel: the layer's weight becomes the
@@ -191,7 +215,7 @@ import Testing
             let y = linear.forward(x, training: false).storage
             let ref = c.referenceForward(x.storage, batch: batch)
             let withBias = (0..<(batch * 20)).map { ref[$0] + linear.bias!.value.storage[$0 % 20] }
-            #expect(worst(y, withBias) < 1e-5, "batch \(batch)")
+            #expect(worstRelativeDifference(y, withBias) < 1e-5, "batch \(batch)")
         }
     }
 }
@@ -201,10 +225,6 @@ import Testing
 /// products, against the same layer on the dense kernel with the masked weight:
 /// outputs, input gradients and the weight gradient (sampled, and dense on update steps).
 @Suite struct SparseConvolutionTests {
-    func worst(_ a: [Float], _ b: [Float]) -> Float {
-        zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-    }
-
     // (Cin, Cout, batch, height, width, bias, constant fan-in)
     static let shapes: [(Int, Int, Int, Int, Int, Bool, Bool)] = [
         (3, 5, 2, 8, 8, true, false), (4, 6, 3, 5, 7, false, true), (8, 16, 2, 16, 16, false, true),
@@ -243,16 +263,16 @@ import Testing
                     let yd = dense.forward(x, training: true), ys = sparse.forward(x, training: true)
                     return (yd, ys, dense.backward(dy), sparse.backward(dy))
                 }
-                #expect(worst(ys.storage, yd.storage) < 1e-5, "forward \(label)")
-                #expect(worst(dxs.storage, dxd.storage) < 1e-5, "input gradient \(label)")
+                #expect(worstRelativeDifference(ys.storage, yd.storage) < 1e-5, "forward \(label)")
+                #expect(worstRelativeDifference(dxs.storage, dxd.storage) < 1e-5, "input gradient \(label)")
                 let expected = mask.activeIndices.map { dense.weight.gradient.storage[$0] }
-                #expect(worst(sparse.weight.activeGradient, expected) < 1e-4, "weight gradient \(label)")
+                #expect(worstRelativeDifference(sparse.weight.activeGradient, expected) < 1e-4, "weight gradient \(label)")
                 if denseGradient {
-                    #expect(worst(sparse.weight.gradient.storage, dense.weight.gradient.storage) < 1e-4, "dense gradient \(label)")
+                    #expect(worstRelativeDifference(sparse.weight.gradient.storage, dense.weight.gradient.storage) < 1e-4, "dense gradient \(label)")
                 }
-                if hasBias { #expect(worst(sparse.bias!.gradient.storage, dense.bias!.gradient.storage) < 1e-5) }
+                if hasBias { #expect(worstRelativeDifference(sparse.bias!.gradient.storage, dense.bias!.gradient.storage) < 1e-5) }
                 // Evaluation reuses nothing from training.
-                #expect(worst(sparse.forward(x, training: false).storage, yd.storage) < 1e-5)
+                #expect(worstRelativeDifference(sparse.forward(x, training: false).storage, yd.storage) < 1e-5)
             }
         }
     }

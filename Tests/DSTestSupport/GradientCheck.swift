@@ -81,3 +81,9 @@ public func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
     for i in 0..<t.count { t.storage[i] = rng.normal() }
     return t
 }
+
+/// The largest `|a − b| / max(1, |b|)` over two equally long arrays (0 when empty).
+public func worstRelativeDifference(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "worstRelativeDifference: \(a.count) against \(b.count) values")
+    return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+}
