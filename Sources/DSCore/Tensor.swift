@@ -103,7 +103,10 @@ extension Tensor {
         precondition(count == other.count, "add: \(shape) vs \(other.shape)")
         storage.withUnsafeMutableBufferPointer { p in
             other.storage.withUnsafeBufferPointer { q in
-                for i in 0..<p.count { p[i] += q[i] }
+                guard let a = p.baseAddress, let b = q.baseAddress else { return }
+                Parallel.forRanges(p.count, work: p.count) { r in
+                    for i in r { a[i] += b[i] }
+                }
             }
         }
     }

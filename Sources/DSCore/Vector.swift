@@ -4,13 +4,18 @@ public enum Vector {
     /// `Σ x[i]`.
     @inlinable
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        var acc = SIMD16<Float>()
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
         var i = 0
-        while i &+ 16 <= count {
-            acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+        while i &+ 32 <= count {
+            a0 += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            a1 += UnsafeRawPointer(x + i + 16).loadUnaligned(as: SIMD16<Float>.self)
+            i &+= 32
+        }
+        if i &+ 16 <= count {
+            a0 += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
             i &+= 16
         }
-        var s = acc.sum()
+        var s = (a0 + a1).sum()
         while i < count { s += x[i]; i &+= 1 }
         return s
     }
@@ -28,6 +33,24 @@ public enum Vector {
         }
         var s = acc.sum()
         while i < count { s += x[i] * y[i]; i &+= 1 }
+        return s
+    }
+
+    /// `Σ (x[i] − mean)²`.
+    @inlinable
+    public static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, from mean: Float, count: Int) -> Float {
+        let mv = SIMD16<Float>(repeating: mean)
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        var i = 0
+        while i &+ 32 <= count {
+            let d0 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv
+            let d1 = UnsafeRawPointer(x + i + 16).loadUnaligned(as: SIMD16<Float>.self) - mv
+            a0.addProduct(d0, d0)
+            a1.addProduct(d1, d1)
+            i &+= 32
+        }
+        var s = (a0 + a1).sum()
+        while i < count { let d = x[i] - mean; s += d * d; i &+= 1 }
         return s
     }
 }

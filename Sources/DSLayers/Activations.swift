@@ -12,7 +12,10 @@ public final class ReLU: Layer {
         var y = Tensor(uninitializedShape: x.shape)
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
-                for i in 0..<py.count { py[i] = max(px[i], 0) }
+                guard let src = px.baseAddress, let dst = py.baseAddress else { return }
+                Parallel.forRanges(py.count, work: py.count) { r in
+                    for i in r { dst[i] = max(src[i], 0) }
+                }
             }
         }
         if training { output = y }
@@ -20,12 +23,20 @@ public final class ReLU: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Self.gradient(dy, output: output)
+    }
+
+    /// `dy` where `output > 0`, else 0: the gradient through a ReLU that produced `output`.
+    public static func gradient(_ dy: Tensor, output: Tensor) -> Tensor {
         precondition(dy.shape == output.shape, "ReLU.backward: gradient \(dy.shape) vs output \(output.shape)")
         var dx = Tensor(uninitializedShape: dy.shape)
         dy.storage.withUnsafeBufferPointer { pg in
             output.storage.withUnsafeBufferPointer { py in
                 dx.storage.withUnsafeMutableBufferPointer { pd in
-                    for i in 0..<pd.count { pd[i] = py[i] > 0 ? pg[i] : 0 }   // a select, not a branch
+                    guard let g = pg.baseAddress, let y = py.baseAddress, let d = pd.baseAddress else { return }
+                    Parallel.forRanges(pd.count, work: pd.count) { r in
+                        for i in r { d[i] = y[i] > 0 ? g[i] : 0 }   // a select, not a branch
+                    }
                 }
             }
         }

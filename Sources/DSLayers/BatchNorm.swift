@@ -16,12 +16,13 @@ public final class BatchNorm: Layer {
     public let shift: Parameter
     public let runningMean: Buffer
     public let runningVariance: Buffer
-    private var normalized = Tensor(shape: [0])   // x̂ in channel-major `[C, M]`
-    private var inverseStd = [Float]()             // [C]
+    private var input = Tensor(shape: [0])        // the training input, channel-major `[C, M]`
+    private var batchMeans = [Float]()            // μ_B, [C]
+    private var inverseStd = [Float]()            // 1 / sqrt(σ²_B + ε), [C]
     private var inputShape = [Int]()
 
     /// Applies ReLU to the output in the same pass (`relu(bn(x))`); backward
-    /// recomputes the ReLU mask from `x̂`, so nothing more is stored.
+    /// recomputes `x̂` and the ReLU mask from the saved input, so nothing more is stored.
     public let fusedReLU: Bool
 
     public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, fusedReLU: Bool = false) {
@@ -53,54 +54,55 @@ public final class BatchNorm: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        normalize(x, adding: nil, relu: fusedReLU, training: training)
+    }
+
+    /// `relu(bn(x) + residual)` in one pass (the end of a residual block); backward is
+    /// then the plain batch-norm backward of the gradient the caller masked by the
+    /// block's output. Only for layers without `fusedReLU`, on `[C, N, H, W]` input.
+    public func forward(_ x: Tensor, addingAndRectifying residual: Tensor, training: Bool) -> Tensor {
+        precondition(!fusedReLU, "BatchNorm.forward(adding:): the layer already applies its own ReLU")
+        precondition(x.rank == 4 && residual.shape == x.shape,
+                     "BatchNorm.forward(adding:): input \(x.shape) vs residual \(residual.shape)")
+        return normalize(x, adding: residual, relu: true, training: training)
+    }
+
+    private func normalize(_ x: Tensor, adding residual: Tensor?, relu: Bool, training: Bool) -> Tensor {
         let xc = channelMajor(x)
         let m = xc.count / features
         var y = Tensor(uninitializedShape: xc.shape)
-        if !training {
-            xc.storage.withUnsafeBufferPointer { px in
-                y.storage.withUnsafeMutableBufferPointer { py in
-                    for c in 0..<features {
-                        let inv = 1 / (runningVariance.value.storage[c] + epsilon).squareRoot()
-                        let a = scale.value.storage[c] * inv
-                        let b = shift.value.storage[c] - runningMean.value.storage[c] * a
-                        let src = px.baseAddress! + c * m, dst = py.baseAddress! + c * m
-                        if fusedReLU {
-                            for i in 0..<m { dst[i] = max(src[i] * a + b, 0) }
-                        } else {
-                            for i in 0..<m { dst[i] = src[i] * a + b }
-                        }
-                    }
-                }
-            }
-            return restore(y, like: x.shape)
-        }
-        precondition(m > 1, "BatchNorm in training needs more than one value per channel, got \(x.shape)")
-        var xhat = Tensor(uninitializedShape: xc.shape)
-        var invStd = [Float](repeating: 0, count: features)
         var means = [Float](repeating: 0, count: features)
+        var inverse = [Float](repeating: 0, count: features)
         var variances = [Float](repeating: 0, count: features)
+        if training {
+            precondition(m > 1, "BatchNorm in training needs more than one value per channel, got \(x.shape)")
+        } else {
+            for c in 0..<features {
+                means[c] = runningMean.value.storage[c]
+                inverse[c] = 1 / (runningVariance.value.storage[c] + epsilon).squareRoot()
+            }
+        }
+        let rc = residual ?? Tensor(shape: [0])
         xc.storage.withUnsafeBufferPointer { px in
-            xhat.storage.withUnsafeMutableBufferPointer { ph in
-                y.storage.withUnsafeMutableBufferPointer { py in
-                    invStd.withUnsafeMutableBufferPointer { pinv in
-                        means.withUnsafeMutableBufferPointer { pmean in
+            y.storage.withUnsafeMutableBufferPointer { py in
+                rc.storage.withUnsafeBufferPointer { pr in
+                    means.withUnsafeMutableBufferPointer { pmean in
+                        inverse.withUnsafeMutableBufferPointer { pinv in
                             variances.withUnsafeMutableBufferPointer { pvar in
-                                let gamma = scale.value.storage, beta = shift.value.storage, relu = fusedReLU
+                                let gamma = scale.value.storage, beta = shift.value.storage, eps = epsilon
+                                let hasResidual = residual != nil
                                 Parallel.forEach(features, work: xc.count) { c in
                                     let src = px.baseAddress! + c * m
-                                    let mean = Vector.sum(src, count: m) / Float(m)
-                                    var acc: Float = 0
-                                    for i in 0..<m { let d = src[i] - mean; acc += d * d }
-                                    let variance = acc / Float(m)
-                                    let inv = 1 / (variance + epsilon).squareRoot()
-                                    let h = ph.baseAddress! + c * m, dst = py.baseAddress! + c * m
-                                    let g = gamma[c], b = beta[c]
-                                    for i in 0..<m {
-                                        let v = (src[i] - mean) * inv
-                                        h[i] = v
-                                        dst[i] = relu ? max(g * v + b, 0) : g * v + b
+                                    if training {
+                                        let mean = Vector.sum(src, count: m) / Float(m)
+                                        let variance = Vector.sumOfSquaredDeviations(src, from: mean, count: m) / Float(m)
+                                        pmean[c] = mean
+                                        pvar[c] = variance
+                                        pinv[c] = 1 / (variance + eps).squareRoot()
                                     }
-                                    pinv[c] = inv; pmean[c] = mean; pvar[c] = variance
+                                    Self.affine(src, mean: pmean[c], inverse: pinv[c], scale: gamma[c], shift: beta[c],
+                                                residual: hasResidual ? pr.baseAddress! + c * m : nil, relu: relu,
+                                                into: py.baseAddress! + c * m, count: m)
                                 }
                             }
                         }
@@ -108,16 +110,43 @@ public final class BatchNorm: Layer {
                 }
             }
         }
-        let unbias = Float(m) / Float(m - 1)
-        for c in 0..<features {
-            runningMean.value.storage[c] = (1 - momentum) * runningMean.value.storage[c] + momentum * means[c]
-            runningVariance.value.storage[c] = (1 - momentum) * runningVariance.value.storage[c]
-                + momentum * variances[c] * unbias
+        if training {
+            let unbias = Float(m) / Float(m - 1)
+            for c in 0..<features {
+                runningMean.value.storage[c] = (1 - momentum) * runningMean.value.storage[c] + momentum * means[c]
+                runningVariance.value.storage[c] = (1 - momentum) * runningVariance.value.storage[c]
+                    + momentum * variances[c] * unbias
+            }
+            input = xc
+            batchMeans = means
+            inverseStd = inverse
+            inputShape = x.shape
         }
-        normalized = xhat
-        inverseStd = invStd
-        inputShape = x.shape
         return restore(y, like: x.shape)
+    }
+
+    /// `dst = [relu](γ·x̂ + β [+ r])` with `x̂ = (x − μ)·inv`.
+    @inline(__always)
+    private static func affine(_ x: UnsafePointer<Float>, mean: Float, inverse: Float, scale g: Float, shift b: Float,
+                               residual r: UnsafePointer<Float>?, relu: Bool, into dst: UnsafeMutablePointer<Float>,
+                               count m: Int) {
+        let mv = SIMD16<Float>(repeating: mean), iv = SIMD16<Float>(repeating: inverse)
+        let gv = SIMD16<Float>(repeating: g), bv = SIMD16<Float>(repeating: b), zero = SIMD16<Float>()
+        var i = 0
+        while i &+ 16 <= m {
+            let v = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv) * iv
+            var out = gv * v + bv
+            if let r { out += UnsafeRawPointer(r + i).loadUnaligned(as: SIMD16<Float>.self) }
+            if relu { out = out.replacing(with: zero, where: out .< zero) }
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: out, as: SIMD16<Float>.self)
+            i &+= 16
+        }
+        while i < m {
+            var out = g * ((x[i] - mean) * inverse) + b
+            if let r { out += r[i] }
+            dst[i] = relu ? max(out, 0) : out
+            i &+= 1
+        }
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -128,32 +157,21 @@ public final class BatchNorm: Layer {
         var dGamma = [Float](repeating: 0, count: features)
         var dBeta = [Float](repeating: 0, count: features)
         dyc.storage.withUnsafeBufferPointer { pdy in
-            normalized.storage.withUnsafeBufferPointer { ph in
+            input.storage.withUnsafeBufferPointer { px in
                 dx.storage.withUnsafeMutableBufferPointer { pdx in
                     dGamma.withUnsafeMutableBufferPointer { pdg in
                         dBeta.withUnsafeMutableBufferPointer { pdb in
-                            let gamma = scale.value.storage, beta = shift.value.storage, inv = inverseStd
-                            let relu = fusedReLU
+                            let gamma = scale.value.storage, beta = shift.value.storage
+                            let inv = inverseStd, means = batchMeans, relu = fusedReLU
                             Parallel.forEach(features, work: dyc.count) { c in
-                                var g = pdy.baseAddress! + c * m
-                                let h = ph.baseAddress! + c * m
-                                if relu {
-                                    // dL/d(bn output) = dy where γ·x̂ + β > 0, staged in dx.
-                                    let masked = pdx.baseAddress! + c * m
-                                    let gc = gamma[c], bc = beta[c]
-                                    for i in 0..<m { masked[i] = gc * h[i] + bc > 0 ? g[i] : 0 }
-                                    g = UnsafePointer(masked)
-                                }
-                                let sumDy = Vector.sum(g, count: m)
-                                let sumDyH = Vector.dot(g, h, count: m)
+                                let pass = BackwardPass(x: px.baseAddress! + c * m, dy: pdy.baseAddress! + c * m,
+                                                        mean: means[c], inverse: inv[c], scale: gamma[c],
+                                                        shift: beta[c], relu: relu)
+                                let (sumDy, sumDyH) = pass.sums(count: m)
                                 pdg[c] = sumDyH
                                 pdb[c] = sumDy
-                                let k = gamma[c] * inv[c] / Float(m)
-                                let fm = Float(m)
-                                let out = pdx.baseAddress! + c * m
-                                for i in 0..<m {
-                                    out[i] = k * (fm * g[i] - sumDy - h[i] * sumDyH)
-                                }
+                                pass.inputGradient(sumDy: sumDy, sumDyH: sumDyH, into: pdx.baseAddress! + c * m,
+                                                   count: m)
                             }
                         }
                     }
@@ -165,5 +183,67 @@ public final class BatchNorm: Layer {
             shift.gradient.storage[c] += dBeta[c]
         }
         return restore(dx, like: inputShape)
+    }
+}
+
+/// One channel's backward: `x̂` is recomputed from the saved input, and with a fused
+/// ReLU the gradient is masked where `γ·x̂ + β ≤ 0` (the forward's own expressions, so
+/// the mask matches the forward output exactly).
+private struct BackwardPass {
+    let x: UnsafePointer<Float>, dy: UnsafePointer<Float>
+    let mean: Float, inverse: Float, scale: Float, shift: Float, relu: Bool
+
+    /// `(Σ g, Σ g·x̂)` for the (masked) gradient `g`.
+    @inline(__always)
+    func sums(count m: Int) -> (Float, Float) {
+        let mv = SIMD16<Float>(repeating: mean), iv = SIMD16<Float>(repeating: inverse)
+        let gv = SIMD16<Float>(repeating: scale), bv = SIMD16<Float>(repeating: shift), zero = SIMD16<Float>()
+        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), h0 = SIMD16<Float>(), h1 = SIMD16<Float>()
+        var i = 0
+        while i &+ 32 <= m {
+            let v0 = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv) * iv
+            let v1 = (UnsafeRawPointer(x + i + 16).loadUnaligned(as: SIMD16<Float>.self) - mv) * iv
+            var g0 = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self)
+            var g1 = UnsafeRawPointer(dy + i + 16).loadUnaligned(as: SIMD16<Float>.self)
+            if relu {
+                g0.replace(with: zero, where: gv * v0 + bv .<= zero)
+                g1.replace(with: zero, where: gv * v1 + bv .<= zero)
+            }
+            s0 += g0; s1 += g1
+            h0.addProduct(g0, v0); h1.addProduct(g1, v1)
+            i &+= 32
+        }
+        var sum = (s0 + s1).sum(), sumH = (h0 + h1).sum()
+        while i < m {
+            let v = (x[i] - mean) * inverse
+            let g = relu && !(scale * v + shift > 0) ? 0 : dy[i]
+            sum += g; sumH += g * v
+            i &+= 1
+        }
+        return (sum, sumH)
+    }
+
+    /// `dx = γ·inv/M · (M·g − Σg − x̂·Σg·x̂)`.
+    @inline(__always)
+    func inputGradient(sumDy: Float, sumDyH: Float, into out: UnsafeMutablePointer<Float>, count m: Int) {
+        let k = scale * inverse / Float(m), fm = Float(m)
+        let mv = SIMD16<Float>(repeating: mean), iv = SIMD16<Float>(repeating: inverse)
+        let gv = SIMD16<Float>(repeating: scale), bv = SIMD16<Float>(repeating: shift), zero = SIMD16<Float>()
+        let kv = SIMD16<Float>(repeating: k), fmv = SIMD16<Float>(repeating: fm)
+        let sv = SIMD16<Float>(repeating: sumDy), shv = SIMD16<Float>(repeating: sumDyH)
+        var i = 0
+        while i &+ 16 <= m {
+            let v = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv) * iv
+            var g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self)
+            if relu { g.replace(with: zero, where: gv * v + bv .<= zero) }
+            UnsafeMutableRawPointer(out + i).storeBytes(of: kv * (fmv * g - sv - v * shv), as: SIMD16<Float>.self)
+            i &+= 16
+        }
+        while i < m {
+            let v = (x[i] - mean) * inverse
+            let g = relu && !(scale * v + shift > 0) ? 0 : dy[i]
+            out[i] = k * (fm * g - sumDy - v * sumDyH)
+            i &+= 1
+        }
     }
 }

@@ -4,11 +4,12 @@ import DSCore
 /// 3×3 convolutions; the shortcut is the identity, or a 1×1 strided convolution with
 /// batch norm when the stride or channel count changes ("projection shortcut").
 public final class BasicBlock: Layer {
-    /// `bn1` applies the block's inner ReLU itself (`fusedReLU`).
+    /// `bn1` applies the block's inner ReLU itself (`fusedReLU`); `bn2` adds the
+    /// shortcut and applies the outer ReLU in the same pass.
     public let conv1: Conv2d, bn1: BatchNorm
     public let conv2: Conv2d, bn2: BatchNorm
     public let projection: (conv: Conv2d, bn: BatchNorm)?
-    private let outRelu = ReLU()
+    private var output = Tensor(shape: [0])
 
     public init(inputChannels: Int, outputChannels: Int, stride: Int, rng: inout Xoshiro256) {
         conv1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels,
@@ -38,17 +39,14 @@ public final class BasicBlock: Layer {
         var h = conv1.forward(x, training: training)
         h = bn1.forward(h, training: training)
         h = conv2.forward(h, training: training)
-        h = bn2.forward(h, training: training)
-        if let projection {
-            h.add(projection.bn.forward(projection.conv.forward(x, training: training), training: training))
-        } else {
-            h.add(x)
-        }
-        return outRelu.forward(h, training: training)
+        let shortcut = projection.map { $0.bn.forward($0.conv.forward(x, training: training), training: training) } ?? x
+        let y = bn2.forward(h, addingAndRectifying: shortcut, training: training)
+        if training { output = y }
+        return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let g = outRelu.backward(dy)
+        let g = ReLU.gradient(dy, output: output)
         var dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(g))))
         if let projection {
             dx.add(projection.conv.backward(projection.bn.backward(g)))

@@ -82,6 +82,7 @@ struct SparseTrainThroughput: ParsableCommand {
                             c.sparse?.prepareBackward(forStep: 1)   // an ordinary step's backward
                             for choice in choices { print("  \(choice.description)") }
                             Profiler.profile(c.model, x, labels)
+                            c.profilePhases(x, labels, n: 1)
                         }
                     }
                 }
@@ -121,6 +122,23 @@ struct SparseTrainThroughput: ParsableCommand {
             for u in sparse?.afterStep(n, rng: &maskRNG) ?? [] {
                 optimizer.zeroState(parameter: u.layer.parameterIndex, at: u.change.dropped + u.change.grown)
             }
+        }
+
+        /// Prints the time of each phase of ordinary step `n`.
+        func profilePhases(_ x: Tensor, _ labels: [Int], n: Int) {
+            var phases: [(String, Double)] = []
+            func timed(_ name: String, _ body: () -> Void) {
+                let t = Date(); body(); phases.append((name, Date().timeIntervalSince(t)))
+            }
+            var maskRNG = Xoshiro256(seed: UInt64(n))
+            timed("zero gradients") { model.zeroGradients() }
+            var gradient = Tensor(shape: [0])
+            timed("forward + loss") { gradient = CrossEntropy().evaluate(logits: model.forward(x, training: true), labels: labels).gradient }
+            timed("backward") { sparse?.prepareBackward(forStep: n); _ = model.backward(gradient) }
+            timed("gradient masking") { sparse?.prepareGradients(forStep: n) }
+            timed("optimizer step") { optimizer.step(learningRate: 0.01) }
+            timed("after step") { _ = sparse?.afterStep(n, rng: &maskRNG) }
+            print("  phases: " + phases.map { String(format: "%@ %.2f ms", $0.0, $0.1 * 1000) }.joined(separator: ", "))
         }
 
         func median(_ count: Int, _ body: (Int) -> Void) -> Double { BenchEnvironment.median(count, body) }

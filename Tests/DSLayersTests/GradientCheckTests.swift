@@ -96,8 +96,10 @@ import Testing
         for (a, b) in zip(y.storage, expected.storage) { #expect(abs(a - b) < 1e-4) }
     }
 
-    @Test func fusedReLUEqualsBatchNormThenReLU() {
-        let x = randomTensor([3, 4, 2, 2], seed: 40), dy = randomTensor([3, 4, 2, 2], seed: 41)
+    // [3, 4, 2, 2]: 16 values per channel (one vector); [3, 5, 3, 3]: 45 (vectors and a tail).
+    @Test(arguments: [[3, 4, 2, 2], [3, 5, 3, 3]])
+    func fusedReLUEqualsBatchNormThenReLU(shape: [Int]) {
+        let x = randomTensor(shape, seed: 40), dy = randomTensor(shape, seed: 41)
         let plain = BatchNorm(features: 3), relu = ReLU(), fused = BatchNorm(features: 3, fusedReLU: true)
         for bn in [plain, fused] {
             bn.scale.value = randomTensor([3], seed: 42)
@@ -109,6 +111,29 @@ import Testing
         let d1 = plain.backward(relu.backward(dy)), d2 = fused.backward(dy)
         for (a, b) in zip(d1.storage, d2.storage) { #expect(abs(a - b) < 1e-5) }
         #expect(relu.forward(plain.forward(x, training: false), training: false) == fused.forward(x, training: false))
+    }
+
+    @Test(arguments: [[3, 4, 2, 2], [3, 5, 3, 3]])
+    func residualFusionEqualsBatchNormAddThenReLU(shape: [Int]) {
+        let x = randomTensor(shape, seed: 44), r = randomTensor(shape, seed: 45)
+        let plain = BatchNorm(features: 3), fused = BatchNorm(features: 3), relu = ReLU()
+        for bn in [plain, fused] {
+            bn.scale.value = randomTensor([3], seed: 46)
+            bn.shift.value = randomTensor([3], seed: 47)
+        }
+        for training in [true, false] {
+            var sum = plain.forward(x, training: training)
+            sum.add(r)
+            let expected = relu.forward(sum, training: training)
+            let y = fused.forward(x, addingAndRectifying: r, training: training)
+            #expect(y == expected)
+            #expect(y.storage.contains(0) && y.storage.contains { $0 > 0 })
+        }
+        // Backward is the plain batch-norm backward of the gradient masked by the output.
+        let dy = randomTensor(shape, seed: 48)
+        let d1 = plain.backward(relu.backward(dy))
+        let d2 = fused.backward(ReLU.gradient(dy, output: fused.forward(x, addingAndRectifying: r, training: true)))
+        #expect(d1 == d2)
     }
 
     @Test func batchNormUsesRunningStatisticsInEvaluation() {
