@@ -100,7 +100,12 @@ public enum BLAS {
                                  into b: UnsafeMutablePointer<Float>, ldb: Int) {
         guard rows > 0, columns > 0 else { return }
         if nativeTranspose {
-            ds_transpose(a, Int64(lda), b, Int64(ldb), Int64(rows), Int64(columns))
+            // Bands of source rows (whole 16-row tiles) over the threads.
+            let tiles = (rows + 15) / 16
+            Parallel.forRanges(tiles, work: rows * columns) { r in
+                let r0 = r.lowerBound * 16, r1 = min(r.upperBound * 16, rows)
+                ds_transpose(a + r0 * lda, Int64(lda), b + r0, Int64(ldb), Int64(r1 - r0), Int64(columns))
+            }
         } else {
             cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(columns), 1, a, Int32(lda), b, Int32(ldb))
         }

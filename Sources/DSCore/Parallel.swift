@@ -63,11 +63,12 @@ public enum Parallel {
         }
     }
 
-    /// Splits `0..<total` into `threads` contiguous ranges and runs them in parallel
-    /// (serially when `work` is small).
+    /// Splits `0..<total` into `threads · split` contiguous ranges and runs them in
+    /// parallel (serially when `work` is small). A `split` above 1 lets a thread that
+    /// starts late take fewer ranges, at the cost of more, smaller bodies.
     @inlinable
-    public static func forRanges(_ total: Int, work: Int, _ body: (Range<Int>) -> Void) {
-        let parts = (work < 65_536 || threads <= 1) ? 1 : min(threads, total)
+    public static func forRanges(_ total: Int, work: Int, split: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = (work < 65_536 || threads <= 1) ? 1 : min(threads * max(split, 1), total)
         if parts <= 1 { body(0..<total); return }
         run(parts) { p in body((total * p / parts)..<(total * (p + 1) / parts)) }
     }

@@ -185,24 +185,34 @@ public enum Selection {
         }
     }
 
-    /// The `k`-th largest key (1-based), reordering them (median-of-three pivots).
+    /// The `k`-th largest key (1-based), reordering them (median-of-three pivots). The
+    /// partitions are branch-free (a conditional store index, no data-dependent jumps):
+    /// keys above the pivot go to the front, then, when the target lies beyond them,
+    /// keys equal to it, so repeated keys always make progress.
     @inline(__always)
     static func quickselect<Key: FixedWidthInteger>(_ v: UnsafeMutableBufferPointer<Key>, _ k: Int) -> Key {
-        let target = k - 1
-        var lo = 0, hi = v.count - 1
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2
-            let a = v[lo], b = v[mid], c = v[hi]
+        let target = k - 1   // the position in descending order
+        var lo = 0, hi = v.count
+        while hi &- lo > 1 {
+            let a = v[lo], b = v[lo &+ (hi &- lo) / 2], c = v[hi &- 1]
             let pivot = max(min(a, b), min(max(a, b), c))
-            var i = lo, j = hi
-            while i <= j {
-                while v[i] > pivot { i &+= 1 }
-                while v[j] < pivot { j &-= 1 }
-                if i <= j { v.swapAt(i, j); i &+= 1; j &-= 1 }
+            var above = lo
+            for i in lo..<hi {
+                let x = v[i]
+                v[i] = v[above]; v[above] = x
+                above &+= (x > pivot).bit
             }
-            if target <= j { hi = j } else if target >= i { lo = i } else { return pivot }
+            if target < above { hi = above; continue }
+            var equal = above
+            for i in above..<hi {
+                let x = v[i]
+                v[i] = v[equal]; v[equal] = x
+                equal &+= (x == pivot).bit
+            }
+            if target < equal { return pivot }
+            lo = equal
         }
-        return v[target]
+        return v[lo]
     }
 
     /// Where the `k` largest `|v[i]|` over all of `v` begin: a position is among them

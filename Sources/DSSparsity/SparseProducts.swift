@@ -60,7 +60,7 @@ public enum SparseProducts {
                     // Slices of 16 columns on x's 64-byte boundaries (the kernel's blocks).
                     let shift = ldX % 16 == 0 ? (Int(bitPattern: x) / 4) % 16 : 0
                     let slices = (columns + shift + 15) / 16
-                    if slices >= 2 * Parallel.threads {
+                    if slices >= 2 * Parallel.threads && outputs < 8 * Parallel.threads {
                         Parallel.forRanges(slices, work: work) { range in
                             ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias, 0,
                                                    Int64(outputs), x, Int64(ldX),
@@ -68,7 +68,7 @@ public enum SparseProducts {
                                                    Int64(min(range.upperBound * 16 - shift, columns)), y, Int64(ldY))
                         }
                     } else {
-                        Parallel.forRanges(outputs, work: work) { range in
+                        Parallel.forRanges(outputs, work: work, split: 8) { range in
                             ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias,
                                                    Int64(range.lowerBound), Int64(range.upperBound), x, Int64(ldX), 0,
                                                    Int64(columns), y, Int64(ldY))
@@ -113,7 +113,7 @@ public enum SparseProducts {
             withAligned(x, rows: features, columns: columns, ld: ldX) { x, ldX in
                 start.withUnsafeBufferPointer { ps in
                     index.withUnsafeBufferPointer { pi in
-                        Parallel.forRanges(rows, work: parallel ? threadWork(count * columns) : 0) { range in
+                        Parallel.forRanges(rows, work: parallel ? threadWork(count * columns) : 0, split: 8) { range in
                             ds_sparse_rows_sampled(ps.baseAddress!, pi.baseAddress!, Int64(range.lowerBound),
                                                    Int64(range.upperBound), dy, Int64(ldDY), x, Int64(ldX),
                                                    Int64(columns), g)

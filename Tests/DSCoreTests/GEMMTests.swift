@@ -65,7 +65,8 @@ import Testing
 @Suite struct TransposeTests {
     @Test("transpose moves every element, on tile edges and with row strides")
     func transposeMovesEveryElement() {
-        for (rows, columns) in [(1, 1), (16, 16), (17, 33), (128, 784), (3, 50), (64, 5)] {
+        // 128×784 and 131×600 are large enough to be split over threads (bands of 16 rows).
+        for (rows, columns) in [(1, 1), (16, 16), (17, 33), (128, 784), (131, 600), (3, 50), (64, 5)] {
             let lda = columns + 3, ldb = rows + 2
             let a = (0..<(rows * lda)).map { Float($0) }
             var b = [Float](repeating: -1, count: columns * ldb)
