@@ -38,8 +38,8 @@ public enum SparseProducts {
 
     /// `product` with the values `v[e]`, or `v[entries[e]]` (the column order of a row-order
     /// array) when `entries` is given, read in place. With `native` (the AVX-512 kernel),
-    /// threads take 16-column slices when there are enough columns, else row ranges; the
-    /// sums are the same either way.
+    /// threads take 16-column slices of wide products, else row ranges; the sums are the
+    /// same either way.
     public static func product(start: [Int32], index: [Int32], entries: [Int32]?, values v: UnsafeBufferPointer<Float>,
                                bias: UnsafePointer<Float>?, outputs: Int, features: Int, x: UnsafePointer<Float>,
                                ldX: Int, columns: Int, y: UnsafeMutablePointer<Float>, ldY: Int, parallel: Bool,
@@ -60,7 +60,10 @@ public enum SparseProducts {
                     // Slices of 16 columns on x's 64-byte boundaries (the kernel's blocks).
                     let shift = ldX % 16 == 0 ? (Int(bitPattern: x) / 4) % 16 : 0
                     let slices = (columns + shift + 15) / 16
-                    if slices >= 2 * Parallel.threads && outputs < 8 * Parallel.threads {
+                    // Up to one 128-column block (a batch, feature-major): row ranges, eight
+                    // per thread; wider (im2col columns): column slices, so each thread
+                    // reads its part of x once.
+                    if slices >= 2 * Parallel.threads && (columns > 128 || outputs < 8 * Parallel.threads) {
                         Parallel.forRanges(slices, work: work) { range in
                             ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias, 0,
                                                    Int64(outputs), x, Int64(ldX),
