@@ -54,8 +54,14 @@ public struct SRigLStrategy: SparsityScheduler {
         // 1–2. Ablation: rows with fewer than `thr` salient weights, salient meaning
         //      among the nKeep largest |w| or the nDrop largest |g| over the layer.
         var isAblated = [Bool](repeating: false, count: rows)
+        // The nKeep largest nonzero |w| over every row: the kept weights of step 4 when
+        // no row is ablated, and the salient weights of step 1 unless a NaN is among them
+        // (NaN ranks below 0, so a zero weight would take its place there).
+        var kept: [Bool]?
         if ablation && layer.mayAblate {
-            let salientPerRow = Self.salientPerRow(layer, keep: keep, drop: drop)
+            let largest = layer.largestNonzero(keep, in: structure.groups(rows: rows, columns: columns))
+            kept = largest.flags
+            let salientPerRow = Self.salientPerRow(layer, keep: keep, drop: drop, largest: largest.keptNaN ? nil : largest.flags)
             let k0 = budget / rows
             var threshold = salienceThreshold >= 1
                 ? max(1, Int(salienceThreshold))
@@ -76,42 +82,59 @@ public struct SRigLStrategy: SparsityScheduler {
         //      the nKeep largest nonzero |w|, cut any row above the new fan-in to its
         //      largest |w|, and fill every active row to exactly the new fan-in by |g|.
         let counts = isAblated.map { $0 ? 0 : fanIn }
-        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, growingLargest: layer.denseGradient).mask
+        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, kept: ablated.isEmpty ? kept : nil,
+                                     growingLargest: layer.denseGradient).mask
         return LayerUpdateResult(mask: next, ablatedRows: ablated)
     }
 
     /// Salient weights per row: those among the `keep` largest `|w|` over the active
     /// positions or among the `drop` largest `|g|` over the whole layer (ties to the
-    /// lower index in both).
-    static func salientPerRow(_ layer: LayerUpdateInput, keep: Int, drop: Int) -> [Int] {
+    /// lower index in both). `largest`, when given, are the first set's flags. Rows are
+    /// counted in parallel; exact ties at the gradient cut are then taken in index order.
+    static func salientPerRow(_ layer: LayerUpdateInput, keep: Int, drop: Int, largest: [Bool]? = nil) -> [Int] {
         let rows = layer.mask.rows, columns = layer.mask.columns
         var perRow = [Int](repeating: 0, count: rows)
-        var salient = [Bool](repeating: false, count: rows * columns)
-        let active = layer.mask.activeIndices
-        layer.weights.withUnsafeBufferPointer { w in
-            layer.denseGradient.withUnsafeBufferPointer { g in
-                salient.withMutableFlagBytes { s in
+        var atCut = [Int](repeating: 0, count: rows)
+        let salient = largest ?? {
+            var flags = [Bool](repeating: false, count: rows * columns)
+            let active = layer.mask.activeIndices
+            layer.weights.withUnsafeBufferPointer { w in
+                flags.withMutableFlagBytes { s in
                     active.withUnsafeBufferPointer { Selection.largestMagnitudes(keep, of: $0, in: w.baseAddress!) { s[$0] = 1 } }
-                    var (key, ties) = Selection.magnitudeCut(drop, of: g)
-                    for r in 0..<rows {
-                        let row = (r * columns)..<((r + 1) * columns)
-                        var count = 0, atCut = 0
-                        for i in row {   // branch-free: vectorises
-                            let k = Selection.magnitudeKey(g[i])
-                            count &+= Int(s[i]) | (k > key).bit
-                            atCut &+= (k == key).bit
-                        }
-                        if atCut > 0 && ties > 0 {   // rare: exact ties at the cut, taken in index order
-                            count = 0
-                            for i in row {
-                                let k = Selection.magnitudeKey(g[i])
-                                var isSalient = s[i] | UInt8((k > key).bit)
-                                if k == key && ties > 0 { ties -= 1; isSalient = 1 }
-                                count &+= Int(isSalient)
+                }
+            }
+            return flags
+        }()
+        layer.denseGradient.withUnsafeBufferPointer { g in
+            salient.withFlagBytes { s in
+                let (key, tiesAtCut) = Selection.magnitudeCut(drop, of: g)
+                var ties = tiesAtCut
+                perRow.withUnsafeMutableBufferPointer { counts in
+                    atCut.withUnsafeMutableBufferPointer { cut in
+                        Parallel.forRanges(rows, work: rows * columns) { part in
+                            for r in part {
+                                var count = 0, equal = 0
+                                for i in (r * columns)..<((r + 1) * columns) {   // branch-free: vectorises
+                                    let k = Selection.magnitudeKey(g[i])
+                                    count &+= Int(s[i]) | (k > key).bit
+                                    equal &+= (k == key).bit
+                                }
+                                counts[r] = count
+                                cut[r] = equal
                             }
                         }
-                        perRow[r] = count
                     }
+                }
+                // Rare: exact ties at the cut, the first `ties` of them in index order salient.
+                for r in 0..<rows where atCut[r] > 0 && ties > 0 {
+                    var count = 0
+                    for i in (r * columns)..<((r + 1) * columns) {
+                        let k = Selection.magnitudeKey(g[i])
+                        var isSalient = s[i] | UInt8((k > key).bit)
+                        if k == key && ties > 0 { ties -= 1; isSalient = 1 }
+                        count &+= Int(isSalient)
+                    }
+                    perRow[r] = count
                 }
             }
         }

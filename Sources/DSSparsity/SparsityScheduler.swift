@@ -52,20 +52,52 @@ public struct LayerUpdateInput {
     /// from a shared random generator).
     public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
                             grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
-        withoutActuallyEscaping(grow) { dropAndGrow(structure, counts, keep, scores: nil, grow: $0) }
+        withoutActuallyEscaping(grow) { dropAndGrow(structure, counts, keep, kept: nil, scores: nil, grow: $0) }
     }
 
     /// The same drop-and-grow, growing in every group the free positions with the
     /// largest `|scores[i]|` (ties to the lower index): RigL's and SRigL's rule. Groups
     /// own disjoint positions and the ranking is pure, so they are filled in parallel;
     /// the result does not depend on the split.
-    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
+    /// `kept`, when given, must be `largestNonzero(keep, in: groups with a nonzero count)`
+    /// (a caller that has it already saves the selection).
+    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil, kept: [Bool]? = nil,
                             growingLargest scores: [Float]) -> LayerUpdateResult {
         precondition(scores.count == mask.active.count, "dropAndGrow: \(scores.count) scores for \(mask.active.count) positions")
-        return scores.withUnsafeBufferPointer { dropAndGrow(structure, counts, keep, scores: $0.baseAddress, grow: nil) }
+        return scores.withUnsafeBufferPointer {
+            dropAndGrow(structure, counts, keep, kept: kept, scores: $0.baseAddress, grow: nil)
+        }
     }
 
-    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, scores: UnsafePointer<Float>?,
+    /// Flags of the `keep` largest nonzero `|w|` at active positions inside `groups`
+    /// (ties to the lower index), and whether a NaN weight is among them (NaN ranks below
+    /// every number). Branch-free compaction of the candidates, then one selection.
+    public func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
+        var flags = [Bool](repeating: false, count: mask.active.count)
+        var keptNaN = false
+        mask.active.withFlagBytes { a in
+            weights.withUnsafeBufferPointer { wb in
+                flags.withMutableFlagBytes { f in
+                    let w = wb.baseAddress!
+                    let room = groups.reduce(0) { $0 + $1.count }
+                    let candidates = [Int](unsafeUninitializedCapacity: room + 1) { out, initialized in
+                        var j = 0
+                        for range in groups {
+                            for i in range { out[j] = i; j &+= (w[i] != 0).bit & Int(a[i]) }
+                        }
+                        initialized = j
+                    }
+                    candidates.withUnsafeBufferPointer {
+                        Selection.largestMagnitudes(keep, of: $0, in: w) { f[$0] = 1; keptNaN = keptNaN || w[$0].isNaN }
+                    }
+                }
+            }
+        }
+        return (flags, keptNaN)
+    }
+
+    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, kept: [Bool]? = nil,
+                             scores: UnsafePointer<Float>?,
                              grow: ((_ free: [Int], _ count: Int) -> [Int])?) -> LayerUpdateResult {
         let rows = mask.rows, columns = mask.columns
         let (keepCount, dropCount) = keep.map { ($0, 0) } ?? keepAndDrop
@@ -73,55 +105,44 @@ public struct LayerUpdateInput {
         let groups = structure.groups(rows: rows, columns: columns)
         let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: keep == nil ? active : mask.count)
         precondition(counts.count == groups.count, "dropAndGrow: \(counts.count) counts for \(groups.count) groups")
-        var next = [Bool](repeating: false, count: rows * columns)
-        mask.active.withFlagBytes { a in
-            weights.withUnsafeBufferPointer { wb in
-                next.withMutableFlagBytes { flags in
-                    let w = wb.baseAddress!
-                    // Active nonzero positions in groups whose count is not 0 (branch-free
-                    // compaction into room for every position of those groups).
-                    let room = zip(groups, counts).reduce(0) { $0 + ($1.1 > 0 ? $1.0.count : 0) }
-                    let candidates = [Int](unsafeUninitializedCapacity: room + 1) { out, initialized in
-                        var j = 0
-                        for (range, count) in zip(groups, counts) where count > 0 {
-                            for i in range { out[j] = i; j &+= (w[i] != 0).bit & Int(a[i]) }
+        // The nKeep largest nonzero |w| in groups whose count is not 0.
+        var next = kept ?? largestNonzero(keepCount, in: zip(groups, counts).filter { $0.1 > 0 }.map(\.0)).flags
+        precondition(next.count == rows * columns, "dropAndGrow: \(next.count) kept flags for \(rows * columns) positions")
+        weights.withUnsafeBufferPointer { wb in
+            next.withMutableFlagBytes { flags in
+                let w = wb.baseAddress!
+                let largestGroup = groups.map(\.count).max() ?? 0
+                let flags = flags
+                func fill(_ part: Range<Int>) {
+                    let scratch = UnsafeMutablePointer<Int>.allocate(capacity: max(largestGroup, 1))
+                    defer { scratch.deallocate() }
+                    for g in part {
+                        let range = groups[g], count = counts[g]
+                        var kept = 0
+                        for i in range { scratch[kept] = i; kept &+= Int(flags[i]) }   // branch-free compaction
+                        if kept > count {
+                            for j in 0..<kept { flags[scratch[j]] = 0 }
+                            Selection.largestMagnitudes(count, of: UnsafeBufferPointer(start: scratch, count: kept), in: w) {
+                                flags[$0] = 1
+                            }
+                            kept = count
                         }
-                        initialized = j
-                    }
-                    candidates.withUnsafeBufferPointer { Selection.largestMagnitudes(keepCount, of: $0, in: w) { flags[$0] = 1 } }
-                    let largestGroup = groups.map(\.count).max() ?? 0
-                    let flags = flags
-                    func fill(_ part: Range<Int>) {
-                        let scratch = UnsafeMutablePointer<Int>.allocate(capacity: max(largestGroup, 1))
-                        defer { scratch.deallocate() }
-                        for g in part {
-                            let range = groups[g], count = counts[g]
-                            var kept = 0
-                            for i in range { scratch[kept] = i; kept &+= Int(flags[i]) }   // branch-free compaction
-                            if kept > count {
-                                for j in 0..<kept { flags[scratch[j]] = 0 }
-                                Selection.largestMagnitudes(count, of: UnsafeBufferPointer(start: scratch, count: kept), in: w) {
-                                    flags[$0] = 1
-                                }
-                                kept = count
-                            }
-                            let missing = count - kept
-                            guard missing > 0 else { continue }
-                            var free = 0
-                            for i in range { scratch[free] = i; free &+= 1 &- Int(flags[i]) }
-                            let pool = UnsafeBufferPointer(start: scratch, count: free)
-                            if let scores {
-                                Selection.largestMagnitudes(missing, of: pool, in: scores) { flags[$0] = 1 }
-                            } else if let grow {
-                                for i in grow(Array(pool), missing) { flags[i] = 1 }
-                            }
+                        let missing = count - kept
+                        guard missing > 0 else { continue }
+                        var free = 0
+                        for i in range { scratch[free] = i; free &+= 1 &- Int(flags[i]) }
+                        let pool = UnsafeBufferPointer(start: scratch, count: free)
+                        if let scores {
+                            Selection.largestMagnitudes(missing, of: pool, in: scores) { flags[$0] = 1 }
+                        } else if let grow {
+                            for i in grow(Array(pool), missing) { flags[i] = 1 }
                         }
                     }
-                    if scores != nil && groups.count > 1 {
-                        Parallel.forRanges(groups.count, work: rows * columns * 4) { fill($0) }
-                    } else {
-                        fill(0..<groups.count)
-                    }
+                }
+                if scores != nil && groups.count > 1 {
+                    Parallel.forRanges(groups.count, work: rows * columns * 4, split: 8) { fill($0) }
+                } else {
+                    fill(0..<groups.count)
                 }
             }
         }

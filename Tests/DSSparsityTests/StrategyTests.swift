@@ -319,4 +319,51 @@ import Foundation
             #expect(serial.mask.count == budget, "\(structure.name)")
         }
     }
+
+    /// SRigL's update (one selection of the largest |w| shared by salience and the kept
+    /// weights, rows counted in parallel) against the steps written out with plain
+    /// selections: salient weights, the ablation threshold, then drop-and-grow. Zero
+    /// weights, a NaN weight in some trials and few distinct gradient values (ties at
+    /// every cut).
+    @Test func sriglUpdateMatchesItsStepsWrittenOut() throws {
+        var rng = Xoshiro256(seed: 11)
+        let rows = 48, columns = 200, budget = rows * 24
+        for trial in 0..<6 {
+            let mask = try ConstantFanIn().randomMask(name: "l", rows: rows, columns: columns, budget: budget, rng: &rng)
+            var weights = (0..<(rows * columns)).map { i in mask.active[i] && rng.index(below: 8) > 0 ? rng.normal() : 0 }
+            // Trials 0–2: rows 0–5 keep three large weights, the rest tiny, and no gradient,
+            // so they fall below the salience threshold while holding weights among the
+            // largest (the kept weights are then selected again without those rows).
+            let tiny = trial < 3 ? 6 * columns : 0
+            for r in 0..<(tiny / columns) {
+                for (j, i) in mask.activeIndices.filter({ $0 / columns == r }).enumerated() {
+                    weights[i] = j < 3 ? 10 + Float(j) : weights[i] * 1e-4
+                }
+            }
+            if trial % 2 == 1 { weights[mask.activeIndices[trial * 7]] = .nan }
+            let gradient = (0..<(rows * columns)).map { i in i < tiny ? 0 : Float(rng.index(below: 7)) - 3 }
+            let input = LayerUpdateInput(name: "l", mask: mask, weights: weights, denseGradient: gradient, budget: budget,
+                                         dropFraction: 0.3, mayAblate: true)
+            let result = Parallel.withThreads(2) {
+                SRigLStrategy().update(input, rng: &rng)
+            }
+
+            let (keep, drop) = input.keepAndDrop
+            let byWeight = Set(Selection.largestSet(keep, of: mask.activeIndices) { abs(weights[$0]) })
+            let byGradient = Set(Selection.largestSet(drop, of: Array(0..<(rows * columns))) { abs(gradient[$0]) })
+            let salient = (0..<rows).map { r in
+                ((r * columns)..<((r + 1) * columns)).filter { byWeight.contains($0) || byGradient.contains($0) }.count
+            }
+            var threshold = max(1, Int((0.3 * Double(budget / rows)).rounded(.down)))
+            threshold = min(threshold, salient.sorted(by: >)[budget / columns])
+            let ablated = (0..<rows).filter { salient[$0] < threshold }
+            let fanIn = budget / (rows - ablated.count)
+            let counts = (0..<rows).map { ablated.contains($0) ? 0 : fanIn }
+            let expected = input.dropAndGrow(in: ConstantFanIn(), counts: counts, keep: keep, growingLargest: gradient)
+            #expect(ablated.isEmpty == (trial >= 3), "trial \(trial): \(ablated.count) rows ablated")
+            #expect(result.ablatedRows == ablated, "trial \(trial)")
+            let differing = zip(result.mask.active, expected.mask.active).filter { $0 != $1 }.count
+            #expect(differing == 0, "trial \(trial): \(differing) positions differ")
+        }
+    }
 }
