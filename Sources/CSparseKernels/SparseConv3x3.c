@@ -2,15 +2,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/// Geometry shared by the kernels: a block is 16·NV consecutive outputs of one image's
-/// plane (whole rows, since H·W is a multiple of the block), vector k of it covers plane
-/// positions p0 + 16k ..< p0 + 16k + 16.
+/// Geometry shared by the kernels: an image's plane of H·W outputs in vectors of 16
+/// consecutive positions (vector v covers positions 16v ..< 16v + 16; the last one may
+/// run past the plane, those lanes are masked), in chunks of up to 8 vectors (forward)
+/// or blocks of 4 (weight gradient). Any plane size; planes whose width is a multiple
+/// of 16 get the faster interior paths.
 int ds_conv3x3_sparse_supported(int64_t height, int64_t width) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f")) return 0;
-    int lanes_fit = (width % 16 == 0) || (width == 8);
-    return lanes_fit && (height * width) % 64 == 0 ? 1 : 0;
+    return __builtin_cpu_supports("avx512f") && height > 0 && width > 0 ? 1 : 0;
 #else
     (void)height; (void)width;
     return 0;
@@ -20,11 +20,14 @@ int ds_conv3x3_sparse_supported(int64_t height, int64_t width) {
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/// The tap masks of every vector of a plane, [vector][tap]: lane l of vector v (plane
-/// positions 16v ..< 16v + 16) is valid for tap (dh, dw) when its source row h + dh
-/// and column w + dw lie inside the plane.
+/// Vectors covering a plane (the last one may be partial).
+static inline int64_t plane_vectors(int64_t height, int64_t width) { return (height * width + 15) / 16; }
+
+/// The tap masks of every vector of a plane, [vector][tap], for whole blocks of four
+/// vectors: lane l of vector v (plane position p = 16v + l) is valid for tap (dh, dw)
+/// when p lies in the plane and its source row h + dh and column w + dw do too.
 static __mmask16 *vector_masks(int64_t height, int64_t width) {
-    int64_t vectors = height * width / 16;
+    int64_t plane = height * width, vectors = 4 * ((plane + 63) / 64);
     __mmask16 *masks = malloc((size_t)(vectors * 9) * sizeof(__mmask16));
     for (int64_t v = 0; v < vectors; v++) {
         for (int t = 0; t < 9; t++) {
@@ -32,7 +35,7 @@ static __mmask16 *vector_masks(int64_t height, int64_t width) {
             unsigned m = 0;
             for (int l = 0; l < 16; l++) {
                 int64_t p = 16 * v + l, h = p / width + dh, w = p % width + dw;
-                if (h >= 0 && h < height && w >= 0 && w < width) m |= 1u << l;
+                if (p < plane && h >= 0 && h < height && w >= 0 && w < width) m |= 1u << l;
             }
             masks[v * 9 + t] = (__mmask16)m;
         }
@@ -40,23 +43,39 @@ static __mmask16 *vector_masks(int64_t height, int64_t width) {
     return masks;
 }
 
+/// The lanes of vector v inside the plane.
+static inline __mmask16 plane_lanes(int64_t v, int64_t plane) {
+    int64_t left = plane - 16 * v;
+    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+}
+
 /// A run of `nv` vectors from vector `v0`; `period` 0: every vector has its own masks
 /// (rows at the plane's top and bottom edge), else the masks repeat every `period`
 /// vectors (interior rows: only the column edges are masked).
 typedef struct { int64_t v0; int nv; int period; } conv_chunk;
 
-/// The plane in chunks of at most 8 vectors. Planes 8 wide (two rows per vector), or
-/// under 3 rows, are all edge chunks.
-static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
-    int64_t vectors = height * width / 16, n = 0;
-    if (width % 16 != 0 || height < 3) {
-        for (int64_t v = 0; v < vectors; v += 8) out[n++] = (conv_chunk){v, (int)(vectors - v < 8 ? vectors - v : 8), 0};
-        return n;
+/// Edge chunks over vectors [v, end), each 8, 4, 2 or 1 vectors long (the kernels' sizes).
+static int64_t edge_chunks(int64_t v, int64_t end, conv_chunk *out, int64_t n) {
+    while (v < end) {
+        int64_t left = end - v;
+        int nv = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        out[n++] = (conv_chunk){v, nv, 0};
+        v += nv;
     }
+    return n;
+}
+
+/// The plane in chunks of at most 8 vectors. Planes whose width is not a multiple of 16
+/// (a vector then spans rows), or under 3 rows, are all edge chunks.
+static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
+    int64_t vectors = plane_vectors(height, width), n = 0;
+    if (width % 16 != 0 || height < 3) return edge_chunks(0, vectors, out, 0);
     int64_t per_row = width / 16;
-    for (int64_t v = 0; v < per_row; v += 8) out[n++] = (conv_chunk){v, (int)(per_row - v < 8 ? per_row - v : 8), 0};
-    int period = per_row >= 4 ? 4 : (int)per_row;   // a row's masks repeat every row (period = vectors per row ≤ 4)
-    if (per_row > 4) period = 0;
+    n = edge_chunks(0, per_row, out, n);
+    // A row's masks repeat every row: chunks of 8, 4 or 2 vectors starting on row 1 keep
+    // the pattern's phase when the row is 1, 2 or 4 vectors long; other widths take each
+    // vector's own masks.
+    int period = per_row == 1 || per_row == 2 || per_row == 4 ? (int)per_row : 0;
     int64_t v = per_row, end = (height - 1) * per_row;
     while (v < end) {
         int64_t left = end - v;
@@ -64,8 +83,7 @@ static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
         out[n++] = (conv_chunk){v, nv, period > nv ? 0 : period};
         v += nv;
     }
-    for (int64_t u = end; u < vectors; u += 8) out[n++] = (conv_chunk){u, (int)(vectors - u < 8 ? vectors - u : 8), 0};
-    return n;
+    return edge_chunks(end, vectors, out, n);
 }
 
 /// The shift of tap t in a plane of width W.
@@ -78,7 +96,8 @@ static inline int64_t tap_shift(int t, int64_t width) { return (int64_t)(t / 3 -
     __attribute__((target("avx512f")))                                                                              \
     static void conv_chunk_##NV##_##P(const int64_t *start, const int64_t *offset, const uint8_t *tap,             \
                                       const float *values, const float *bias, int64_t rows, const float *xn,        \
-                                      float *yn, int64_t out_stride, int64_t p0, const __mmask16 *masks) {          \
+                                      float *yn, int64_t out_stride, int64_t p0, const __mmask16 *masks,            \
+                                      __mmask16 last) {                                                             \
         for (int64_t r = 0; r < rows; r++) {                                                                        \
             __m512 acc[NV];                                                                                         \
             __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                       \
@@ -99,7 +118,8 @@ static inline int64_t tap_shift(int t, int64_t width) { return (int64_t)(t / 3 -
                 }                                                                                                   \
             }                                                                                                       \
             float *out = yn + r * out_stride + p0;                                                                  \
-            for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                    \
+            for (int k = 0; k < NV - 1; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                \
+            _mm512_mask_storeu_ps(out + 16 * (NV - 1), last, acc[NV - 1]);                                          \
         }                                                                                                           \
     }
 DS_CONV_CHUNK(8, 0)
@@ -117,7 +137,7 @@ DS_CONV_CHUNK(8, 4)
 DS_CONV_CHUNK(4, 4)
 
 typedef void (*conv_chunk_fn)(const int64_t *, const int64_t *, const uint8_t *, const float *, const float *,
-                              int64_t, const float *, float *, int64_t, int64_t, const __mmask16 *);
+                              int64_t, const float *, float *, int64_t, int64_t, const __mmask16 *, __mmask16);
 
 static conv_chunk_fn chunk_kernel(int nv, int period) {
     switch (period) {
@@ -136,7 +156,7 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
     int64_t *offset = malloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
     for (int64_t e = 0; e < count; e++) offset[e] = channel[e] * channel_stride + tap_shift(tap[e], width);
     __mmask16 *masks = vector_masks(height, width);
-    conv_chunk *chunks = malloc((size_t)(plane / 16 + 2) * sizeof(conv_chunk));
+    conv_chunk *chunks = malloc((size_t)(plane_vectors(height, width) + 2) * sizeof(conv_chunk));
     int64_t nchunks = plan_chunks(height, width, chunks);
     int64_t per_row = width / 16;
     for (int64_t n = n0; n < n1; n++) {
@@ -146,7 +166,9 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
             conv_chunk ch = chunks[c];
             // Interior chunks read the masks of row 1 (valid for every row shift).
             const __mmask16 *m = masks + (ch.period ? per_row : ch.v0) * 9;
-            chunk_kernel(ch.nv, ch.period)(start, offset, tap, values, bias, rows, xn, yn, channel_stride, 16 * ch.v0, m);
+            __mmask16 last = plane_lanes(ch.v0 + ch.nv - 1, plane);   // a partial last vector: masked stores
+            chunk_kernel(ch.nv, ch.period)(start, offset, tap, values, bias, rows, xn, yn, channel_stride,
+                                           16 * ch.v0, m, last);
         }
     }
     free(chunks);
@@ -165,7 +187,7 @@ static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
     __attribute__((target("avx512f")))                                                                              \
     static void sampled_##E##_##P(const int64_t *offset, const uint8_t *tap, int64_t e0, const float *xn,          \
                                   const float *dn, int64_t b0, int64_t b1, const __mmask16 *masks,                 \
-                                  int64_t per_row, __m512 *acc) {                                                   \
+                                  int64_t per_row, int64_t plane, __m512 *acc) {                                    \
         __m512 a[2 * E];                                                                                            \
         for (int j = 0; j < 2 * E; j++) a[j] = acc[j];                                                              \
         __mmask16 mk[E][4];                                                                                         \
@@ -174,8 +196,16 @@ static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
                 for (int k = 0; k < 4; k++) mk[j][k] = masks[9 * per_row + tap[e0 + j] + 9 * (P ? k % (P ? P : 1) : 0)]; \
         for (int64_t b = b0; b < b1; b++) {                                                                         \
             const float *d = dn + 64 * b;                                                                           \
-            __m512 d0 = _mm512_loadu_ps(d), d1 = _mm512_loadu_ps(d + 16);                                           \
-            __m512 d2 = _mm512_loadu_ps(d + 32), d3 = _mm512_loadu_ps(d + 48);                                      \
+            __m512 d0, d1, d2, d3;                                                                                  \
+            if (P == 0 && 64 * (b + 1) > plane) {   /* the plane's partial last block */                            \
+                d0 = _mm512_maskz_loadu_ps(plane_lanes(4 * b, plane), d);                                           \
+                d1 = _mm512_maskz_loadu_ps(plane_lanes(4 * b + 1, plane), d + 16);                                  \
+                d2 = _mm512_maskz_loadu_ps(plane_lanes(4 * b + 2, plane), d + 32);                                  \
+                d3 = _mm512_maskz_loadu_ps(plane_lanes(4 * b + 3, plane), d + 48);                                  \
+            } else {                                                                                                \
+                d0 = _mm512_loadu_ps(d); d1 = _mm512_loadu_ps(d + 16);                                              \
+                d2 = _mm512_loadu_ps(d + 32); d3 = _mm512_loadu_ps(d + 48);                                         \
+            }                                                                                                       \
             for (int j = 0; j < E; j++) {                                                                           \
                 const float *src = xn + offset[e0 + j] + 64 * b;                                                    \
                 __mmask16 m0, m1, m2, m3;                                                                           \
@@ -203,7 +233,7 @@ DS_SAMPLED(4, 4)
 DS_SAMPLED(1, 4)
 
 typedef void (*sampled_fn)(const int64_t *, const uint8_t *, int64_t, const float *, const float *, int64_t, int64_t,
-                           const __mmask16 *, int64_t, __m512 *);
+                           const __mmask16 *, int64_t, int64_t, __m512 *);
 
 static sampled_fn sampled_kernel(int e, int period) {
     switch (period) {
@@ -234,7 +264,7 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
     }
     const uint8_t *taps = tap + first;
     __mmask16 *masks = vector_masks(height, width);
-    int64_t blocks = plane / 64, per_row = width / 16;
+    int64_t blocks = (plane + 63) / 64, per_row = width / 16;
     // Interior blocks: their rows are all in 1 … H−2 (planes 16 to 64 wide).
     int64_t lo = 0, hi = 0, period = 0;
     if (width % 16 == 0 && width <= 64 && height >= 3) {
@@ -252,9 +282,9 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
             while (e < end) {
                 int width_e = end - e >= 4 ? 4 : 1;
                 __m512 *a = acc + 2 * e;
-                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, 0, lo, masks, per_row, a);
-                sampled_kernel(width_e, (int)period)(offset, taps, e, xn, dn, lo, hi, masks, per_row, a);
-                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, hi, blocks, masks, per_row, a);
+                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, 0, lo, masks, per_row, plane, a);
+                sampled_kernel(width_e, (int)period)(offset, taps, e, xn, dn, lo, hi, masks, per_row, plane, a);
+                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, hi, blocks, masks, per_row, plane, a);
                 e += width_e;
             }
         }

@@ -81,10 +81,12 @@ public enum Im2Col {
     }
 
     /// The column matrix of the images `images` only (`[C·kh·kw, images.count·Ho·Wo]`),
-    /// computed on the calling thread.
+    /// channels split over threads (serially inside a parallel loop, such as the
+    /// per-chunk loops of `Conv2d`).
     public static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, images: Range<Int>,
                               into col: UnsafeMutablePointer<Float>) {
-        for c in 0..<g.channels { im2col(x, g, images: images, channel: c, into: col) }
+        let work = g.columnRows * images.count * g.outputHeight * g.outputWidth
+        Parallel.forEach(g.channels, work: work) { c in im2col(x, g, images: images, channel: c, into: col) }
     }
 
     @inlinable

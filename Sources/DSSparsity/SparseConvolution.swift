@@ -214,9 +214,11 @@ enum SparseConvolution {
 extension SparseWeightKernel: ConvolutionKernel {
     public func supportsDirect(_ g: ConvGeometry) -> Bool {
         // Planes narrower than 8 make runs too short for the 16-wide blocks (ResNet-18's
-        // 4×4 stage measured 10x slower here than on the column matrix).
-        g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1 && g.width >= 8
-            && pattern.columns == g.channels * 9
+        // 4×4 stage measured 10x slower here than on the column matrix); the AVX-512
+        // kernels take 7×7 planes (Fashion-MNIST ResNets' last stage), measured faster
+        // than the column matrix there, and still lose on 4×4.
+        g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
+            && (g.width >= 8 || (g.width >= 7 && runsNative(g))) && pattern.columns == g.channels * 9
     }
 
     /// Whether this geometry runs the AVX-512 kernels on unpadded planes (else the
@@ -257,11 +259,16 @@ extension SparseWeightKernel: ConvolutionKernel {
              p.rowIndex.indices.map { e in Int32(Int(p.rowIndex[e]) * 9 + Int(p.transposedPositions[e]) % p.columns % 9) })
         }
         if runsNative(g) {
-            let gradientPattern = computesDenseGradient ? SparsePattern(mask: .dense(rows: p.rows, columns: p.columns)) : p
-            var block = [Float](repeating: 0, count: gradientPattern.count)
+            // On update steps the dense gradient by GEMMs on column matrices (the sampled
+            // kernel over every position would run at its sparse rate); else sampled.
+            var block = [Float](repeating: 0, count: computesDenseGradient ? p.rows * p.columns : p.count)
             block.withUnsafeMutableBufferPointer {
-                SparseConvolution.nativeSampled(start: gradientPattern.rowStart, entries: gradientPattern.columnIndex,
-                                                x: x, dy: dy, g, into: $0.baseAddress!)
+                if computesDenseGradient {
+                    SparseConvolution.denseGradient(x: x, dy: dy, g, rows: p.rows, into: $0.baseAddress!)
+                } else {
+                    SparseConvolution.nativeSampled(start: p.rowStart, entries: p.columnIndex, x: x, dy: dy, g,
+                                                    into: $0.baseAddress!)
+                }
             }
             block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
             guard let dx else { return }
@@ -324,7 +331,7 @@ extension SparseConvolution {
             channel.withUnsafeBufferPointer { pc in
                 tap.withUnsafeBufferPointer { pt in
                     values.withUnsafeBufferPointer { pv in
-                        Parallel.forRanges(g.batch, work: values.count * plane * g.batch) { images in
+                        Parallel.forRanges(g.batch, work: values.count * plane * g.batch, split: 4) { images in
                             ds_conv3x3_sparse(ps.baseAddress!, pc.baseAddress, pt.baseAddress, pv.baseAddress, bias,
                                               Int64(rows), x, y, Int64(g.batch), Int64(g.height), Int64(g.width),
                                               Int64(images.lowerBound), Int64(images.upperBound))
@@ -332,6 +339,25 @@ extension SparseConvolution {
                     }
                 }
             }
+        }
+    }
+
+    /// The dense weight gradient `dW [rows, C·9] = Σ_n dy_n · col(x_n)ᵀ` of a 3×3, stride-1,
+    /// padding-1 convolution, over chunks of images whose column matrix holds about 4M
+    /// floats, in image order (overwrites `gradient`).
+    static func denseGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, _ g: ConvGeometry, rows: Int,
+                              into gradient: UnsafeMutablePointer<Float>) {
+        let plane = g.height * g.width, columnRows = g.columnRows
+        let per = max(1, min(g.batch, (1 << 22) / max(columnRows * plane, 1)))
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: columnRows * per * plane)
+        defer { col.deallocate() }
+        gradient.update(repeating: 0, count: rows * columnRows)
+        for n0 in stride(from: 0, to: g.batch, by: per) {
+            let images = n0..<min(n0 + per, g.batch)
+            Im2Col.im2col(x, g, images: images, into: col)
+            let k = images.count * plane
+            BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: columnRows, k: k,
+                      a: dy + n0 * plane, lda: g.batch * plane, b: col, ldb: k, beta: 1, c: gradient, ldc: columnRows)
         }
     }
 
@@ -346,7 +372,7 @@ extension SparseConvolution {
         starts.withUnsafeBufferPointer { ps in
             channel.withUnsafeBufferPointer { pc in
                 tap.withUnsafeBufferPointer { pt in
-                    Parallel.forRanges(rows, work: entries.count * plane * g.batch) { range in
+                    Parallel.forRanges(rows, work: entries.count * plane * g.batch, split: 4) { range in
                         ds_conv3x3_sparse_sampled(ps.baseAddress!, pc.baseAddress, pt.baseAddress,
                                                   Int64(range.lowerBound), Int64(range.upperBound), x, dy,
                                                   Int64(g.batch), Int64(g.height), Int64(g.width), gradient)

@@ -21,6 +21,7 @@ struct SparseTrainThroughput: ParsableCommand {
     @Option(help: "The sparse path's training.sparse_kernels: auto (per-layer choice) or on.") var sparseKernels = "auto"
     @Option(help: "ΔT: optimizer steps between mask updates.") var interval = 100
     @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Input images of the convolutional models: cifar (3×32×32) or fmnist (1×28×28).") var images = "cifar"
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Timed ordinary steps per case (median taken).") var steps = 5
     @Option(help: "Timed update steps per dynamic case (median taken).") var updates = 2
@@ -30,19 +31,20 @@ struct SparseTrainThroughput: ParsableCommand {
 
     func run() throws { try Parallel.withThreads(threads) { try measure() } }
 
-    static func input(_ model: String) -> ModelInput {
-        model == "mlp" ? ModelInput(channels: 1, height: 28, width: 28, classes: 10)
-                       : ModelInput(channels: 3, height: 32, width: 32, classes: 10)
+    static func input(_ model: String, images: String = "cifar") -> ModelInput {
+        model == "mlp" || images == "fmnist" ? ModelInput(channels: 1, height: 28, width: 28, classes: 10)
+                                             : ModelInput(channels: 3, height: 32, width: 32, classes: 10)
     }
 
     func measure() throws {
         var lines = ["model,strategy,sparsity,batch,threads,path,step_ms,update_step_ms,dense_step_ms,speedup_vs_dense,"
                      + "sparse_kernel_layers"]
+        guard images == "cifar" || images == "fmnist" else { throw ValidationError("--images \(images): valid: cifar, fmnist") }
         guard let sparseMode = SparseKernelMode(rawValue: sparseKernels), sparseMode != .off else {
             throw ValidationError("--sparse-kernels \(sparseKernels): valid: auto, on")
         }
         for name in models.split(separator: ",").map(String.init) {
-            let input = Self.input(name)
+            let input = Self.input(name, images: images)
             var rng = Xoshiro256(seed: 1)
             var x = Tensor(shape: [input.channels, batch, input.height, input.width])
             for i in 0..<x.count { x.storage[i] = rng.normal() }
