@@ -5,7 +5,7 @@
 #   make experiment    train CONFIG (default configs/quickstart.yaml); ARGS="--force" etc.
 #   make bench-train   training throughput, side by side with PyTorch, REPEATS=3 interleaved runs
 #   make bench-train-sparse  sparse training steps (masked and sparse kernels) vs the dense step and PyTorch's,
-#                      and the per-layer sparse/dense kernel crossover
+#                      the per-layer sparse/dense kernel crossover, and ResNet-20 on Fashion-MNIST-sized images
 #   make bench-masks   cost of mask updates and masking as a share of training time
 #   make bench         sparse inference kernels vs dense, CSR, scipy and PyTorch
 #   make test-slurm    one-node SLURM cluster on this machine; submits a 3-task sweep array
@@ -85,6 +85,8 @@ bench-train-sparse: deps $(VENV)/.ready
 	  results/bench/train_sparse_torch.csv results/bench/train_sparse.csv > results/bench/train_sparse.md
 	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench kernel-crossover --threads $(THREADS) \
 	  --csv results/bench/kernel_crossover.csv | tee results/bench/kernel_crossover.txt
+	$$($(SWIFT) build $(RELEASE) --show-bin-path)/dst-bench train-sparse --threads $(THREADS) --models resnet20 \
+	  --images fmnist --csv results/bench/train_sparse_fmnist.csv | tee results/bench/train_sparse_fmnist.txt
 	@cat results/bench/train_sparse.md
 
 bench: deps $(VENV)/.ready
