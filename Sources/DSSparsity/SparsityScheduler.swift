@@ -59,10 +59,16 @@ public struct LayerUpdateInput {
     /// largest `|scores[i]|` (ties to the lower index): RigL's and SRigL's rule. Groups
     /// own disjoint positions and the ranking is pure, so they are filled in parallel;
     /// the result does not depend on the split.
-    /// `kept`, when given, must be `largestNonzero(keep, in: groups with a nonzero count)`
-    /// (a caller that has it already saves the selection).
-    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil, kept: [Bool]? = nil,
+    public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
                             growingLargest scores: [Float]) -> LayerUpdateResult {
+        dropAndGrow(in: structure, counts: counts, keep: keep, kept: nil, growingLargest: scores)
+    }
+
+    /// The same, with the kept weights given: `kept` must be
+    /// `largestNonzero(keep, in: the groups whose count is not 0).flags` (SRigL has that
+    /// selection already), or nil to select them here.
+    func dropAndGrow(in structure: any MaskStructure, counts: [Int]?, keep: Int?, kept: [Bool]?,
+                     growingLargest scores: [Float]) -> LayerUpdateResult {
         precondition(scores.count == mask.active.count, "dropAndGrow: \(scores.count) scores for \(mask.active.count) positions")
         return scores.withUnsafeBufferPointer {
             dropAndGrow(structure, counts, keep, kept: kept, scores: $0.baseAddress, grow: nil)
@@ -72,7 +78,7 @@ public struct LayerUpdateInput {
     /// Flags of the `keep` largest nonzero `|w|` at active positions inside `groups`
     /// (ties to the lower index), and whether a NaN weight is among them (NaN ranks below
     /// every number). Branch-free compaction of the candidates, then one selection.
-    public func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
+    func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
         var flags = [Bool](repeating: false, count: mask.active.count)
         var keptNaN = false
         mask.active.withFlagBytes { a in
@@ -96,7 +102,7 @@ public struct LayerUpdateInput {
         return (flags, keptNaN)
     }
 
-    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, kept: [Bool]? = nil,
+    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, kept: [Bool]?,
                              scores: UnsafePointer<Float>?,
                              grow: ((_ free: [Int], _ count: Int) -> [Int])?) -> LayerUpdateResult {
         let rows = mask.rows, columns = mask.columns

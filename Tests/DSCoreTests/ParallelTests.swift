@@ -48,4 +48,27 @@ import Testing
         }
         #expect(results[0] && results[1])
     }
+
+    /// `forRanges(split:)` hands out `threads · split` contiguous, disjoint ranges (fewer
+    /// when the total is smaller) that cover every index once.
+    @Test func splitRangesCoverEveryIndexOnce() {
+        Parallel.withThreads(2) {
+            for (total, split, parts) in [(37, 8, 16), (10, 8, 10), (1000, 4, 8), (5, 1, 2)] {
+                let hits = UnsafeMutablePointer<Int>.allocate(capacity: total)
+                hits.initialize(repeating: 0, count: total)
+                defer { hits.deallocate() }
+                let starts = UnsafeMutablePointer<Int>.allocate(capacity: total)   // 1 where a range begins
+                starts.initialize(repeating: 0, count: total)
+                defer { starts.deallocate() }
+                Parallel.forRanges(total, work: Int.max, split: split) { r in
+                    starts[r.lowerBound] += 1
+                    for i in r { hits[i] += 1 }
+                }
+                #expect(Array(UnsafeBufferPointer(start: hits, count: total)) == [Int](repeating: 1, count: total),
+                        "total \(total) split \(split)")
+                let count = UnsafeBufferPointer(start: starts, count: total).reduce(0, +)
+                #expect(count == parts, "total \(total) split \(split): \(count) ranges")
+            }
+        }
+    }
 }
