@@ -44,7 +44,7 @@ let package = Package(
                 path: "Tests/DSTestSupport"),
         .testTarget(name: "DSCoreTests", dependencies: ["DSCore", "DSTestSupport"]),
         .testTarget(name: "DSLayersTests", dependencies: ["DSLayers", "CDenseKernels", "DSTestSupport"]),
-        .testTarget(name: "DSSparsityTests", dependencies: ["DSSparsity", "DSTestSupport"]),
+        .testTarget(name: "DSSparsityTests", dependencies: ["DSSparsity", "CSparseKernels", "DSTestSupport"]),
         .testTarget(name: "DSTrainingTests", dependencies: ["DSTraining", "DSTestSupport"]),
         .testTarget(name: "DSDataTests", dependencies: ["DSData", "DSTestSupport"]),
         .testTarget(name: "DSExperimentTests", dependencies: ["DSExperiment", "DSTestSupport"]),

@@ -184,6 +184,9 @@ public protocol ConvolutionKernel: WeightKernel {
 public protocol WeightLayer: Layer {
     var weight: Parameter { get }
     var kernel: WeightKernel { get set }
+    /// Whether backward computes the gradient of the layer's input (false for a
+    /// network's first layer).
+    var computesInputGradient: Bool { get }
 }
 
 extension Linear: WeightLayer {}

@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 
 /// Deterministic top-k selection: larger score first, and on equal scores the lower
@@ -225,13 +226,8 @@ public enum Selection {
         // one pass keeps the keys at or above the bound; when at least k pass, the cut
         // and the count above it are found among those (else the full selection runs).
         if let bound = sampledBound(k, count: n, key: { magnitudeKey(v[$0]) }) {
-            let passing = [UInt32](unsafeUninitializedCapacity: n + 1) { out, initialized in
-                var j = 0
-                for i in 0..<n {
-                    let key = magnitudeKey(v[i])
-                    out[j] = key; j &+= (key >= bound).bit
-                }
-                initialized = j
+            let passing = [UInt32](unsafeUninitializedCapacity: n) { out, initialized in
+                initialized = Int(ds_magnitude_keys_at_least(v.baseAddress!, Int64(n), bound, out.baseAddress!))
             }
             if passing.count >= k { return cut(k, of: passing) }
         }

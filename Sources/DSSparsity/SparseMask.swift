@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 /// Which weights of one layer are active, in the `[nOut, fanIn]` view.
 public struct SparseMask: Equatable, Sendable {
@@ -69,23 +70,33 @@ public struct MaskChange: Equatable, Sendable {
 
     /// The change from `old` to `new`.
     public init(from old: SparseMask, to new: SparseMask, ablatedRows: [Int] = []) {
+        precondition(old.active.count == new.active.count, "MaskChange: \(old.active.count) flags against \(new.active.count)")
         var dropped: [Int] = [], grown: [Int] = []
         old.active.withFlagBytes { a in
             new.active.withFlagBytes { b in
-                // Eight flags at a time: most of a mask does not change.
-                let words = a.count / 8
-                let wa = UnsafeRawPointer(a.baseAddress), wb = UnsafeRawPointer(b.baseAddress)
-                for word in 0..<words where wa!.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
-                    != wb!.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) {
-                    for i in (word * 8)..<(word * 8 + 8) where a[i] != b[i] {
-                        if a[i] != 0 { dropped.append(i) } else { grown.append(i) }
-                    }
-                }
-                for i in (words * 8)..<a.count where a[i] != b[i] {
-                    if a[i] != 0 { dropped.append(i) } else { grown.append(i) }
+                // A scan of 64 flags at a time (most of a mask does not change): counted
+                // first, then written.
+                guard let pa = a.baseAddress, let pb = b.baseAddress else { return }
+                var counts = [Int64](repeating: 0, count: 2)
+                ds_flag_changes(pa, pb, Int64(a.count), nil, nil, &counts)
+                dropped = [Int](repeating: 0, count: Int(counts[0]))
+                grown = [Int](repeating: 0, count: Int(counts[1]))
+                dropped.withInt64Buffer { d in
+                    grown.withInt64Buffer { g in ds_flag_changes(pa, pb, Int64(a.count), d, g, &counts) }
                 }
             }
         }
         self.init(dropped: dropped, grown: grown, ablatedRows: ablatedRows)
+    }
+}
+
+extension Array where Element == Int {
+    /// The elements as `Int64`s (the same bytes on 64-bit platforms), for C kernels
+    /// that write positions; nil for an empty array.
+    @inline(__always)
+    mutating func withInt64Buffer<R>(_ body: (UnsafeMutablePointer<Int64>?) -> R) -> R {
+        withUnsafeMutableBufferPointer { p in
+            p.withMemoryRebound(to: Int64.self) { body($0.baseAddress) }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import DSCore
 import DSLayers
 
@@ -83,7 +84,7 @@ public final class SparseLayer {
     func useSparseKernel(_ sparse: Bool) {
         guard let owner, let mask else { return }
         if sparse {
-            let k = SparseWeightKernel(weight: parameter, mask: mask)
+            let k = SparseWeightKernel(weight: parameter, mask: mask, needsColumnOrder: owner.computesInputGradient)
             kernel = k
             owner.kernel = k
         } else {
@@ -209,6 +210,20 @@ public final class SparseModel {
         for layer in layers { _ = rechooseKernel(layer) }
     }
 
+    /// How long each layer's part of the last mask update took (for benchmarks).
+    public struct UpdateTiming: Sendable {
+        public let layer: String
+        /// The strategy's new mask (selections, ablation), seconds.
+        public let selection: Double
+        /// Finding the dropped and grown positions and zeroing their weights.
+        public let change: Double
+        /// Rebuilding the sparse kernel's structures (0 on the masked path).
+        public let rebuild: Double
+    }
+
+    /// The layers' timings of the last `afterStep` that updated masks.
+    public private(set) var lastUpdateTimings: [UpdateTiming] = []
+
     /// The kernel changes the last `afterStep` made (`sparse_kernels: auto` only).
     public private(set) var lastKernelSwitches: [KernelChoice] = []
 
@@ -321,6 +336,8 @@ public final class SparseModel {
         let fraction = settings.strategy.usesDropFraction ? settings.schedule.dropFraction(atStep: step) : 0
         let progress = settings.schedule.pruningProgress(atStep: step)
         var updates: MaskUpdates = []
+        var timings: [UpdateTiming] = []
+        defer { lastUpdateTimings = timings }
         for layer in layers {
             guard let mask = layer.mask else { continue }
             let gradient = layer.accumulatedPasses == 1 ? layer.accumulatedGradient
@@ -328,12 +345,14 @@ public final class SparseModel {
                 : [Float](repeating: 0, count: mask.active.count)
             // The input shares the weight storage; it ends with the update, so zeroing
             // the changed weights below writes in place (no copy of the tensor).
+            let t0 = DispatchTime.now().uptimeNanoseconds
             let result = { (rng: inout Xoshiro256) in
                 settings.strategy.update(LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
                                                           denseGradient: gradient, budget: layer.density.budget,
                                                           dropFraction: fraction, mayAblate: !layer.isProtected,
                                                           pruningProgress: progress), rng: &rng)
             }(&rng)
+            let t1 = DispatchTime.now().uptimeNanoseconds
             let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
             layer.mask = result.mask
             layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
@@ -342,7 +361,11 @@ public final class SparseModel {
                 }
                 for i in change.dropped { w[i] = 0 }
             }
+            let t2 = DispatchTime.now().uptimeNanoseconds
             layer.kernel?.update(mask: result.mask)
+            let t3 = DispatchTime.now().uptimeNanoseconds
+            timings.append(UpdateTiming(layer: layer.name, selection: Double(t1 - t0) * 1e-9,
+                                        change: Double(t2 - t1) * 1e-9, rebuild: Double(t3 - t2) * 1e-9))
             if change.dropped.count != change.grown.count, let switched = rechooseKernel(layer) {
                 lastKernelSwitches.append(switched)
             }

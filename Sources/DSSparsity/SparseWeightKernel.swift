@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 import DSLayers
 
@@ -7,7 +8,9 @@ import DSLayers
 ///
 /// A constant fan-in mask's row order is its condensed form: `values [m, k]` and
 /// `indices [m, k]` for the `m` non-empty rows (ablated neurons hold no entries).
-/// Rebuilding it from a mask is one pass over the mask (docs/algorithms.md §6).
+/// Rebuilding it from a mask is one scan of the mask's flags per order; a layer that
+/// computes no input gradient (a network's first) builds only the row order
+/// (docs/algorithms.md §6).
 public struct SparsePattern: Equatable {
     public let rows: Int
     public let columns: Int
@@ -17,85 +20,95 @@ public struct SparsePattern: Equatable {
     public let columnIndex: [Int32]
     /// Each entry's flat position `r · columns + c` in the dense weight.
     public let positions: [Int32]
-    /// `columnStart[c] ..< columnStart[c + 1]` are column `c`'s entries in column order.
-    public let columnStart: [Int32]
-    /// The row of each column-order entry, ascending within a column.
-    public let rowIndex: [Int32]
-    /// The flat position of each column-order entry.
-    public let transposedPositions: [Int32]
-    /// The row-order entry (index into `positions`) of each column-order entry.
-    public let transposedEntries: [Int32]
     /// `k` when every non-empty row holds `k` entries (the condensed structure).
     public let constantFanIn: Int?
+    /// The column order, when it was built.
+    private let columnOrder: ColumnOrder?
 
-    public init(mask: SparseMask) {
+    /// The arrays of the column order.
+    private struct ColumnOrder: Equatable {
+        var columnStart: [Int32], rowIndex: [Int32], transposedPositions: [Int32], transposedEntries: [Int32]
+    }
+
+    /// Whether the column order was built (`init(mask:columnOrder:)`).
+    public var hasColumnOrder: Bool { columnOrder != nil }
+    private var builtColumnOrder: ColumnOrder {
+        guard let columnOrder else { preconditionFailure("SparsePattern: the column order of a \(rows)x\(columns) pattern was not built") }
+        return columnOrder
+    }
+    /// `columnStart[c] ..< columnStart[c + 1]` are column `c`'s entries in column order.
+    public var columnStart: [Int32] { builtColumnOrder.columnStart }
+    /// The row of each column-order entry, ascending within a column.
+    public var rowIndex: [Int32] { builtColumnOrder.rowIndex }
+    /// The flat position of each column-order entry.
+    public var transposedPositions: [Int32] { builtColumnOrder.transposedPositions }
+    /// The row-order entry (index into `positions`) of each column-order entry.
+    public var transposedEntries: [Int32] { builtColumnOrder.transposedEntries }
+
+    /// The pattern of `mask`; its column order only when `columnOrder` is set.
+    public init(mask: SparseMask, columnOrder: Bool = true) {
         precondition(mask.rows * mask.columns <= Int(Int32.max), "SparsePattern: \(mask.rows)x\(mask.columns) is too large")
         let rows = mask.rows, columns = mask.columns
         self.rows = rows; self.columns = columns
-        // Counts per row and per column first, then every array filled in place.
+        let count = mask.active.withFlagBytes { $0.isEmpty ? 0 : Int(ds_flag_count($0.baseAddress!, Int64($0.count))) }
+        func entries() -> [Int32] { [Int32](unsafeUninitializedCapacity: count) { _, n in n = count } }
         var rowStart = [Int32](repeating: 0, count: rows + 1)
-        var columnStart = [Int32](repeating: 0, count: columns + 1)
-        mask.active.withFlagBytes { active in
-            rowStart.withUnsafeMutableBufferPointer { rs in
-                columnStart.withUnsafeMutableBufferPointer { cs in
-                    for r in 0..<rows {
-                        let base = r &* columns
-                        var n: Int32 = 0
-                        for c in 0..<columns { let f = Int32(active[base &+ c]); n &+= f; cs[c &+ 1] &+= f }
-                        rs[r &+ 1] = rs[r] &+ n
-                    }
-                    for c in 0..<columns { cs[c &+ 1] &+= cs[c] }
-                }
-            }
-        }
-        let count = Int(rowStart[rows])
-        var columnIndex = [Int32](repeating: 0, count: count), positions = [Int32](repeating: 0, count: count)
-        var rowIndex = [Int32](repeating: 0, count: count), transposed = [Int32](repeating: 0, count: count)
-        var transposedEntries = [Int32](repeating: 0, count: count)
-        var next = columnStart
-        mask.active.withFlagBytes { active in
-            columnIndex.withUnsafeMutableBufferPointer { ci in
-                positions.withUnsafeMutableBufferPointer { pos in
-                    rowIndex.withUnsafeMutableBufferPointer { ri in
-                        transposed.withUnsafeMutableBufferPointer { tp in
-                          transposedEntries.withUnsafeMutableBufferPointer { te in
-                            next.withUnsafeMutableBufferPointer { nx in
-                                // Each row's active columns by branch-free compaction, then
-                                // placed in both orders.
-                                let row = UnsafeMutablePointer<Int32>.allocate(capacity: columns + 1)
-                                defer { row.deallocate() }
-                                var e = 0
-                                for r in 0..<rows {
-                                    let base = r &* columns
-                                    var n = 0
-                                    for c in 0..<columns { row[n] = Int32(c); n &+= Int(active[base &+ c]) }
-                                    for j in 0..<n {
-                                        let c = Int(row[j])
-                                        ci[e] = Int32(c); pos[e] = Int32(base &+ c)
-                                        let slot = Int(nx[c])
-                                        ri[slot] = Int32(r); tp[slot] = Int32(base &+ c); te[slot] = Int32(e)
-                                        nx[c] &+= 1
-                                        e &+= 1
-                                    }
-                                }
-                            }
-                          }
+        var columnIndex = entries(), positions = entries()
+        var order = columnOrder
+            ? ColumnOrder(columnStart: [Int32](repeating: 0, count: columns + 1), rowIndex: entries(),
+                          transposedPositions: entries(), transposedEntries: entries())
+            : nil
+        if rows > 0 && columns > 0 {
+            mask.active.withFlagBytes { active in
+                rowStart.withUnsafeMutableBufferPointer { rs in
+                    columnIndex.withUnsafeMutableBufferPointer { ci in
+                        positions.withUnsafeMutableBufferPointer { pos in
+                            ds_build_row_order(active.baseAddress!, Int64(rows), Int64(columns), rs.baseAddress!,
+                                               ci.baseAddress, pos.baseAddress)
+                            if order != nil { Self.buildColumnOrder(&order!, active.baseAddress!, rows, columns, rs, ci) }
                         }
                     }
                 }
             }
         }
-        self.transposedEntries = transposedEntries
         self.rowStart = rowStart; self.columnIndex = columnIndex; self.positions = positions
-        self.columnStart = columnStart; self.rowIndex = rowIndex; transposedPositions = transposed
-        let counts = (0..<rows).map { Int(rowStart[$0 + 1] - rowStart[$0]) }.filter { $0 > 0 }
-        constantFanIn = counts.isEmpty ? nil : counts.allSatisfy { $0 == counts[0] } ? counts[0] : nil
+        self.columnOrder = order
+        var fanIn: Int?, uniform = true
+        for r in 0..<rows {
+            let n = Int(rowStart[r + 1] - rowStart[r])
+            guard n > 0 else { continue }
+            if fanIn == nil { fanIn = n } else if fanIn != n { uniform = false; break }
+        }
+        constantFanIn = uniform ? fanIn : nil
+    }
+
+    private static func buildColumnOrder(_ a: inout ColumnOrder, _ flags: UnsafePointer<UInt8>, _ rows: Int, _ columns: Int,
+                                         _ rowStart: UnsafeMutableBufferPointer<Int32>,
+                                         _ columnIndex: UnsafeMutableBufferPointer<Int32>) {
+        let next = UnsafeMutablePointer<Int32>.allocate(capacity: columns + rows)
+        defer { next.deallocate() }
+        a.columnStart.withUnsafeMutableBufferPointer { cs in
+            a.rowIndex.withUnsafeMutableBufferPointer { ri in
+                a.transposedPositions.withUnsafeMutableBufferPointer { tp in
+                    a.transposedEntries.withUnsafeMutableBufferPointer { te in
+                        ds_build_column_order(flags, Int64(rows), Int64(columns), rowStart.baseAddress!,
+                                              columnIndex.baseAddress, cs.baseAddress!, ri.baseAddress,
+                                              tp.baseAddress, te.baseAddress, next, next + columns)
+                    }
+                }
+            }
+        }
     }
 
     /// Number of active weights.
     public var count: Int { columnIndex.count }
     /// `condensed` for a constant fan-in pattern, else `csr`.
     public var structureName: String { constantFanIn != nil ? "condensed" : "csr" }
+
+    /// Patterns are equal when their masks are (the column order follows from the mask).
+    public static func == (a: SparsePattern, b: SparsePattern) -> Bool {
+        a.rows == b.rows && a.columns == b.columns && a.rowStart == b.rowStart && a.columnIndex == b.columnIndex
+    }
 }
 
 /// The sparse training kernel of one Linear or Conv2d weight: forward, input gradient
@@ -128,17 +141,23 @@ public final class SparseWeightKernel: WeightKernel {
 
     /// Installs the kernel's pattern on `weight`: its `activePositions` and a zero
     /// `activeGradient`.
-    public init(weight: Parameter, mask: SparseMask) {
+    /// `needsColumnOrder`: whether the layer computes an input gradient, the only
+    /// reader of the pattern's column order (a rebuild without it is one pass over the
+    /// mask, not two).
+    public init(weight: Parameter, mask: SparseMask, needsColumnOrder: Bool = true) {
         precondition(weight.matrixShape == (mask.rows, mask.columns),
                      "SparseWeightKernel: mask \(mask.rows)x\(mask.columns) for weight \(weight.matrixShape)")
         self.weight = weight
-        pattern = SparsePattern(mask: mask)
+        self.needsColumnOrder = needsColumnOrder
+        pattern = SparsePattern(mask: mask, columnOrder: needsColumnOrder)
         attach()
     }
 
+    public let needsColumnOrder: Bool
+
     /// Rebuilds the structure after a mask update (the gradients restart at zero).
     public func update(mask: SparseMask) {
-        pattern = SparsePattern(mask: mask)
+        pattern = SparsePattern(mask: mask, columnOrder: needsColumnOrder)
         attach()
     }
 

@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 
 /// One sparse layer at a mask update: its mask, its weights after the optimizer step
@@ -77,25 +78,25 @@ public struct LayerUpdateInput {
 
     /// Flags of the `keep` largest nonzero `|w|` at active positions inside `groups`
     /// (ties to the lower index), and whether a NaN weight is among them (NaN ranks below
-    /// every number). Branch-free compaction of the candidates, then one selection.
+    /// every number): one scan for the candidates' keys, then a selection among them.
     func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
-        var flags = [Bool](repeating: false, count: mask.active.count)
-        var keptNaN = false
-        mask.active.withFlagBytes { a in
-            weights.withUnsafeBufferPointer { wb in
+        let n = mask.active.count
+        var flags = [Bool](repeating: false, count: n)
+        guard n > 0, keep > 0 else { return (flags, false) }
+        // Groups are disjoint: when they cover the layer, its active flags are the
+        // candidates' (the common case), else the flags inside the groups.
+        var eligible = mask.active
+        if groups.reduce(0, { $0 + $1.count }) != n {
+            eligible = [Bool](repeating: false, count: n)
+            for range in groups { eligible.replaceSubrange(range, with: mask.active[range]) }
+        }
+        let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: 2 * n)
+        defer { keys.deallocate() }
+        let keptNaN = eligible.withFlagBytes { e in
+            weights.withUnsafeBufferPointer { w in
                 flags.withMutableFlagBytes { f in
-                    let w = wb.baseAddress!
-                    let room = groups.reduce(0) { $0 + $1.count }
-                    let candidates = [Int](unsafeUninitializedCapacity: room + 1) { out, initialized in
-                        var j = 0
-                        for range in groups {
-                            for i in range { out[j] = i; j &+= (w[i] != 0).bit & Int(a[i]) }
-                        }
-                        initialized = j
-                    }
-                    candidates.withUnsafeBufferPointer {
-                        Selection.largestMagnitudes(keep, of: $0, in: w) { f[$0] = 1; keptNaN = keptNaN || w[$0].isNaN }
-                    }
+                    ds_select_largest_nonzero(e.baseAddress!, w.baseAddress!, Int64(n), Int64(keep), f.baseAddress!,
+                                              keys, keys + n) != 0
                 }
             }
         }
@@ -121,12 +122,15 @@ public struct LayerUpdateInput {
                 let flags = flags
                 func fill(_ part: Range<Int>) {
                     let scratch = UnsafeMutablePointer<Int>.allocate(capacity: max(largestGroup, 1))
-                    defer { scratch.deallocate() }
+                    let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: max(2 * largestGroup, 1))
+                    defer { scratch.deallocate(); keys.deallocate() }
                     for g in part {
                         let range = groups[g], count = counts[g]
-                        var kept = 0
-                        for i in range { scratch[kept] = i; kept &+= Int(flags[i]) }   // branch-free compaction
+                        let first = flags.baseAddress! + range.lowerBound
+                        var kept = Int(ds_flag_count(first, Int64(range.count)))
                         if kept > count {
+                            kept = 0
+                            for i in range { scratch[kept] = i; kept &+= Int(flags[i]) }   // branch-free compaction
                             for j in 0..<kept { flags[scratch[j]] = 0 }
                             Selection.largestMagnitudes(count, of: UnsafeBufferPointer(start: scratch, count: kept), in: w) {
                                 flags[$0] = 1
@@ -135,12 +139,16 @@ public struct LayerUpdateInput {
                         }
                         let missing = count - kept
                         guard missing > 0 else { continue }
+                        if let scores {
+                            // The free positions' keys in place, a selection among them.
+                            ds_grow_largest(first, scores + range.lowerBound, Int64(range.count), Int64(missing), keys,
+                                            keys + range.count)
+                            continue
+                        }
                         var free = 0
                         for i in range { scratch[free] = i; free &+= 1 &- Int(flags[i]) }
                         let pool = UnsafeBufferPointer(start: scratch, count: free)
-                        if let scores {
-                            Selection.largestMagnitudes(missing, of: pool, in: scores) { flags[$0] = 1 }
-                        } else if let grow {
+                        if let grow {
                             for i in grow(Array(pool), missing) { flags[i] = 1 }
                         }
                     }

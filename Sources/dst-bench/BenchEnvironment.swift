@@ -11,7 +11,11 @@ enum BenchEnvironment {
     static let csvColumns = "blas_core,blas_fallback"
     static var csvCells: String { "\(blasCore),\(fallback ? 1 : 0)" }
 
-    /// Writes CSV `lines` (a header, then rows) with the two columns added.
+    /// The median of `values` (0 when empty).
+    static func medianOf(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.sorted()[values.count / 2]
+    }
+
     /// Median seconds of `count` calls of `body(i)` (`i` from 1), after one untimed
     /// warm-up call `body(1)`.
     static func median(_ count: Int, _ body: (Int) -> Void) -> Double {
@@ -25,6 +29,7 @@ enum BenchEnvironment {
         return times.sorted()[times.count / 2]
     }
 
+    /// Writes CSV `lines` (a header, then rows) with the two columns added.
     static func writeCSV(_ lines: [String], to path: String) throws {
         guard let header = lines.first else { return }
         let all = [header + "," + csvColumns] + lines.dropFirst().map { $0 + "," + csvCells }

@@ -68,8 +68,16 @@ struct SparseTrainThroughput: ParsableCommand {
                         let c = try Case(model: name, input: input, sparse: settings)
                         // Ordinary steps are 1, 2, …; update steps ΔT, 2ΔT, … (dense gradient + update).
                         let ordinary = c.median(steps) { c.step(x, labels, n: $0) }
+                        var maskUpdates: [Double] = []
+                        var layerTimings: [String: [(Double, Double, Double)]] = [:]
                         let update = strategy.isDynamic
-                            ? c.median(updates) { c.step(x, labels, n: interval * ($0 + 1)) } : ordinary
+                            ? c.median(updates) {
+                                let t = c.step(x, labels, n: interval * ($0 + 1))
+                                maskUpdates.append(t)
+                                for u in c.sparse?.lastUpdateTimings ?? [] {
+                                    layerTimings[u.layer, default: []].append((u.selection, u.change, u.rebuild))
+                                }
+                            } : ordinary
                         let amortised = (Double(interval - 1) * ordinary + update) / Double(interval)
                         let choices = c.sparse?.kernelChoices ?? []
                         let onSparse = choices.filter(\.sparse).count
@@ -80,10 +88,25 @@ struct SparseTrainThroughput: ParsableCommand {
                         lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f,%d/%d", name, strategyName,
                                             sparsity, batch, threads, path, amortised * 1000, update * 1000,
                                             denseTime * 1000, denseTime / amortised, onSparse, choices.count))
+                        if strategy.isDynamic {
+                            // The mask update within the update step (selections, change,
+                            // kernel rebuild), and its share of training at ΔT.
+                            let mask = BenchEnvironment.medianOf(maskUpdates)
+                            print(String(format: "  mask update %.2f ms of the update step: %.2f%% of training at ΔT = %d",
+                                         mask * 1000, mask / (amortised * Double(interval)) * 100, interval))
+                        }
+                        if profile && strategy.isDynamic {
+                            for layer in layerTimings.keys.sorted() {
+                                let t = layerTimings[layer]!
+                                print(String(format: "  update %@: selection %.3f ms, change %.3f ms, rebuild %.3f ms", layer as NSString,
+                                             BenchEnvironment.medianOf(t.map(\.0)) * 1000, BenchEnvironment.medianOf(t.map(\.1)) * 1000,
+                                             BenchEnvironment.medianOf(t.map(\.2)) * 1000))
+                            }
+                        }
                         if profile && path == "sparse" {
                             c.sparse?.prepareBackward(forStep: 1)   // an ordinary step's backward
                             for choice in choices { print("  \(choice.description)") }
-                            Profiler.profile(c.model, x, labels)
+                            Profiler.profile(c.model, x, labels, repeats: 21)
                             c.profilePhases(x, labels, n: 1)
                         }
                     }
@@ -112,8 +135,10 @@ struct SparseTrainThroughput: ParsableCommand {
             self.model = model
         }
 
-        /// Optimizer step `n` (1-based) as the trainer runs it, mask update included.
-        func step(_ x: Tensor, _ labels: [Int], n: Int) {
+        /// Optimizer step `n` (1-based) as the trainer runs it, mask update included;
+        /// returns the seconds `afterStep` took.
+        @discardableResult
+        func step(_ x: Tensor, _ labels: [Int], n: Int) -> Double {
             var maskRNG = Xoshiro256(seed: UInt64(n))
             model.zeroGradients()
             let r = CrossEntropy().evaluate(logits: model.forward(x, training: true), labels: labels)
@@ -121,26 +146,31 @@ struct SparseTrainThroughput: ParsableCommand {
             _ = model.backward(r.gradient)
             sparse?.prepareGradients(forStep: n)
             optimizer.step(learningRate: 0.01)
+            let t = Date()
             for u in sparse?.afterStep(n, rng: &maskRNG) ?? [] {
                 optimizer.zeroState(parameter: u.layer.parameterIndex, at: u.change.dropped + u.change.grown)
             }
+            return Date().timeIntervalSince(t)
         }
 
         /// Prints the time of each phase of ordinary step `n`.
-        func profilePhases(_ x: Tensor, _ labels: [Int], n: Int) {
-            var phases: [(String, Double)] = []
+        func profilePhases(_ x: Tensor, _ labels: [Int], n: Int, repeats: Int = 21) {
+            var phases: [(String, [Double])] = []
             func timed(_ name: String, _ body: () -> Void) {
-                let t = Date(); body(); phases.append((name, Date().timeIntervalSince(t)))
+                let t = Date(); body(); let dt = Date().timeIntervalSince(t)
+                if let i = phases.firstIndex(where: { $0.0 == name }) { phases[i].1.append(dt) } else { phases.append((name, [dt])) }
             }
-            var maskRNG = Xoshiro256(seed: UInt64(n))
-            timed("zero gradients") { model.zeroGradients() }
-            var gradient = Tensor(shape: [0])
-            timed("forward + loss") { gradient = CrossEntropy().evaluate(logits: model.forward(x, training: true), labels: labels).gradient }
-            timed("backward") { sparse?.prepareBackward(forStep: n); _ = model.backward(gradient) }
-            timed("gradient masking") { sparse?.prepareGradients(forStep: n) }
-            timed("optimizer step") { optimizer.step(learningRate: 0.01) }
-            timed("after step") { _ = sparse?.afterStep(n, rng: &maskRNG) }
-            print("  phases: " + phases.map { String(format: "%@ %.2f ms", $0.0, $0.1 * 1000) }.joined(separator: ", "))
+            for _ in 0..<repeats {
+                var maskRNG = Xoshiro256(seed: UInt64(n))
+                timed("zero gradients") { model.zeroGradients() }
+                var gradient = Tensor(shape: [0])
+                timed("forward + loss") { gradient = CrossEntropy().evaluate(logits: model.forward(x, training: true), labels: labels).gradient }
+                timed("backward") { sparse?.prepareBackward(forStep: n); _ = model.backward(gradient) }
+                timed("gradient masking") { sparse?.prepareGradients(forStep: n) }
+                timed("optimizer step") { optimizer.step(learningRate: 0.01) }
+                timed("after step") { _ = sparse?.afterStep(n, rng: &maskRNG) }
+            }
+            print("  phases (median): " + phases.map { String(format: "%@ %.3f ms", $0.0, BenchEnvironment.medianOf($0.1) * 1000) }.joined(separator: ", "))
         }
 
         func median(_ count: Int, _ body: (Int) -> Void) -> Double { BenchEnvironment.median(count, body) }

@@ -79,24 +79,27 @@ struct TrainThroughput: ParsableCommand {
     }
 }
 
-/// Times each top-level layer's forward and backward once.
+/// Times each top-level layer's forward and backward, the median of `repeats` passes.
 enum Profiler {
-    static func profile(_ model: Sequential, _ x: Tensor, _ labels: [Int]) {
-        var h = x
-        var forward: [(String, Double)] = []
-        for (name, layer) in model.layers {
-            let t = Date(); h = layer.forward(h, training: true)
-            forward.append((name, Date().timeIntervalSince(t)))
+    static func profile(_ model: Sequential, _ x: Tensor, _ labels: [Int], repeats: Int = 1) {
+        var forward: [String: [Double]] = [:], backward: [String: [Double]] = [:]
+        for _ in 0..<max(1, repeats) {
+            var h = x
+            for (name, layer) in model.layers {
+                let t = Date(); h = layer.forward(h, training: true)
+                forward[name, default: []].append(Date().timeIntervalSince(t))
+            }
+            var g = CrossEntropy().evaluate(logits: h, labels: labels).gradient
+            for (name, layer) in model.layers.reversed() {
+                let t = Date(); g = layer.backward(g)
+                backward[name, default: []].append(Date().timeIntervalSince(t))
+            }
         }
-        var g = CrossEntropy().evaluate(logits: h, labels: labels).gradient
-        var backward: [String: Double] = [:]
-        for (name, layer) in model.layers.reversed() {
-            let t = Date(); g = layer.backward(g)
-            backward[name] = Date().timeIntervalSince(t)
-        }
-        for (name, f) in forward {
-            print(String(format: "  %-10@ forward %7.1f ms  backward %7.1f ms", name as NSString, f * 1000,
-                         (backward[name] ?? 0) * 1000))
+        func median(_ v: [Double]?) -> Double { BenchEnvironment.medianOf(v ?? []) }
+        let precision = repeats > 1 ? 3 : 1
+        for (name, _) in model.layers {
+            print(String(format: "  %-10@ forward %8.*f ms  backward %8.*f ms", name as NSString, precision,
+                         median(forward[name]) * 1000, precision, median(backward[name]) * 1000))
         }
     }
 }

@@ -71,4 +71,53 @@ void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const in
 void ds_sparse_rows_sampled(const int32_t *start, const int32_t *index, int64_t r0, int64_t r1, const float *dy,
                             int64_t ldDY, const float *x, int64_t ldX, int64_t columns, float *g);
 
+// Mask-update scans on flag bytes (0 or 1) and magnitude keys (the order of |v|, NaN below
+// every number: Selection.magnitudeKey). AVX-512 where the CPU has it, else plain loops;
+// the results are the same.
+
+/// With `on` set, the scans below run their plain loops on the calling thread whatever
+/// the CPU has (tests compare the two); 0 restores the default.
+void ds_mask_scans_portable(int on);
+
+/// The positions i < n with flags[i] set, ascending, into out (room for all of them);
+/// returns how many.
+int64_t ds_flag_positions(const uint8_t *flags, int64_t n, int32_t *out);
+
+/// How many of flags[0 ..< n] are set.
+int64_t ds_flag_count(const uint8_t *flags, int64_t n);
+
+/// The positions where `old` and `new` differ, ascending: set in old (into dropped) and
+/// set in new (into grown); either may be NULL to count only. counts[0], counts[1] get
+/// the two counts.
+void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t *dropped, int64_t *grown,
+                     int64_t *counts);
+
+/// The magnitude keys of v[0 ..< n] at or above `bound`, in order, into out (room for n);
+/// returns how many.
+int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, uint32_t *out);
+
+/// Sets `count` more flags among the clear ones of flags[0 ..< n]: those with the largest
+/// |v[i]| (ties to the lower i, NaN below every number). `count` must not exceed the
+/// clear flags; keys and scratch have room for n keys each.
+void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, uint32_t *keys, uint32_t *scratch);
+
+/// Sets flags (cleared by the caller) at the `count` positions among those with
+/// eligible[i] set and w[i] != 0 (NaN included) with the largest |w[i]| (ties to the
+/// lower i, NaN below every number; all of them when fewer); returns 1 when a NaN is
+/// among the chosen. keys and scratch have room for n keys each.
+int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags,
+                              uint32_t *keys, uint32_t *scratch);
+
+/// The row order of a sparse pattern from its [rows, columns] flags: rowStart [rows + 1],
+/// and for each entry its column (ascending within a row) and flat position.
+void ds_build_row_order(const uint8_t *flags, int64_t rows, int64_t columns, int32_t *rowStart,
+                        int32_t *columnIndex, int32_t *positions);
+
+/// The column order of the same pattern: columnStart [columns + 1], and for each entry
+/// (rows ascending within a column) its row, flat position and row-order entry. `next`
+/// [columns] and `cursor` [rows] are scratch.
+void ds_build_column_order(const uint8_t *flags, int64_t rows, int64_t columns, const int32_t *rowStart,
+                           const int32_t *columnIndex, int32_t *columnStart, int32_t *rowIndex,
+                           int32_t *transposedPositions, int32_t *transposedEntries, int32_t *next, int32_t *cursor);
+
 #endif

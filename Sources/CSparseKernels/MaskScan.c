@@ -1,0 +1,386 @@
+#include "CSparseKernels.h"
+
+#include <math.h>
+#include <string.h>
+
+// Scans and selections of mask updates (docs/algorithms.md §6): flag bytes (0 or 1) and
+// order-preserving magnitude keys. Each function has a portable loop and, where the CPU
+// has AVX-512 (F, BW and VL), a vector one with the same results.
+
+/// The key of |v|: magnitudes in order, NaN below every number (Selection.magnitudeKey).
+static inline uint32_t magnitude_key(float v) {
+    uint32_t b;
+    memcpy(&b, &v, 4);
+    b &= 0x7FFFFFFFu;
+    return b > 0x7F800000u ? 0x007FFFFFu : (b | 0x80000000u);
+}
+
+/// NaN's key (below every number's).
+#define NAN_KEY 0x007FFFFFu
+
+/// The k-th largest of v[0..<n] (1-based), reordering v: median-of-three pivots and
+/// branch-free partitions (keys above the pivot first, then those equal to it).
+static uint32_t quickselect_u32(uint32_t *v, int64_t n, int64_t k) {
+    int64_t target = k - 1, lo = 0, hi = n;
+    while (hi - lo > 1) {
+        uint32_t a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1];
+        uint32_t ab_lo = a < b ? a : b, ab_hi = a < b ? b : a;
+        uint32_t m = ab_hi < c ? ab_hi : c;
+        uint32_t pivot = ab_lo > m ? ab_lo : m;
+        int64_t above = lo;
+        for (int64_t i = lo; i < hi; i++) {
+            uint32_t x = v[i];
+            v[i] = v[above];
+            v[above] = x;
+            above += x > pivot;
+        }
+        if (target < above) { hi = above; continue; }
+        int64_t equal = above;
+        for (int64_t i = above; i < hi; i++) {
+            uint32_t x = v[i];
+            v[i] = v[equal];
+            v[equal] = x;
+            equal += x == pivot;
+        }
+        if (target < equal) return pivot;
+        lo = equal;
+    }
+    return v[lo];
+}
+
+/// Set on a thread that runs the plain loops whatever the CPU has (ds_mask_scans_portable).
+static _Thread_local int portable_only = 0;
+
+void ds_mask_scans_portable(int on) { portable_only = on; }
+
+// MARK: Portable loops
+
+static int64_t flag_positions_portable(const uint8_t *flags, int64_t n, int32_t *out) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) if (flags[i]) out[m++] = (int32_t)i;
+    return m;
+}
+
+static int64_t flag_count_portable(const uint8_t *flags, int64_t n) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) m += flags[i];
+    return m;
+}
+
+static void flag_changes_portable(const uint8_t *a, const uint8_t *b, int64_t n, int64_t *dropped, int64_t *grown,
+                                  int64_t *counts) {
+    int64_t d = 0, g = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (a[i] == b[i]) continue;
+        if (a[i]) { if (dropped) dropped[d] = i; d++; }
+        else { if (grown) grown[g] = i; g++; }
+    }
+    counts[0] = d;
+    counts[1] = g;
+}
+
+static int64_t keys_at_least_portable(const float *v, int64_t n, uint32_t bound, uint32_t *out) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) { uint32_t k = magnitude_key(v[i]); out[m] = k; m += k >= bound; }
+    return m;
+}
+
+static void free_keys_portable(const uint8_t *flags, const float *v, int64_t n, uint32_t *keys) {
+    for (int64_t i = 0; i < n; i++) keys[i] = flags[i] ? 0 : magnitude_key(v[i]);
+}
+
+/// The magnitude keys of the positions with flags set and w != 0 (NaN included), 0 elsewhere.
+static void nonzero_keys_portable(const uint8_t *flags, const float *w, int64_t n, uint32_t *keys) {
+    for (int64_t i = 0; i < n; i++) keys[i] = flags[i] && w[i] != 0 ? magnitude_key(w[i]) : 0;
+}
+
+static int64_t compress_at_least_portable(const uint32_t *keys, int64_t n, uint32_t bound, uint32_t *out) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) { out[m] = keys[i]; m += keys[i] >= bound; }
+    return m;
+}
+
+/// Sets the flags of keys above t, and of the first `ties` keys equal to t (index order).
+static void take_portable(uint8_t *flags, const uint32_t *keys, int64_t n, uint32_t t, int64_t ties) {
+    for (int64_t i = 0; i < n; i++) {
+        if (keys[i] > t) flags[i] = 1;
+        else if (keys[i] == t && ties > 0) { flags[i] = 1; ties--; }
+    }
+}
+
+static int64_t count_above_portable(const uint32_t *keys, int64_t n, uint32_t t) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) m += keys[i] > t;
+    return m;
+}
+
+// MARK: AVX-512
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+static int avx512_state = -1;
+
+static int has_avx512(void) {
+    if (portable_only) return 0;
+    if (avx512_state < 0) {
+        __builtin_cpu_init();
+        avx512_state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? 1 : 0;
+    }
+    return avx512_state;
+}
+
+#define DS_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt,bmi")))
+
+/// Bits of the nonzero bytes among flags[i ..< i + 64].
+DS_AVX512 static inline uint64_t nonzero64(const uint8_t *p) {
+    __m512i v = _mm512_loadu_si512((const void *)p);
+    return _mm512_test_epi8_mask(v, v);
+}
+
+DS_AVX512 static int64_t flag_positions_avx512(const uint8_t *flags, int64_t n, int32_t *out) {
+    int64_t m = 0, i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint64_t bits = nonzero64(flags + i);
+        while (bits) { out[m++] = (int32_t)(i + __builtin_ctzll(bits)); bits &= bits - 1; }
+    }
+    for (; i < n; i++) if (flags[i]) out[m++] = (int32_t)i;
+    return m;
+}
+
+DS_AVX512 static int64_t flag_count_avx512(const uint8_t *flags, int64_t n) {
+    int64_t m = 0, i = 0;
+    for (; i + 64 <= n; i += 64) m += __builtin_popcountll(nonzero64(flags + i));
+    for (; i < n; i++) m += flags[i];
+    return m;
+}
+
+DS_AVX512 static void flag_changes_avx512(const uint8_t *a, const uint8_t *b, int64_t n, int64_t *dropped,
+                                          int64_t *grown, int64_t *counts) {
+    int64_t d = 0, g = 0, i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i va = _mm512_loadu_si512((const void *)(a + i)), vb = _mm512_loadu_si512((const void *)(b + i));
+        uint64_t differ = _mm512_cmpneq_epi8_mask(va, vb);
+        if (!differ) continue;
+        uint64_t was = _mm512_test_epi8_mask(va, va);
+        uint64_t lost = differ & was, gained = differ & ~was;
+        if (dropped) while (lost) { dropped[d++] = i + __builtin_ctzll(lost); lost &= lost - 1; }
+        else d += __builtin_popcountll(lost);
+        if (grown) while (gained) { grown[g++] = i + __builtin_ctzll(gained); gained &= gained - 1; }
+        else g += __builtin_popcountll(gained);
+    }
+    for (; i < n; i++) {
+        if (a[i] == b[i]) continue;
+        if (a[i]) { if (dropped) dropped[d] = i; d++; }
+        else { if (grown) grown[g] = i; g++; }
+    }
+    counts[0] = d;
+    counts[1] = g;
+}
+
+/// Magnitude keys of 16 floats.
+DS_AVX512 static inline __m512i magnitude_keys16(__m512 v) {
+    __m512i b = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(b, _mm512_set1_epi32(0x7F800000));
+    __m512i key = _mm512_or_si512(b, _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_mask_mov_epi32(key, nan, _mm512_set1_epi32(0x007FFFFF));
+}
+
+DS_AVX512 static int64_t keys_at_least_avx512(const float *v, int64_t n, uint32_t bound, uint32_t *out) {
+    int64_t m = 0, i = 0;
+    __m512i vb = _mm512_set1_epi32((int)bound);
+    for (; i + 16 <= n; i += 16) {
+        __m512i k = magnitude_keys16(_mm512_loadu_ps(v + i));
+        __mmask16 pass = _mm512_cmpge_epu32_mask(k, vb);
+        _mm512_mask_compressstoreu_epi32(out + m, pass, k);
+        m += __builtin_popcount(pass);
+    }
+    return m + keys_at_least_portable(v + i, n - i, bound, out + m);
+}
+
+DS_AVX512 static void free_keys_avx512(const uint8_t *flags, const float *v, int64_t n, uint32_t *keys) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i f = _mm_loadu_si128((const __m128i *)(flags + i));
+        __mmask16 taken = _mm_test_epi8_mask(f, f);
+        _mm512_storeu_si512((void *)(keys + i), _mm512_maskz_mov_epi32(~taken, magnitude_keys16(_mm512_loadu_ps(v + i))));
+    }
+    free_keys_portable(flags + i, v + i, n - i, keys + i);
+}
+
+DS_AVX512 static void nonzero_keys_avx512(const uint8_t *flags, const float *w, int64_t n, uint32_t *keys) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i f = _mm_loadu_si128((const __m128i *)(flags + i));
+        __m512 v = _mm512_loadu_ps(w + i);
+        __mmask16 keep = _mm_test_epi8_mask(f, f) & _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        _mm512_storeu_si512((void *)(keys + i), _mm512_maskz_mov_epi32(keep, magnitude_keys16(v)));
+    }
+    nonzero_keys_portable(flags + i, w + i, n - i, keys + i);
+}
+
+DS_AVX512 static int64_t compress_at_least_avx512(const uint32_t *keys, int64_t n, uint32_t bound, uint32_t *out) {
+    int64_t m = 0, i = 0;
+    __m512i vb = _mm512_set1_epi32((int)bound);
+    for (; i + 16 <= n; i += 16) {
+        __m512i k = _mm512_loadu_si512((const void *)(keys + i));
+        __mmask16 pass = _mm512_cmpge_epu32_mask(k, vb);
+        _mm512_mask_compressstoreu_epi32(out + m, pass, k);
+        m += __builtin_popcount(pass);
+    }
+    return m + compress_at_least_portable(keys + i, n - i, bound, out + m);
+}
+
+DS_AVX512 static int64_t count_above_avx512(const uint32_t *keys, int64_t n, uint32_t t) {
+    int64_t m = 0, i = 0;
+    __m512i vt = _mm512_set1_epi32((int)t);
+    for (; i + 16 <= n; i += 16)
+        m += __builtin_popcount(_mm512_cmpgt_epu32_mask(_mm512_loadu_si512((const void *)(keys + i)), vt));
+    return m + count_above_portable(keys + i, n - i, t);
+}
+
+DS_AVX512 static void take_avx512(uint8_t *flags, const uint32_t *keys, int64_t n, uint32_t t, int64_t ties) {
+    int64_t i = 0;
+    __m512i vt = _mm512_set1_epi32((int)t);
+    __m128i ones = _mm_set1_epi8(1);
+    for (; i + 16 <= n; i += 16) {
+        __m512i k = _mm512_loadu_si512((const void *)(keys + i));
+        _mm_mask_storeu_epi8(flags + i, _mm512_cmpgt_epu32_mask(k, vt), ones);
+        if (ties > 0) {
+            __mmask16 eq = _mm512_cmpeq_epu32_mask(k, vt);
+            while (eq && ties > 0) { flags[i + __builtin_ctz(eq)] = 1; eq &= eq - 1; ties--; }
+        }
+    }
+    take_portable(flags + i, keys + i, n - i, t, ties);
+}
+
+#define DISPATCH(name, ...) (has_avx512() ? name##_avx512(__VA_ARGS__) : name##_portable(__VA_ARGS__))
+#else
+#define DISPATCH(name, ...) (name##_portable(__VA_ARGS__))
+#endif
+
+// MARK: Public entry points
+
+int64_t ds_flag_positions(const uint8_t *flags, int64_t n, int32_t *out) { return DISPATCH(flag_positions, flags, n, out); }
+
+int64_t ds_flag_count(const uint8_t *flags, int64_t n) { return DISPATCH(flag_count, flags, n); }
+
+void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t *dropped, int64_t *grown,
+                     int64_t *counts) {
+    DISPATCH(flag_changes, old, new, n, dropped, grown, counts);
+}
+
+int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, uint32_t *out) {
+    return DISPATCH(keys_at_least, v, n, bound, out);
+}
+
+/// Sets flags[i] for the `count` largest nonzero keys (ties to the lower i; count at most
+/// the nonzero keys); returns the count-th largest key.
+static uint32_t select_top(const uint32_t *keys, int64_t n, int64_t count, uint8_t *flags, uint32_t *scratch) {
+    // For few winners against many keys, a regular sample bounds the count-th largest
+    // key t from below with a wide margin and only the keys at or above the bound are
+    // searched (all of them when fewer than count pass).
+    uint32_t t = 0;
+    int found = 0;
+    if (count * 8 <= n && n >= 256) {
+        int64_t samples = n >= 32768 ? 2048 : 64;
+        for (int64_t j = 0; j < samples; j++) scratch[j] = keys[j * n / samples];
+        double expected = (double)count * (double)samples / (double)n;
+        int64_t rank = (int64_t)(expected * 1.25 + 4 * sqrt(expected)) + 4;
+        if (rank > samples) rank = samples;
+        uint32_t bound = quickselect_u32(scratch, samples, rank);
+        int64_t m = DISPATCH(compress_at_least, keys, n, bound, scratch);
+        if (m >= count) { t = quickselect_u32(scratch, m, count); found = 1; }
+    }
+    if (!found) {
+        memcpy(scratch, keys, (size_t)n * sizeof(uint32_t));
+        t = quickselect_u32(scratch, n, count);
+    }
+    int64_t above = DISPATCH(count_above, keys, n, t);
+    DISPATCH(take, flags, keys, n, t, count - above);
+    return t;
+}
+
+void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, uint32_t *keys, uint32_t *scratch) {
+    if (count <= 0) return;
+    DISPATCH(free_keys, flags, v, n, keys);
+    select_top(keys, n, count, flags, scratch);
+}
+
+int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags,
+                              uint32_t *keys, uint32_t *scratch) {
+    if (count <= 0 || n <= 0) return 0;
+    DISPATCH(nonzero_keys, eligible, w, n, keys);
+    int64_t candidates = DISPATCH(count_above, keys, n, 0);
+    if (candidates == 0) return 0;
+    if (count >= candidates) {   // every candidate wins; NaN among them if any key is NaN's
+        DISPATCH(take, flags, keys, n, 0, 0);
+        return DISPATCH(count_above, keys, n, NAN_KEY) < candidates;
+    }
+    // NaN's key is the lowest a candidate has: it wins only as the threshold.
+    return select_top(keys, n, count, flags, scratch) == NAN_KEY;
+}
+
+void ds_build_row_order(const uint8_t *flags, int64_t rows, int64_t columns, int32_t *restrict rowStart,
+                        int32_t *restrict columnIndex, int32_t *restrict positions) {
+    int64_t e = 0;
+    rowStart[0] = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = ds_flag_positions(flags + r * columns, columns, columnIndex + e);
+        int32_t base = (int32_t)(r * columns);
+        for (int64_t j = e; j < e + n; j++) positions[j] = base + columnIndex[j];
+        e += n;
+        rowStart[r + 1] = (int32_t)e;
+    }
+}
+
+/// Bits of the nonzero bytes among p[0 ..< width] (width ≤ 64).
+static inline uint64_t nonzero_bits(const uint8_t *p, int64_t width);
+
+void ds_build_column_order(const uint8_t *flags, int64_t rows, int64_t columns, const int32_t *restrict rowStart,
+                           const int32_t *restrict columnIndex, int32_t *restrict columnStart,
+                           int32_t *restrict rowIndex, int32_t *restrict transposedPositions,
+                           int32_t *restrict transposedEntries, int32_t *restrict next, int32_t *restrict cursor) {
+    memset(columnStart, 0, (size_t)(columns + 1) * sizeof(int32_t));
+    int64_t count = rowStart[rows];
+    for (int64_t e = 0; e < count; e++) columnStart[columnIndex[e] + 1]++;
+    for (int64_t c = 0; c < columns; c++) columnStart[c + 1] += columnStart[c];
+    memcpy(next, columnStart, (size_t)columns * sizeof(int32_t));
+    memcpy(cursor, rowStart, (size_t)rows * sizeof(int32_t));
+    // Blocks of 64 columns, every row in order within a block: the writes of a block
+    // stay within its columns' stretches of the column order (cache-resident), and rows
+    // ascend within each column. cursor[r] is row r's next row-order entry.
+    for (int64_t c0 = 0; c0 < columns; c0 += 64) {
+        int64_t width = columns - c0 < 64 ? columns - c0 : 64;
+        for (int64_t r = 0; r < rows; r++) {
+            uint64_t bits = nonzero_bits(flags + r * columns + c0, width);
+            int32_t e = cursor[r];
+            while (bits) {
+                int64_t c = c0 + __builtin_ctzll(bits);
+                int32_t slot = next[c]++;
+                rowIndex[slot] = (int32_t)r;
+                transposedPositions[slot] = (int32_t)(r * columns + c);
+                transposedEntries[slot] = e++;
+                bits &= bits - 1;
+            }
+            cursor[r] = e;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+DS_AVX512 static inline uint64_t nonzero_bits_avx512(const uint8_t *p, int64_t width) {
+    __mmask64 m = width >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << width) - 1);
+    __m512i v = _mm512_maskz_loadu_epi8(m, (const void *)p);
+    return _mm512_test_epi8_mask(v, v);
+}
+#endif
+
+static inline uint64_t nonzero_bits(const uint8_t *p, int64_t width) {
+#if defined(__x86_64__)
+    if (has_avx512()) return nonzero_bits_avx512(p, width);
+#endif
+    uint64_t bits = 0;
+    for (int64_t i = 0; i < width; i++) bits |= (uint64_t)(p[i] != 0) << i;
+    return bits;
+}
