@@ -192,7 +192,9 @@ DS_AVX512 static int64_t keys_at_least_avx512(const float *v, int64_t n, uint32_
     for (; i + 16 <= n; i += 16) {
         __m512i k = magnitude_keys16(_mm512_loadu_ps(v + i));
         __mmask16 pass = _mm512_cmpge_epu32_mask(k, vb);
-        _mm512_mask_compressstoreu_epi32(out + m, pass, k);
+        // Compressed in a register, then stored whole (m ≤ i, so the 16 lanes stay
+        // below n): a compressing store to memory is microcoded and slow on some CPUs.
+        _mm512_storeu_si512((void *)(out + m), _mm512_maskz_compress_epi32(pass, k));
         m += __builtin_popcount(pass);
     }
     return m + keys_at_least_portable(v + i, n - i, bound, out + m);
@@ -225,7 +227,7 @@ DS_AVX512 static int64_t compress_at_least_avx512(const uint32_t *keys, int64_t 
     for (; i + 16 <= n; i += 16) {
         __m512i k = _mm512_loadu_si512((const void *)(keys + i));
         __mmask16 pass = _mm512_cmpge_epu32_mask(k, vb);
-        _mm512_mask_compressstoreu_epi32(out + m, pass, k);
+        _mm512_storeu_si512((void *)(out + m), _mm512_maskz_compress_epi32(pass, k));   // as above
         m += __builtin_popcount(pass);
     }
     return m + compress_at_least_portable(keys + i, n - i, bound, out + m);
