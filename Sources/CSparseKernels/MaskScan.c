@@ -1,6 +1,7 @@
 #include "CSparseKernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Scans and selections of mask updates (docs/algorithms.md §6): flag bytes (0 or 1) and
@@ -87,11 +88,6 @@ static int64_t keys_at_least_portable(const float *v, int64_t n, uint32_t bound,
 
 static void free_keys_portable(const uint8_t *flags, const float *v, int64_t n, uint32_t *keys) {
     for (int64_t i = 0; i < n; i++) keys[i] = flags[i] ? 0 : magnitude_key(v[i]);
-}
-
-/// The magnitude keys of the positions with flags set and w != 0 (NaN included), 0 elsewhere.
-static void nonzero_keys_portable(const uint8_t *flags, const float *w, int64_t n, uint32_t *keys) {
-    for (int64_t i = 0; i < n; i++) keys[i] = flags[i] && w[i] != 0 ? magnitude_key(w[i]) : 0;
 }
 
 static int64_t compress_at_least_portable(const uint32_t *keys, int64_t n, uint32_t bound, uint32_t *out) {
@@ -210,17 +206,6 @@ DS_AVX512 static void free_keys_avx512(const uint8_t *flags, const float *v, int
     free_keys_portable(flags + i, v + i, n - i, keys + i);
 }
 
-DS_AVX512 static void nonzero_keys_avx512(const uint8_t *flags, const float *w, int64_t n, uint32_t *keys) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m128i f = _mm_loadu_si128((const __m128i *)(flags + i));
-        __m512 v = _mm512_loadu_ps(w + i);
-        __mmask16 keep = _mm_test_epi8_mask(f, f) & _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        _mm512_storeu_si512((void *)(keys + i), _mm512_maskz_mov_epi32(keep, magnitude_keys16(v)));
-    }
-    nonzero_keys_portable(flags + i, w + i, n - i, keys + i);
-}
-
 DS_AVX512 static int64_t compress_at_least_avx512(const uint32_t *keys, int64_t n, uint32_t bound, uint32_t *out) {
     int64_t m = 0, i = 0;
     __m512i vb = _mm512_set1_epi32((int)bound);
@@ -276,9 +261,9 @@ int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, ui
     return DISPATCH(keys_at_least, v, n, bound, out);
 }
 
-/// Sets flags[i] for the `count` largest nonzero keys (ties to the lower i; count at most
-/// the nonzero keys); returns the count-th largest key.
-static uint32_t select_top(const uint32_t *keys, int64_t n, int64_t count, uint8_t *flags, uint32_t *scratch) {
+/// The count-th largest of keys[0 ..< n] (count ≤ n): t, and how many keys equal to t
+/// win (the first ones in index order) besides the keys above it.
+static uint32_t cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch, int64_t *ties) {
     // For few winners against many keys, a regular sample bounds the count-th largest
     // key t from below with a wide margin and only the keys at or above the bound are
     // searched (all of them when fewer than count pass).
@@ -298,29 +283,53 @@ static uint32_t select_top(const uint32_t *keys, int64_t n, int64_t count, uint8
         memcpy(scratch, keys, (size_t)n * sizeof(uint32_t));
         t = quickselect_u32(scratch, n, count);
     }
-    int64_t above = DISPATCH(count_above, keys, n, t);
-    DISPATCH(take, flags, keys, n, t, count - above);
+    *ties = count - DISPATCH(count_above, keys, n, t);
     return t;
 }
 
 void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, uint32_t *keys, uint32_t *scratch) {
     if (count <= 0) return;
     DISPATCH(free_keys, flags, v, n, keys);
-    select_top(keys, n, count, flags, scratch);
+    int64_t ties;
+    uint32_t t = cut_top(keys, n, count, scratch, &ties);
+    DISPATCH(take, flags, keys, n, t, ties);
 }
 
-int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags,
-                              uint32_t *keys, uint32_t *scratch) {
+int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags) {
     if (count <= 0 || n <= 0) return 0;
-    DISPATCH(nonzero_keys, eligible, w, n, keys);
-    int64_t candidates = DISPATCH(count_above, keys, n, 0);
-    if (candidates == 0) return 0;
-    if (count >= candidates) {   // every candidate wins; NaN among them if any key is NaN's
-        DISPATCH(take, flags, keys, n, 0, 0);
-        return DISPATCH(count_above, keys, n, NAN_KEY) < candidates;
+    // The eligible positions (most of a sparse layer's are not), then the keys of their
+    // weights, 0 for a zero weight; the selection runs on those alone.
+    int64_t m = DISPATCH(flag_count, eligible, n);
+    if (m == 0) return 0;
+    void *memory = malloc((size_t)m * 3 * sizeof(uint32_t));
+    if (!memory) return -1;
+    int32_t *position = (int32_t *)memory;
+    uint32_t *keys = (uint32_t *)memory + m, *scratch = (uint32_t *)memory + 2 * m;
+    DISPATCH(flag_positions, eligible, n, position);
+    for (int64_t j = 0; j < m; j++) {
+        float v = w[position[j]];
+        keys[j] = v != 0 ? magnitude_key(v) : 0;   // NaN != 0: NaN gets its key
     }
-    // NaN's key is the lowest a candidate has: it wins only as the threshold.
-    return select_top(keys, n, count, flags, scratch) == NAN_KEY;
+    int64_t candidates = DISPATCH(count_above, keys, m, 0);
+    int nan = 0;
+    if (candidates > 0 && count >= candidates) {
+        // Every candidate wins; NaN among them if any key is NaN's.
+        for (int64_t j = 0; j < m; j++) flags[position[j]] |= keys[j] != 0;
+        nan = DISPATCH(count_above, keys, m, NAN_KEY) < candidates;
+    } else if (candidates > 0) {
+        int64_t ties;
+        uint32_t t = cut_top(keys, m, count, scratch, &ties);
+        for (int64_t j = 0; j < m; j++) {
+            uint32_t k = keys[j];
+            int win = k > t || (k == t && ties > 0);
+            ties -= k == t && ties > 0;
+            flags[position[j]] |= (uint8_t)win;
+        }
+        // NaN's key is the lowest a candidate has: it wins only as the threshold.
+        nan = t == NAN_KEY;
+    }
+    free(memory);
+    return nan;
 }
 
 void ds_build_row_order(const uint8_t *flags, int64_t rows, int64_t columns, int32_t *restrict rowStart,

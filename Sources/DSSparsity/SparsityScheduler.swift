@@ -78,7 +78,8 @@ public struct LayerUpdateInput {
 
     /// Flags of the `keep` largest nonzero `|w|` at active positions inside `groups`
     /// (ties to the lower index), and whether a NaN weight is among them (NaN ranks below
-    /// every number): one scan for the candidates' keys, then a selection among them.
+    /// every number): one scan for the active positions, then a selection among their
+    /// weights' keys.
     func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
         let n = mask.active.count
         var flags = [Bool](repeating: false, count: n)
@@ -90,17 +91,15 @@ public struct LayerUpdateInput {
             eligible = [Bool](repeating: false, count: n)
             for range in groups { eligible.replaceSubrange(range, with: mask.active[range]) }
         }
-        let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: 2 * n)
-        defer { keys.deallocate() }
-        let keptNaN = eligible.withFlagBytes { e in
+        let outcome = eligible.withFlagBytes { e in
             weights.withUnsafeBufferPointer { w in
                 flags.withMutableFlagBytes { f in
-                    ds_select_largest_nonzero(e.baseAddress!, w.baseAddress!, Int64(n), Int64(keep), f.baseAddress!,
-                                              keys, keys + n) != 0
+                    ds_select_largest_nonzero(e.baseAddress!, w.baseAddress!, Int64(n), Int64(keep), f.baseAddress!)
                 }
             }
         }
-        return (flags, keptNaN)
+        precondition(outcome >= 0, "largestNonzero: no memory for the selection among \(mask.count) weights")
+        return (flags, outcome == 1)
     }
 
     private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, kept: [Bool]?,

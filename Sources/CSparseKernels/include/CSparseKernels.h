@@ -104,9 +104,9 @@ void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, u
 /// Sets flags (cleared by the caller) at the `count` positions among those with
 /// eligible[i] set and w[i] != 0 (NaN included) with the largest |w[i]| (ties to the
 /// lower i, NaN below every number; all of them when fewer); returns 1 when a NaN is
-/// among the chosen. keys and scratch have room for n keys each.
-int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags,
-                              uint32_t *keys, uint32_t *scratch);
+/// among the chosen, else 0, and -1 when its working memory (12 bytes per eligible
+/// position) could not be had.
+int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags);
 
 /// The row order of a sparse pattern from its [rows, columns] flags: rowStart [rows + 1],
 /// and for each entry its column (ascending within a row) and flat position.
