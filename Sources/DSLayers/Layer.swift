@@ -53,8 +53,9 @@ public final class Parameter {
     private var activeValuesChanged = false
     /// The gradient at `activePositions`, in their order (sparse kernels add into it).
     public var activeGradient: [Float] = []
-    /// True when a sparse kernel also wrote the dense `gradient` in the last backward
-    /// (the steps whose mask update reads it); `zeroGradients` then clears it.
+    /// True when the dense `gradient` may hold values on the sparse path: a sparse
+    /// kernel wrote it in the last backward (the steps whose mask update reads it), or
+    /// a kernel was attached since; `zeroGradient` then clears it.
     public var holdsDenseGradient = false
     /// Whether the optimizer's weight decay applies (embeddings: never; biases and
     /// norms: as `optimizer.decay_norms_and_biases` says).

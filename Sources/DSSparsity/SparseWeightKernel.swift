@@ -161,13 +161,15 @@ public final class SparseWeightKernel: WeightKernel {
         attach()
     }
 
-    /// Sets the parameter's active positions and clears both of its gradients (the
-    /// dense one may hold the gradient the last mask update read).
+    /// Sets the parameter's active positions and a zero gradient at them. The dense
+    /// gradient may hold what the last mask update read (or the dense kernel's last
+    /// gradient): it is marked for the next `zeroGradient`, which clears it once the
+    /// update has let go of it (clearing it here would first copy the storage the
+    /// update still shares).
     private func attach() {
         weight.activePositions = pattern.positions
         weight.activeGradient = [Float](repeating: 0, count: pattern.count)
-        weight.gradient.zero()
-        weight.holdsDenseGradient = false
+        weight.holdsDenseGradient = true
     }
 
     /// Returns the weight to dense stepping (the parameter forgets its active positions).
