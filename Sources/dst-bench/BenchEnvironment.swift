@@ -26,7 +26,33 @@ enum BenchEnvironment {
             body(i + 1)
             times.append(Date().timeIntervalSince(t))
         }
-        return times.sorted()[times.count / 2]
+        return medianOf(times)
+    }
+
+    /// Median seconds of `first(i)` and of `second(i)` (`i` from 1), timed in alternating
+    /// rounds, for a ratio of the two that holds while the machine's speed drifts. Short
+    /// steps (under 10 ms in the untimed warm-up pair) run in rounds of five calls each,
+    /// the first of each round untimed, so neither is timed on the other's cache
+    /// contents, and at least 24 of each are timed (they are cheap, and the machine is
+    /// noisy); long ones alternate call by call, `count` timed calls of each.
+    static func pairedMedians(_ count: Int, _ first: (Int) -> Void, _ second: (Int) -> Void) -> (Double, Double) {
+        let t0 = Date()
+        first(1); second(1)
+        let round = Date().timeIntervalSince(t0) < 0.01 ? 5 : 1
+        var a: [Double] = [], b: [Double] = []
+        func timed(_ body: (Int) -> Void, into times: inout [Double]) {
+            for j in 0..<round {
+                let t = Date()
+                body(times.count + 2)
+                if round == 1 || j > 0 { times.append(Date().timeIntervalSince(t)) }
+            }
+        }
+        let wanted = round > 1 ? max(count, 24) : max(count, 1)
+        while a.count < wanted {
+            timed(first, into: &a)
+            timed(second, into: &b)
+        }
+        return (medianOf(a), medianOf(b))
     }
 
     /// Writes CSV `lines` (a header, then rows) with the two columns added.
