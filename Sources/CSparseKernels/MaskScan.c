@@ -19,34 +19,46 @@ static inline uint32_t magnitude_key(float v) {
 /// NaN's key (below every number's).
 #define NAN_KEY 0x007FFFFFu
 
-/// The k-th largest of v[0..<n] (1-based), reordering v: median-of-three pivots and
-/// branch-free partitions (keys above the pivot first, then those equal to it).
-static uint32_t quickselect_u32(uint32_t *v, int64_t n, int64_t k) {
-    int64_t target = k - 1, lo = 0, hi = n;
-    while (hi - lo > 1) {
-        uint32_t a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1];
-        uint32_t ab_lo = a < b ? a : b, ab_hi = a < b ? b : a;
-        uint32_t m = ab_hi < c ? ab_hi : c;
-        uint32_t pivot = ab_lo > m ? ab_lo : m;
-        int64_t above = lo;
-        for (int64_t i = lo; i < hi; i++) {
-            uint32_t x = v[i];
-            v[i] = v[above];
-            v[above] = x;
+/// The k-th largest of in[0..<n] (1-based). Each round partitions around a
+/// median-of-three pivot from one buffer into the other, keys above the pivot to the
+/// front and keys below it to the back (both slots written, one index advanced: no
+/// branch, and no load waits on an earlier store as in an in-place partition), then
+/// goes on in the part holding the k-th. The first round reads `in`, later ones
+/// alternate between `a` and `b` (n keys each; `in` may be `b`).
+static uint32_t quickselect_u32(const uint32_t *in, uint32_t *a, uint32_t *b, int64_t n, int64_t k) {
+    int64_t target = k - 1;
+    const uint32_t *src = in;
+    uint32_t *dst = a, *spare = b;
+    while (n > 1) {
+        uint32_t x0 = src[0], x1 = src[n / 2], x2 = src[n - 1];
+        uint32_t lo = x0 < x1 ? x0 : x1, hi = x0 < x1 ? x1 : x0;
+        uint32_t m = hi < x2 ? hi : x2;
+        uint32_t pivot = lo > m ? lo : m;
+        // The pivot is one of the keys, so fewer than n are above or below it and the
+        // two ends never cross: front = dst[0 ..< above], back = dst[below + 1 ..< n].
+        int64_t above = 0, below = n - 1;
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t x = src[i];
+            dst[above] = x;
+            dst[below] = x;
             above += x > pivot;
+            below -= x < pivot;
         }
-        if (target < above) { hi = above; continue; }
-        int64_t equal = above;
-        for (int64_t i = above; i < hi; i++) {
-            uint32_t x = v[i];
-            v[i] = v[equal];
-            v[equal] = x;
-            equal += x == pivot;
+        if (target < above) {
+            n = above;
+            src = dst;
+        } else if (target <= below) {
+            return pivot;
+        } else {
+            target -= below + 1;
+            n -= below + 1;
+            src = dst + below + 1;
         }
-        if (target < equal) return pivot;
-        lo = equal;
+        uint32_t *next = spare;
+        spare = dst;
+        dst = next;
     }
-    return v[lo];
+    return src[0];
 }
 
 /// Set on a thread that runs the plain loops whatever the CPU has (ds_mask_scans_portable).
@@ -262,7 +274,7 @@ int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, ui
 }
 
 /// The count-th largest of keys[0 ..< n] (count ≤ n): t, and how many keys equal to t
-/// win (the first ones in index order) besides the keys above it.
+/// win (the first ones in index order) besides the keys above it. scratch: 2n keys.
 static uint32_t cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch, int64_t *ties) {
     // For few winners against many keys, a regular sample bounds the count-th largest
     // key t from below with a wide margin and only the keys at or above the bound are
@@ -270,19 +282,17 @@ static uint32_t cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t
     uint32_t t = 0;
     int found = 0;
     if (count * 8 <= n && n >= 256) {
-        int64_t samples = n >= 32768 ? 2048 : 64;
-        for (int64_t j = 0; j < samples; j++) scratch[j] = keys[j * n / samples];
+        int shift = n >= 32768 ? 11 : 6;   // 2048 or 64 samples, at j·n / samples (a shift, not a division)
+        int64_t samples = (int64_t)1 << shift;
+        for (int64_t j = 0; j < samples; j++) scratch[j] = keys[(j * n) >> shift];
         double expected = (double)count * (double)samples / (double)n;
         int64_t rank = (int64_t)(expected * 1.25 + 4 * sqrt(expected)) + 4;
         if (rank > samples) rank = samples;
-        uint32_t bound = quickselect_u32(scratch, samples, rank);
+        uint32_t bound = quickselect_u32(scratch, scratch + n, scratch, samples, rank);
         int64_t m = DISPATCH(compress_at_least, keys, n, bound, scratch);
-        if (m >= count) { t = quickselect_u32(scratch, m, count); found = 1; }
+        if (m >= count) { t = quickselect_u32(scratch, scratch + n, scratch, m, count); found = 1; }
     }
-    if (!found) {
-        memcpy(scratch, keys, (size_t)n * sizeof(uint32_t));
-        t = quickselect_u32(scratch, n, count);
-    }
+    if (!found) t = quickselect_u32(keys, scratch, scratch + n, n, count);
     *ties = count - DISPATCH(count_above, keys, n, t);
     return t;
 }
@@ -301,7 +311,7 @@ int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n
     // weights, 0 for a zero weight; the selection runs on those alone.
     int64_t m = DISPATCH(flag_count, eligible, n);
     if (m == 0) return 0;
-    void *memory = malloc((size_t)m * 3 * sizeof(uint32_t));
+    void *memory = malloc((size_t)m * 4 * sizeof(uint32_t));
     if (!memory) return -1;
     int32_t *position = (int32_t *)memory;
     uint32_t *keys = (uint32_t *)memory + m, *scratch = (uint32_t *)memory + 2 * m;

@@ -121,7 +121,7 @@ public struct LayerUpdateInput {
                 let flags = flags
                 func fill(_ part: Range<Int>) {
                     let scratch = UnsafeMutablePointer<Int>.allocate(capacity: max(largestGroup, 1))
-                    let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: max(2 * largestGroup, 1))
+                    let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: max(3 * largestGroup, 1))
                     defer { scratch.deallocate(); keys.deallocate() }
                     for g in part {
                         let range = groups[g], count = counts[g]

@@ -101,7 +101,7 @@ import Testing
                     let expected = largest(count, of: free, in: v).union(start.indices.filter { start[$0] })
                     onBothPaths { path in
                         var f = start
-                        var keys = [UInt32](repeating: 0, count: 2 * n)
+                        var keys = [UInt32](repeating: 0, count: 3 * n)
                         f.withMutableFlagBytes { fb in
                             keys.withUnsafeMutableBufferPointer { k in
                                 ds_grow_largest(fb.baseAddress!, v, Int64(n), Int64(count), k.baseAddress!, k.baseAddress! + n)

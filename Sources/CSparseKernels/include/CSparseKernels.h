@@ -98,13 +98,13 @@ int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, ui
 
 /// Sets `count` more flags among the clear ones of flags[0 ..< n]: those with the largest
 /// |v[i]| (ties to the lower i, NaN below every number). `count` must not exceed the
-/// clear flags; keys and scratch have room for n keys each.
+/// clear flags; keys has room for n keys, scratch for 2n.
 void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, uint32_t *keys, uint32_t *scratch);
 
 /// Sets flags (cleared by the caller) at the `count` positions among those with
 /// eligible[i] set and w[i] != 0 (NaN included) with the largest |w[i]| (ties to the
 /// lower i, NaN below every number; all of them when fewer); returns 1 when a NaN is
-/// among the chosen, else 0, and -1 when its working memory (12 bytes per eligible
+/// among the chosen, else 0, and -1 when its working memory (16 bytes per eligible
 /// position) could not be had.
 int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags);
 
