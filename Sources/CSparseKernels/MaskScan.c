@@ -19,48 +19,6 @@ static inline uint32_t magnitude_key(float v) {
 /// NaN's key (below every number's).
 #define NAN_KEY 0x007FFFFFu
 
-/// The k-th largest of in[0..<n] (1-based). Each round partitions around a
-/// median-of-three pivot from one buffer into the other, keys above the pivot to the
-/// front and keys below it to the back (both slots written, one index advanced: no
-/// branch, and no load waits on an earlier store as in an in-place partition), then
-/// goes on in the part holding the k-th. The first round reads `in`, later ones
-/// alternate between `a` and `b` (n keys each; `in` may be `b`).
-static uint32_t quickselect_u32(const uint32_t *in, uint32_t *a, uint32_t *b, int64_t n, int64_t k) {
-    int64_t target = k - 1;
-    const uint32_t *src = in;
-    uint32_t *dst = a, *spare = b;
-    while (n > 1) {
-        uint32_t x0 = src[0], x1 = src[n / 2], x2 = src[n - 1];
-        uint32_t lo = x0 < x1 ? x0 : x1, hi = x0 < x1 ? x1 : x0;
-        uint32_t m = hi < x2 ? hi : x2;
-        uint32_t pivot = lo > m ? lo : m;
-        // The pivot is one of the keys, so fewer than n are above or below it and the
-        // two ends never cross: front = dst[0 ..< above], back = dst[below + 1 ..< n].
-        int64_t above = 0, below = n - 1;
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t x = src[i];
-            dst[above] = x;
-            dst[below] = x;
-            above += x > pivot;
-            below -= x < pivot;
-        }
-        if (target < above) {
-            n = above;
-            src = dst;
-        } else if (target <= below) {
-            return pivot;
-        } else {
-            target -= below + 1;
-            n -= below + 1;
-            src = dst + below + 1;
-        }
-        uint32_t *next = spare;
-        spare = dst;
-        dst = next;
-    }
-    return src[0];
-}
-
 /// Set on a thread that runs the plain loops whatever the CPU has (ds_mask_scans_portable).
 static _Thread_local int portable_only = 0;
 
@@ -120,6 +78,24 @@ static int64_t count_above_portable(const uint32_t *keys, int64_t n, uint32_t t)
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) m += keys[i] > t;
     return m;
+}
+
+/// Partitions src[0 ..< n] around `pivot` (one of its keys) into dst: the keys above it
+/// to dst[0 ..< above], those below it to dst[below + 1 ..< n]. Both slots are written
+/// and one index advanced: no branch, and no load waits on an earlier store as in an
+/// in-place partition. As the pivot is one of the keys, the two ends never cross.
+static void partition_portable(const uint32_t *src, int64_t n, uint32_t pivot, uint32_t *dst, int64_t *aboveOut,
+                               int64_t *belowOut) {
+    int64_t above = 0, below = n - 1;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t x = src[i];
+        dst[above] = x;
+        dst[below] = x;
+        above += x > pivot;
+        below -= x < pivot;
+    }
+    *aboveOut = above;
+    *belowOut = below;
 }
 
 // MARK: AVX-512
@@ -253,10 +229,69 @@ DS_AVX512 static void take_avx512(uint8_t *flags, const uint32_t *keys, int64_t 
     take_portable(flags + i, keys + i, n - i, t, ties);
 }
 
+/// The same partition 16 keys at a time: each side's keys compressed in a register and
+/// stored with a mask of their count.
+DS_AVX512 static void partition_avx512(const uint32_t *src, int64_t n, uint32_t pivot, uint32_t *dst,
+                                       int64_t *aboveOut, int64_t *belowOut) {
+    int64_t above = 0, below = n - 1, i = 0;
+    __m512i p = _mm512_set1_epi32((int)pivot);
+    for (; i + 16 <= n; i += 16) {
+        __m512i x = _mm512_loadu_si512((const void *)(src + i));
+        __mmask16 gt = _mm512_cmpgt_epu32_mask(x, p), lt = _mm512_cmplt_epu32_mask(x, p);
+        int cg = __builtin_popcount(gt), cl = __builtin_popcount(lt);
+        _mm512_mask_storeu_epi32(dst + above, (__mmask16)((1u << cg) - 1), _mm512_maskz_compress_epi32(gt, x));
+        _mm512_mask_storeu_epi32(dst + below + 1 - cl, (__mmask16)((1u << cl) - 1), _mm512_maskz_compress_epi32(lt, x));
+        above += cg;
+        below -= cl;
+    }
+    for (; i < n; i++) {
+        uint32_t x = src[i];
+        dst[above] = x;
+        dst[below] = x;
+        above += x > pivot;
+        below -= x < pivot;
+    }
+    *aboveOut = above;
+    *belowOut = below;
+}
+
 #define DISPATCH(name, ...) (has_avx512() ? name##_avx512(__VA_ARGS__) : name##_portable(__VA_ARGS__))
 #else
 #define DISPATCH(name, ...) (name##_portable(__VA_ARGS__))
 #endif
+
+/// The k-th largest of in[0..<n] (1-based). Each round partitions around a
+/// median-of-three pivot from one buffer into the other (`partition`), then goes on in
+/// the part holding the k-th. The first round reads `in`, later ones
+/// alternate between `a` and `b` (n keys each; `in` may be `b`).
+static uint32_t quickselect_u32(const uint32_t *in, uint32_t *a, uint32_t *b, int64_t n, int64_t k) {
+    int64_t target = k - 1;
+    const uint32_t *src = in;
+    uint32_t *dst = a, *spare = b;
+    while (n > 1) {
+        uint32_t x0 = src[0], x1 = src[n / 2], x2 = src[n - 1];
+        uint32_t lo = x0 < x1 ? x0 : x1, hi = x0 < x1 ? x1 : x0;
+        uint32_t m = hi < x2 ? hi : x2;
+        uint32_t pivot = lo > m ? lo : m;
+        int64_t above, below;
+        DISPATCH(partition, src, n, pivot, dst, &above, &below);
+        if (target < above) {
+            n = above;
+            src = dst;
+        } else if (target <= below) {
+            return pivot;
+        } else {
+            target -= below + 1;
+            n -= below + 1;
+            src = dst + below + 1;
+        }
+        uint32_t *next = spare;
+        spare = dst;
+        dst = next;
+    }
+    return src[0];
+}
+
 
 // MARK: Public entry points
 
