@@ -180,20 +180,14 @@ __attribute__((target("avx512f")))
 static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 /// Entries [e0, e0 + E) of one output row for one image, over blocks [b0, b1) of 64
-/// positions: acc[2j], acc[2j + 1] += dy · (x shifted by entry j's tap). `P` 0: every
-/// vector's own mask (`masks + 36·b + tap`, vector stride 9); else the masks of row 1
-/// (`masks + 9·per_row + tap`) repeating every P vectors.
-#define DS_SAMPLED(E, P)                                                                                            \
-    __attribute__((target("avx512f")))                                                                              \
-    static void sampled_##E##_##P(const int64_t *offset, const uint8_t *tap, int64_t e0, const float *xn,          \
-                                  const float *dn, int64_t b0, int64_t b1, const __mmask16 *masks,                 \
-                                  int64_t per_row, int64_t plane, __m512 *acc) {                                    \
-        __m512 a[2 * E];                                                                                            \
-        for (int j = 0; j < 2 * E; j++) a[j] = acc[j];                                                              \
-        __mmask16 mk[E][4];                                                                                         \
-        if (P != 0)                                                                                                 \
-            for (int j = 0; j < E; j++)                                                                             \
-                for (int k = 0; k < 4; k++) mk[j][k] = masks[9 * per_row + tap[e0 + j] + 9 * (P ? k % (P ? P : 1) : 0)]; \
+/// positions: a[2j], a[2j + 1] += dy · (x shifted by entry j's tap). `P` 0: every
+/// vector's own mask (`masks + 36·b + tap`, vector stride 9); else `mk[j]`, the masks of
+/// row 1 repeating every P vectors. Inlined into the image loop, so `a` stays in registers.
+#define DS_SAMPLED_BLOCKS(E, P)                                                                                     \
+    __attribute__((target("avx512f"), always_inline))                                                               \
+    static inline void sampled_blocks_##E##_##P(__m512 *a, const int64_t *offset, const uint8_t *tap, int64_t e0,  \
+                                                const float *xn, const float *dn, int64_t b0, int64_t b1,          \
+                                                const __mmask16 *masks, int64_t plane, __mmask16 mk[E][4]) {       \
         for (int64_t b = b0; b < b1; b++) {                                                                         \
             const float *d = dn + 64 * b;                                                                           \
             __m512 d0, d1, d2, d3;                                                                                  \
@@ -221,28 +215,91 @@ static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
                 a[2 * j + 1] = _mm512_fmadd_ps(d3, _mm512_maskz_loadu_ps(m3, src + 48), a[2 * j + 1]);              \
             }                                                                                                       \
         }                                                                                                           \
+    }
+DS_SAMPLED_BLOCKS(4, 0)
+DS_SAMPLED_BLOCKS(1, 0)
+DS_SAMPLED_BLOCKS(4, 1)
+DS_SAMPLED_BLOCKS(1, 1)
+DS_SAMPLED_BLOCKS(4, 2)
+DS_SAMPLED_BLOCKS(1, 2)
+DS_SAMPLED_BLOCKS(4, 4)
+DS_SAMPLED_BLOCKS(1, 4)
+
+/// The sums of entries [e0, e0 + E) of one output row over images [n0, n1), each image's
+/// blocks in order: edge blocks [0, lo), interior blocks [lo, hi) with the row-1 masks
+/// repeating every P vectors, edge blocks [hi, blocks). The sums stay in registers across
+/// the images (loaded from and stored to `acc` once).
+#define DS_SAMPLED_IMAGES(E, P)                                                                                     \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_images_##E##_##P(const int64_t *offset, const uint8_t *tap, int64_t e0, const float *x,    \
+                                         const float *dr, int64_t n0, int64_t n1, int64_t lo, int64_t hi,          \
+                                         int64_t blocks, const __mmask16 *masks, int64_t per_row, int64_t plane,   \
+                                         __m512 *acc) {                                                             \
+        __m512 a[2 * E];                                                                                            \
+        for (int j = 0; j < 2 * E; j++) a[j] = acc[j];                                                              \
+        __mmask16 mk[E][4];                                                                                         \
+        for (int j = 0; j < E; j++)                                                                                 \
+            for (int k = 0; k < 4; k++) mk[j][k] = P ? masks[9 * per_row + tap[e0 + j] + 9 * (k % (P ? P : 1))] : 0; \
+        for (int64_t n = n0; n < n1; n++) {                                                                         \
+            const float *xn = x + n * plane, *dn = dr + n * plane;                                                  \
+            sampled_blocks_##E##_0(a, offset, tap, e0, xn, dn, 0, lo, masks, plane, mk);                            \
+            sampled_blocks_##E##_##P(a, offset, tap, e0, xn, dn, lo, hi, masks, plane, mk);                         \
+            sampled_blocks_##E##_0(a, offset, tap, e0, xn, dn, hi, blocks, masks, plane, mk);                       \
+        }                                                                                                           \
         for (int j = 0; j < 2 * E; j++) acc[j] = a[j];                                                              \
     }
-DS_SAMPLED(4, 0)
-DS_SAMPLED(1, 0)
-DS_SAMPLED(4, 1)
-DS_SAMPLED(1, 1)
-DS_SAMPLED(4, 2)
-DS_SAMPLED(1, 2)
-DS_SAMPLED(4, 4)
-DS_SAMPLED(1, 4)
+DS_SAMPLED_IMAGES(4, 0)
+DS_SAMPLED_IMAGES(1, 0)
+DS_SAMPLED_IMAGES(4, 1)
+DS_SAMPLED_IMAGES(1, 1)
+DS_SAMPLED_IMAGES(4, 2)
+DS_SAMPLED_IMAGES(1, 2)
+DS_SAMPLED_IMAGES(4, 4)
+DS_SAMPLED_IMAGES(1, 4)
 
 typedef void (*sampled_fn)(const int64_t *, const uint8_t *, int64_t, const float *, const float *, int64_t, int64_t,
-                           const __mmask16 *, int64_t, int64_t, __m512 *);
+                           int64_t, int64_t, int64_t, const __mmask16 *, int64_t, int64_t, __m512 *);
 
 static sampled_fn sampled_kernel(int e, int period) {
     switch (period) {
-    case 1: return e == 4 ? sampled_4_1 : sampled_1_1;
-    case 2: return e == 4 ? sampled_4_2 : sampled_1_2;
-    case 4: return e == 4 ? sampled_4_4 : sampled_1_4;
-    default: return e == 4 ? sampled_4_0 : sampled_1_0;
+    case 1: return e == 4 ? sampled_images_4_1 : sampled_images_1_1;
+    case 2: return e == 4 ? sampled_images_4_2 : sampled_images_1_2;
+    case 4: return e == 4 ? sampled_images_4_4 : sampled_images_1_4;
+    default: return e == 4 ? sampled_images_4_0 : sampled_images_1_0;
     }
 }
+
+/// The same sums for planes of one block (at most 64 positions: 8×8, 7×7): entries
+/// [e0, e0 + E) of one output row over every image, the sums kept in registers and the
+/// masks loaded once (a block's masks do not change from image to image). Each sum runs
+/// over the images in order, as in the general loop.
+#define DS_SAMPLED_ONE_BLOCK(E)                                                                                     \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_one_block_##E(const int64_t *offset, const uint8_t *tap, int64_t e0, const float *x,       \
+                                      const float *dr, int64_t batch, int64_t plane, const __mmask16 *masks,      \
+                                      __m512 *acc) {                                                                \
+        __m512 a[2 * E];                                                                                            \
+        for (int j = 0; j < 2 * E; j++) a[j] = acc[j];                                                              \
+        __mmask16 mk[E][4], lanes[4];                                                                               \
+        for (int k = 0; k < 4; k++) lanes[k] = plane_lanes(k, plane);                                               \
+        for (int j = 0; j < E; j++)                                                                                 \
+            for (int k = 0; k < 4; k++) mk[j][k] = masks[tap[e0 + j] + 9 * k];                                      \
+        for (int64_t n = 0; n < batch; n++) {                                                                       \
+            const float *d = dr + n * plane, *xn = x + n * plane;                                                   \
+            __m512 d0 = _mm512_maskz_loadu_ps(lanes[0], d), d1 = _mm512_maskz_loadu_ps(lanes[1], d + 16);           \
+            __m512 d2 = _mm512_maskz_loadu_ps(lanes[2], d + 32), d3 = _mm512_maskz_loadu_ps(lanes[3], d + 48);      \
+            for (int j = 0; j < E; j++) {                                                                           \
+                const float *src = xn + offset[e0 + j];                                                             \
+                a[2 * j] = _mm512_fmadd_ps(d0, _mm512_maskz_loadu_ps(mk[j][0], src), a[2 * j]);                     \
+                a[2 * j + 1] = _mm512_fmadd_ps(d1, _mm512_maskz_loadu_ps(mk[j][1], src + 16), a[2 * j + 1]);        \
+                a[2 * j] = _mm512_fmadd_ps(d2, _mm512_maskz_loadu_ps(mk[j][2], src + 32), a[2 * j]);                \
+                a[2 * j + 1] = _mm512_fmadd_ps(d3, _mm512_maskz_loadu_ps(mk[j][3], src + 48), a[2 * j + 1]);        \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (int j = 0; j < 2 * E; j++) acc[j] = a[j];                                                              \
+    }
+DS_SAMPLED_ONE_BLOCK(4)
+DS_SAMPLED_ONE_BLOCK(1)
 
 /// Images outermost (an image's input planes stay in L2 across the rows), each row's
 /// entries four at a time over the image's blocks: edge blocks with per-vector masks,
@@ -274,18 +331,38 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
         period = per_row;
         if (hi < lo) hi = lo;
     }
-    for (int64_t n = 0; n < batch; n++) {
-        const float *xn = x + n * plane;
+    if (blocks == 1) {
+        // One block per plane: rows outermost, every image inside (sampled_one_block).
         for (int64_t r = r0; r < r1; r++) {
-            const float *dn = dy + r * channel_stride + n * plane;
-            int64_t e = start[r] - first, end = start[r + 1] - first;
-            while (e < end) {
-                int width_e = end - e >= 4 ? 4 : 1;
-                __m512 *a = acc + 2 * e;
-                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, 0, lo, masks, per_row, plane, a);
-                sampled_kernel(width_e, (int)period)(offset, taps, e, xn, dn, lo, hi, masks, per_row, plane, a);
-                sampled_kernel(width_e, 0)(offset, taps, e, xn, dn, hi, blocks, masks, per_row, plane, a);
-                e += width_e;
+            const float *dr = dy + r * channel_stride;
+            for (int64_t e = start[r] - first, end = start[r + 1] - first; e < end;) {
+                if (end - e >= 4) {
+                    sampled_one_block_4(offset, taps, e, x, dr, batch, plane, masks, acc + 2 * e);
+                    e += 4;
+                } else {
+                    sampled_one_block_1(offset, taps, e, x, dr, batch, plane, masks, acc + 2 * e);
+                    e += 1;
+                }
+            }
+        }
+    } else {
+        // Tiles of images whose input planes fit in about 256 KB (they stay in L2 across
+        // the rows); within a tile each entry's sums stay in registers over its images.
+        int32_t channels = 1;
+        for (int64_t e = 0; e < count; e++) channels = channel[first + e] >= channels ? channel[first + e] + 1 : channels;
+        int64_t tile = (256 * 1024) / (channels * plane * (int64_t)sizeof(float));
+        if (tile < 1) tile = 1;
+        for (int64_t n0 = 0; n0 < batch; n0 += tile) {
+            int64_t n1 = n0 + tile < batch ? n0 + tile : batch;
+            for (int64_t r = r0; r < r1; r++) {
+                const float *dr = dy + r * channel_stride;
+                int64_t e = start[r] - first, end = start[r + 1] - first;
+                while (e < end) {
+                    int width_e = end - e >= 4 ? 4 : 1;
+                    sampled_kernel(width_e, (int)period)(offset, taps, e, x, dr, n0, n1, lo, hi, blocks, masks, per_row,
+                                                         plane, acc + 2 * e);
+                    e += width_e;
+                }
             }
         }
     }

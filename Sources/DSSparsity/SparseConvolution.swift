@@ -255,8 +255,9 @@ extension SparseWeightKernel: ConvolutionKernel {
         // columns ci·9 ..< ci·9 + 9, each reading output channel rowIndex[e] at the
         // flipped tap of its column.
         func transposedEntries() -> (starts: [Int32], entries: [Int32]) {
-            ((0...g.channels).map { p.columnStart[$0 * 9] },
-             p.rowIndex.indices.map { e in Int32(Int(p.rowIndex[e]) * 9 + Int(p.transposedPositions[e]) % p.columns % 9) })
+            let columnStart = p.columnStart, rowIndex = p.rowIndex, positions = p.transposedPositions, columns = p.columns
+            return ((0...g.channels).map { columnStart[$0 * 9] },
+                    rowIndex.indices.map { e in Int32(Int(rowIndex[e]) * 9 + Int(positions[e]) % columns % 9) })
         }
         if runsNative(g) {
             // On update steps the dense gradient by GEMMs on column matrices (the sampled

@@ -20,11 +20,14 @@ struct KernelCrossover: ParsableCommand {
 
     /// (name, layer kind, in, out, plane size): the MLP's first layer and ResNet 3×3
     /// convolutions on each plane size (direct kernels down to 8×8, columns at 4×4).
+    /// Each line also gives the forward's share of both kernels' times.
     static let shapes: [(String, String, Int, Int, Int)] = [
         ("linear 784→300", "linear", 784, 300, 0), ("linear 512→512", "linear", 512, 512, 0),
         ("conv 16→16 @32", "conv", 16, 16, 32), ("conv 64→64 @32", "conv", 64, 64, 32),
         ("conv 128→128 @16", "conv", 128, 128, 16), ("conv 256→256 @8", "conv", 256, 256, 8),
         ("conv 512→512 @4", "conv", 512, 512, 4),
+        // ResNet-20's second and third stages.
+        ("conv 32→32 @16", "conv", 32, 32, 16), ("conv 64→64 @8", "conv", 64, 64, 8),
     ]
 
     func run() throws { try Parallel.withThreads(threads) { try measure() } }
@@ -54,13 +57,26 @@ struct KernelCrossover: ParsableCommand {
                 layer.weight.value = full
                 for i in 0..<mask.active.count where !mask.active[i] { layer.weight.value.storage[i] = 0 }
                 layer.kernel = DenseWeightKernel(weight: layer.weight)
-                let dense = BenchEnvironment.median(repeats) { _ in layer.zeroGradients(); _ = layer.forward(x, training: true); _ = layer.backward(dy) }
+                /// Median seconds of forward + backward, and of the forward alone.
+                func time() -> (Double, Double) {
+                    var forward: [Double] = []
+                    let both = BenchEnvironment.median(repeats) { _ in
+                        layer.zeroGradients()
+                        let t = Date()
+                        _ = layer.forward(x, training: true)
+                        forward.append(Date().timeIntervalSince(t))
+                        _ = layer.backward(dy)
+                    }
+                    return (both, BenchEnvironment.medianOf(Array(forward.dropFirst())))
+                }
+                let (dense, denseForward) = time()
                 let kernel = SparseWeightKernel(weight: layer.weight, mask: mask)
                 layer.kernel = kernel
-                let sparse = BenchEnvironment.median(repeats) { _ in layer.zeroGradients(); _ = layer.forward(x, training: true); _ = layer.backward(dy) }
+                let (sparse, sparseForward) = time()
                 kernel.detach()
-                print(String(format: "%-18@ density %.2f: dense %8.2f ms  sparse %8.2f ms  %.2fx", name as NSString,
-                             density, dense * 1000, sparse * 1000, dense / sparse))
+                print(String(format: "%-18@ density %.2f: dense %8.2f ms  sparse %8.2f ms  %.2fx  (forward: dense %.2f, sparse %.2f ms)",
+                             name as NSString, density, dense * 1000, sparse * 1000, dense / sparse, denseForward * 1000,
+                             sparseForward * 1000))
                 lines.append(String(format: "%@,%.2f,%d,%d,%.3f,%.3f,%.3f", name, density, batch, threads,
                                     dense * 1000, sparse * 1000, dense / sparse))
             }
