@@ -148,10 +148,96 @@ static conv_chunk_fn chunk_kernel(int nv, int period) {
     }
 }
 
+/// One image's input planes, three times over (columns shifted by dw = −1, 0, +1), each
+/// with a zero row above and below and zeros where the shifted column leaves the plane:
+/// copy s of channel c is `buf + (s·channels + c)·(H + 2)·W`, its row 1 + h holding
+/// x[c][h][w + s − 1]. Width a multiple of 16, `buf` 64-byte aligned.
+__attribute__((target("avx512f")))
+static void shifted_copies(const float *xn, int64_t channels, int64_t channel_stride, int64_t height, int64_t width,
+                           float *buf) {
+    int64_t padded = (height + 2) * width;
+    for (int s = 0; s < 3; s++) {
+        for (int64_t c = 0; c < channels; c++) {
+            float *out = buf + (s * channels + c) * padded;
+            const float *in = xn + c * channel_stride + (s - 1);
+            memset(out, 0, (size_t)width * sizeof(float));
+            memset(out + (height + 1) * width, 0, (size_t)width * sizeof(float));
+            for (int64_t h = 0; h < height; h++) {
+                for (int64_t w0 = 0; w0 < width; w0 += 16) {
+                    // Lane l reads column w0 + l + s − 1: the first lane of a row's first
+                    // vector (s = 0) and the last of its last (s = 2) lie outside.
+                    __mmask16 m = (__mmask16)((s == 0 && w0 == 0 ? 0xFFFEu : 0xFFFFu) &
+                                              (s == 2 && w0 + 16 == width ? 0x7FFFu : 0xFFFFu));
+                    _mm512_store_ps(out + (h + 1) * width + w0, _mm512_maskz_loadu_ps(m, in + h * width + w0));
+                }
+            }
+        }
+    }
+}
+
+/// `NV` vectors from plane position p0 for every output row, reading the shifted copies
+/// (`shifted_copies`) at each entry's offset: aligned loads, no masks.
+#define DS_CONV_ALIGNED(NV)                                                                                         \
+    __attribute__((target("avx512f")))                                                                              \
+    static void conv_aligned_##NV(const int64_t *start, const int64_t *offset, const float *values,               \
+                                  const float *bias, int64_t rows, const float *buf, float *yn, int64_t out_stride, \
+                                  int64_t p0) {                                                                     \
+        for (int64_t r = 0; r < rows; r++) {                                                                        \
+            __m512 acc[NV];                                                                                         \
+            __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                       \
+            for (int k = 0; k < NV; k++) acc[k] = b;                                                                \
+            for (int64_t e = start[r]; e < start[r + 1]; e++) {                                                     \
+                const float *src = buf + offset[e] + p0;                                                            \
+                __m512 v = _mm512_set1_ps(values[e]);                                                               \
+                for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(v, _mm512_load_ps(src + 16 * k), acc[k]);     \
+            }                                                                                                       \
+            float *out = yn + r * out_stride + p0;                                                                  \
+            for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                    \
+        }                                                                                                           \
+    }
+DS_CONV_ALIGNED(8)
+DS_CONV_ALIGNED(4)
+DS_CONV_ALIGNED(2)
+DS_CONV_ALIGNED(1)
+
+/// Planes whose width is a multiple of 16: each image's inputs copied shifted and padded
+/// (`shifted_copies`, about 3·C·(H + 2)·W floats), then every tap an aligned load. The
+/// sums are those of the masked kernels, term for term (zeros where they mask).
+__attribute__((target("avx512f")))
+static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                const float *values, const float *bias, int64_t rows, const float *x, float *y,
+                                int64_t batch, int64_t height, int64_t width, int64_t n0, int64_t n1) {
+    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows], padded = (height + 2) * width;
+    int32_t channels = 1;
+    for (int64_t e = 0; e < count; e++) channels = channel[e] >= channels ? channel[e] + 1 : channels;
+    int64_t *offset = malloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < count; e++) {
+        int dh = tap[e] / 3 - 1, s = tap[e] % 3;
+        offset[e] = (s * channels + channel[e]) * padded + (1 + dh) * width;
+    }
+    float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
+    int64_t vectors = plane / 16;
+    for (int64_t n = n0; n < n1; n++) {
+        shifted_copies(x + n * plane, channels, channel_stride, height, width, buf);
+        float *yn = y + n * plane;
+        int64_t v = 0;
+        for (; v + 8 <= vectors; v += 8) conv_aligned_8(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v);
+        if (v + 4 <= vectors) { conv_aligned_4(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v); v += 4; }
+        if (v + 2 <= vectors) { conv_aligned_2(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v); v += 2; }
+        if (v < vectors) conv_aligned_1(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v);
+    }
+    free(buf);
+    free(offset);
+}
+
 __attribute__((target("avx512f")))
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1) {
+    if (width % 16 == 0) {
+        conv3x3_from_copies(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
+        return;
+    }
     int64_t plane = height * width, channel_stride = batch * plane, count = start[rows];
     int64_t *offset = malloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
     for (int64_t e = 0; e < count; e++) offset[e] = channel[e] * channel_stride + tap_shift(tap[e], width);
