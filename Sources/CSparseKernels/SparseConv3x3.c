@@ -162,6 +162,10 @@ static void shifted_copies(const float *xn, int64_t channels, int64_t channel_st
             const float *in = xn + c * channel_stride + (s - 1);
             memset(out, 0, (size_t)width * sizeof(float));
             memset(out + (height + 1) * width, 0, (size_t)width * sizeof(float));
+            if (s == 1) {   // unshifted: the plane as it is, one copy
+                memcpy(out + width, in, (size_t)(height * width) * sizeof(float));
+                continue;
+            }
             for (int64_t h = 0; h < height; h++) {
                 for (int64_t w0 = 0; w0 < width; w0 += 16) {
                     // Lane l reads column w0 + l + s − 1: the first lane of a row's first
