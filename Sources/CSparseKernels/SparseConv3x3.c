@@ -49,55 +49,32 @@ static inline __mmask16 plane_lanes(int64_t v, int64_t plane) {
     return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
 }
 
-/// A run of `nv` vectors from vector `v0`; `period` 0: every vector has its own masks
-/// (rows at the plane's top and bottom edge), else the masks repeat every `period`
-/// vectors (interior rows: only the column edges are masked).
-typedef struct { int64_t v0; int nv; int period; } conv_chunk;
+/// A run of `nv` vectors from vector `v0`.
+typedef struct { int64_t v0; int nv; } conv_chunk;
 
-/// Edge chunks over vectors [v, end), each 8, 4, 2 or 1 vectors long (the kernels' sizes).
-static int64_t edge_chunks(int64_t v, int64_t end, conv_chunk *out, int64_t n) {
+/// The plane's vectors in chunks of 8, 4, 2 or 1 (the kernels' sizes).
+static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
+    int64_t v = 0, end = plane_vectors(height, width), n = 0;
     while (v < end) {
         int64_t left = end - v;
         int nv = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        out[n++] = (conv_chunk){v, nv, 0};
+        out[n++] = (conv_chunk){v, nv};
         v += nv;
     }
     return n;
 }
 
-/// The plane in chunks of at most 8 vectors. Planes whose width is not a multiple of 16
-/// (a vector then spans rows), or under 3 rows, are all edge chunks.
-static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
-    int64_t vectors = plane_vectors(height, width), n = 0;
-    if (width % 16 != 0 || height < 3) return edge_chunks(0, vectors, out, 0);
-    int64_t per_row = width / 16;
-    n = edge_chunks(0, per_row, out, n);
-    // A row's masks repeat every row: chunks of 8, 4 or 2 vectors starting on row 1 keep
-    // the pattern's phase when the row is 1, 2 or 4 vectors long; other widths take each
-    // vector's own masks.
-    int period = per_row == 1 || per_row == 2 || per_row == 4 ? (int)per_row : 0;
-    int64_t v = per_row, end = (height - 1) * per_row;
-    while (v < end) {
-        int64_t left = end - v;
-        int nv = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        out[n++] = (conv_chunk){v, nv, period > nv ? 0 : period};
-        v += nv;
-    }
-    return edge_chunks(end, vectors, out, n);
-}
-
 /// The shift of tap t in a plane of width W.
 static inline int64_t tap_shift(int t, int64_t width) { return (int64_t)(t / 3 - 1) * width + (t % 3 - 1); }
 
-/// One chunk of one image for every output row. Edge chunks read each vector's own mask
-/// (`masks + v0·9`, stride 9); interior chunks load `P` masks per entry (the row's
-/// pattern for the entry's column shift) and reuse them down the rows.
-#define DS_CONV_CHUNK(NV, P)                                                                                        \
+/// One chunk of one image for every output row, each vector with its own masks
+/// (`masks + v0·9`, stride 9): planes whose width is not a multiple of 16, where a vector
+/// may span rows (wider multiples of 16 read shifted copies instead, below).
+#define DS_CONV_CHUNK(NV)                                                                                           \
     __attribute__((target("avx512f")))                                                                              \
-    static void conv_chunk_##NV##_##P(const int64_t *start, const int64_t *offset, const uint8_t *tap,             \
-                                      const float *values, const float *bias, int64_t rows, const float *xn,        \
-                                      float *yn, int64_t out_stride, int64_t p0, const __mmask16 *masks,            \
-                                      __mmask16 last) {                                                             \
+    static void conv_chunk_##NV(const int64_t *start, const int64_t *offset, const uint8_t *tap,                   \
+                                const float *values, const float *bias, int64_t rows, const float *xn, float *yn,  \
+                                int64_t out_stride, int64_t p0, const __mmask16 *masks, __mmask16 last) {           \
         for (int64_t r = 0; r < rows; r++) {                                                                        \
             __m512 acc[NV];                                                                                         \
             __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                       \
@@ -106,46 +83,24 @@ static inline int64_t tap_shift(int t, int64_t width) { return (int64_t)(t / 3 -
                 const float *src = xn + offset[e] + p0;                                                             \
                 __m512 v = _mm512_set1_ps(values[e]);                                                               \
                 const __mmask16 *m = masks + tap[e];                                                                \
-                if (P == 0) {                                                                                       \
-                    for (int k = 0; k < NV; k++)                                                                    \
-                        acc[k] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m[9 * k], src + 16 * k), acc[k]);         \
-                } else {                                                                                            \
-                    __mmask16 mk[P > 0 ? P : 1];                                                                    \
-                    for (int j = 0; j < (P > 0 ? P : 1); j++) mk[j] = m[9 * j];                                     \
-                    for (int k = 0; k < NV; k++)                                                                    \
-                        acc[k] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[k % (P > 0 ? P : 1)], src + 16 * k),   \
-                                                 acc[k]);                                                           \
-                }                                                                                                   \
+                for (int k = 0; k < NV; k++)                                                                        \
+                    acc[k] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m[9 * k], src + 16 * k), acc[k]);             \
             }                                                                                                       \
             float *out = yn + r * out_stride + p0;                                                                  \
             for (int k = 0; k < NV - 1; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                \
             _mm512_mask_storeu_ps(out + 16 * (NV - 1), last, acc[NV - 1]);                                          \
         }                                                                                                           \
     }
-DS_CONV_CHUNK(8, 0)
-DS_CONV_CHUNK(4, 0)
-DS_CONV_CHUNK(2, 0)
-DS_CONV_CHUNK(1, 0)
-DS_CONV_CHUNK(8, 1)
-DS_CONV_CHUNK(4, 1)
-DS_CONV_CHUNK(2, 1)
-DS_CONV_CHUNK(1, 1)
-DS_CONV_CHUNK(8, 2)
-DS_CONV_CHUNK(4, 2)
-DS_CONV_CHUNK(2, 2)
-DS_CONV_CHUNK(8, 4)
-DS_CONV_CHUNK(4, 4)
+DS_CONV_CHUNK(8)
+DS_CONV_CHUNK(4)
+DS_CONV_CHUNK(2)
+DS_CONV_CHUNK(1)
 
 typedef void (*conv_chunk_fn)(const int64_t *, const int64_t *, const uint8_t *, const float *, const float *,
                               int64_t, const float *, float *, int64_t, int64_t, const __mmask16 *, __mmask16);
 
-static conv_chunk_fn chunk_kernel(int nv, int period) {
-    switch (period) {
-    case 1: return nv == 8 ? conv_chunk_8_1 : nv == 4 ? conv_chunk_4_1 : nv == 2 ? conv_chunk_2_1 : conv_chunk_1_1;
-    case 2: return nv == 8 ? conv_chunk_8_2 : nv == 4 ? conv_chunk_4_2 : conv_chunk_2_2;
-    case 4: return nv == 8 ? conv_chunk_8_4 : conv_chunk_4_4;
-    default: return nv == 8 ? conv_chunk_8_0 : nv == 4 ? conv_chunk_4_0 : nv == 2 ? conv_chunk_2_0 : conv_chunk_1_0;
-    }
+static conv_chunk_fn chunk_kernel(int nv) {
+    return nv == 8 ? conv_chunk_8 : nv == 4 ? conv_chunk_4 : nv == 2 ? conv_chunk_2 : conv_chunk_1;
 }
 
 /// One image's input planes, three times over (columns shifted by dw = −1, 0, +1), each
@@ -248,17 +203,14 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
     __mmask16 *masks = vector_masks(height, width);
     conv_chunk *chunks = malloc((size_t)(plane_vectors(height, width) + 2) * sizeof(conv_chunk));
     int64_t nchunks = plan_chunks(height, width, chunks);
-    int64_t per_row = width / 16;
     for (int64_t n = n0; n < n1; n++) {
         const float *xn = x + n * plane;
         float *yn = y + n * plane;
         for (int64_t c = 0; c < nchunks; c++) {
             conv_chunk ch = chunks[c];
-            // Interior chunks read the masks of row 1 (valid for every row shift).
-            const __mmask16 *m = masks + (ch.period ? per_row : ch.v0) * 9;
             __mmask16 last = plane_lanes(ch.v0 + ch.nv - 1, plane);   // a partial last vector: masked stores
-            chunk_kernel(ch.nv, ch.period)(start, offset, tap, values, bias, rows, xn, yn, channel_stride,
-                                           16 * ch.v0, m, last);
+            chunk_kernel(ch.nv)(start, offset, tap, values, bias, rows, xn, yn, channel_stride, 16 * ch.v0,
+                                masks + ch.v0 * 9, last);
         }
     }
     free(chunks);
