@@ -68,10 +68,12 @@ public enum Selection {
         if keys.count < 4096 { var work = keys; return quickselect(&work, k) }
         // Long inputs: a regular sample bounds the answer from below with a wide margin;
         // when at least k keys pass the bound, the answer is the k-th largest of those
-        // (exact either way: otherwise the full selection below runs).
+        // (exact either way: otherwise the full selection below runs). When every key
+        // passes (many equal keys, e.g. an all-zero gradient) the sample ruled nothing
+        // out, and the full selection runs on them instead of the same search again.
         if let bound = keys.withUnsafeBufferPointer({ kp in sampledBound(k, count: kp.count, key: { kp[$0] }) }) {
             let passing = keys.withUnsafeBufferPointer { compacted($0) { $0 >= bound } }
-            if passing.count >= k { return kthLargest(passing, k) }
+            if passing.count >= k && passing.count < keys.count { return kthLargest(passing, k) }
         }
         var rank = k, prefix: UInt32 = 0
         var subset = keys

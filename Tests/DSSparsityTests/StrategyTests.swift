@@ -299,6 +299,30 @@ import Foundation
         }
     }
 
+    /// Long inputs of equal scores (an all-zero gradient): every key passes the sampled
+    /// bound, and the selections still end, taking the lowest indices.
+    @Test func equalScoresOnLongInputsTakeTheLowestIndices() {
+        let n = 40_000, k = 1000
+        let zeros = [Float](repeating: 0, count: n)
+        #expect(Selection.largest(k, of: Array(0..<n)) { zeros[$0] } == Array(0..<k))
+        var got: [Int] = []
+        zeros.withUnsafeBufferPointer { z in
+            Array(0..<n).withUnsafeBufferPointer { Selection.largestMagnitudes(k, of: $0, in: z.baseAddress!) { got.append($0) } }
+        }
+        #expect(got.sorted() == Array(0..<k))
+        let (key, ties) = zeros.withUnsafeBufferPointer { Selection.magnitudeCut(k, of: $0) }
+        #expect(key == Selection.magnitudeKey(0) && ties == k)
+        // RigL on a layer this size with a zero dense gradient grows the lowest free positions.
+        var rng = Xoshiro256(seed: 12)
+        let rows = 100, columns = 400
+        let mask = try! Unstructured().randomMask(name: "l", rows: rows, columns: columns, budget: n / 10, rng: &rng)
+        let weights = (0..<n).map { mask.active[$0] ? rng.normal() : 0 }
+        let input = LayerUpdateInput(name: "l", mask: mask, weights: weights, denseGradient: zeros, budget: n / 10,
+                                     dropFraction: 0.3)
+        let result = RigLStrategy().update(input, rng: &rng)
+        #expect(result.mask.count == mask.count)
+    }
+
     /// RigL's and SRigL's growth by `|g|` (groups filled in parallel) gives the mask the
     /// serial rule with `largestSet` gives, on 1 and 2 threads, per row and unstructured.
     @Test func growthByGradientMatchesTheSerialRuleOnAnyThreadCount() throws {
