@@ -92,7 +92,7 @@ public struct MaskChange: Equatable, Sendable {
 
 extension Array where Element == Int {
     /// The elements as `Int64`s (the same bytes on 64-bit platforms), for C kernels
-    /// that write positions; nil for an empty array.
+    /// that write positions; the pointer may be nil for an empty array.
     @inline(__always)
     mutating func withInt64Buffer<R>(_ body: (UnsafeMutablePointer<Int64>?) -> R) -> R {
         withUnsafeMutableBufferPointer { p in

@@ -105,6 +105,40 @@ import Testing
         }
     }
 
+    /// A layer that computes no input gradient (the conv model's first) gets a kernel
+    /// without the pattern's column order, at the start and after every mask update;
+    /// the others build it.
+    @Test func onlyLayersWithAnInputGradientBuildTheColumnOrder() throws {
+        var rng = Xoshiro256(seed: 6)
+        let model = Self.model("conv", rng: &rng)
+        let settings = SparsitySettings(strategy: RigLStrategy(), sparsity: 0.7, distribution: .uniform,
+                                        schedule: UpdateSchedule(interval: 1, endStep: 12, initialDropFraction: 0.3),
+                                        kernels: .on)
+        let sparse = try SparseModel(model: model, parameters: model.namedParameters().map(\.parameter),
+                                     settings: settings, rng: &rng)
+        func check(_ context: String) throws {
+            for layer in sparse.layers where layer.mask != nil {
+                let kernel = try #require(layer.kernel, "\(layer.name) on a sparse kernel")
+                let owner = try #require(model.namedLayers().first { $0.0 == layer.name }?.1 as? WeightLayer)
+                #expect(kernel.needsColumnOrder == owner.computesInputGradient, "\(context): \(layer.name)")
+                #expect(kernel.pattern.hasColumnOrder == owner.computesInputGradient, "\(context): \(layer.name)")
+            }
+            #expect(sparse.layers.contains { $0.kernel?.pattern.hasColumnOrder == false }, "\(context): the first layer")
+        }
+        try check("start")
+        let x = Fixtures.bandImages(count: 8, classes: 4, size: 16, seed: 2)
+        var input = Tensor(shape: [1, 8, 16, 16])
+        for i in 0..<input.count { input.storage[i] = Float(x.pixels[i]) / 255 }
+        model.zeroGradients()
+        sparse.prepareBackward(forStep: 1)
+        let r = CrossEntropy().evaluate(logits: model.forward(input, training: true), labels: x.labels.map(Int.init))
+        _ = model.backward(r.gradient)
+        sparse.prepareGradients(forStep: 1)
+        var maskRNG = Xoshiro256(seed: 7)
+        #expect(!sparse.afterStep(1, rng: &maskRNG).isEmpty, "an update ran")
+        try check("after an update")
+    }
+
     /// `auto` puts exactly the layers at or below their kind's crossover on sparse
     /// kernels (3×3 on 16×16 planes, strided and 1×1 convolutions and a Linear layer
     /// under ERK, whose densities differ per layer) and installs the matching kernels.
