@@ -68,8 +68,9 @@ static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
 static inline int64_t tap_shift(int t, int64_t width) { return (int64_t)(t / 3 - 1) * width + (t % 3 - 1); }
 
 /// One chunk of one image for every output row, each vector with its own masks
-/// (`masks + v0·9`, stride 9): planes whose width is not a multiple of 16, where a vector
-/// may span rows (wider multiples of 16 read shifted copies instead, below).
+/// (`masks + v0·9`, stride 9): planes the shifted copies below do not serve (a width
+/// neither a multiple of 16 nor dividing it, e.g. 28, 14, 7), where a vector may span
+/// rows at any column.
 #define DS_CONV_CHUNK(NV)                                                                                           \
     __attribute__((target("avx512f")))                                                                              \
     static void conv_chunk_##NV(const int64_t *start, const int64_t *offset, const uint8_t *tap,                   \
@@ -103,14 +104,21 @@ static conv_chunk_fn chunk_kernel(int nv) {
     return nv == 8 ? conv_chunk_8 : nv == 4 ? conv_chunk_4 : nv == 2 ? conv_chunk_2 : conv_chunk_1;
 }
 
+/// Planes the shifted copies serve: whole vectors of 16 positions per row (width a
+/// multiple of 16) or whole rows per vector (width dividing 16, plane a multiple of 16).
+static inline int copies_fit(int64_t height, int64_t width) {
+    return width % 16 == 0 || (16 % width == 0 && (height * width) % 16 == 0);
+}
+
 /// One image's input planes, three times over (columns shifted by dw = −1, 0, +1), each
 /// with a zero row above and below and zeros where the shifted column leaves the plane:
 /// copy s of channel c is `buf + (s·channels + c)·(H + 2)·W`, its row 1 + h holding
-/// x[c][h][w + s − 1]. Width a multiple of 16, `buf` 64-byte aligned.
+/// x[c][h][w + s − 1]. `shift_masks[2·v + (s == 2)]`: the lanes of vector v whose shifted
+/// column stays in the plane (copies_fit planes).
 __attribute__((target("avx512f")))
 static void shifted_copies(const float *xn, int64_t channels, int64_t channel_stride, int64_t height, int64_t width,
-                           float *buf) {
-    int64_t padded = (height + 2) * width;
+                           const __mmask16 *shift_masks, float *buf) {
+    int64_t plane = height * width, padded = (height + 2) * width;
     for (int s = 0; s < 3; s++) {
         for (int64_t c = 0; c < channels; c++) {
             float *out = buf + (s * channels + c) * padded;
@@ -118,24 +126,36 @@ static void shifted_copies(const float *xn, int64_t channels, int64_t channel_st
             memset(out, 0, (size_t)width * sizeof(float));
             memset(out + (height + 1) * width, 0, (size_t)width * sizeof(float));
             if (s == 1) {   // unshifted: the plane as it is, one copy
-                memcpy(out + width, in, (size_t)(height * width) * sizeof(float));
+                memcpy(out + width, in, (size_t)plane * sizeof(float));
                 continue;
             }
-            for (int64_t h = 0; h < height; h++) {
-                for (int64_t w0 = 0; w0 < width; w0 += 16) {
-                    // Lane l reads column w0 + l + s − 1: the first lane of a row's first
-                    // vector (s = 0) and the last of its last (s = 2) lie outside.
-                    __mmask16 m = (__mmask16)((s == 0 && w0 == 0 ? 0xFFFEu : 0xFFFFu) &
-                                              (s == 2 && w0 + 16 == width ? 0x7FFFu : 0xFFFFu));
-                    _mm512_store_ps(out + (h + 1) * width + w0, _mm512_maskz_loadu_ps(m, in + h * width + w0));
-                }
-            }
+            // Masked lanes (a row's first column for s = 0, its last for s = 2) read
+            // nothing and store zero.
+            for (int64_t p = 0; p < plane; p += 16)
+                _mm512_storeu_ps(out + width + p, _mm512_maskz_loadu_ps(shift_masks[2 * (p / 16) + (s == 2)], in + p));
         }
     }
 }
 
+/// The masks `shifted_copies` takes, for a plane of H×W (copies_fit).
+static __mmask16 *shift_masks_for(int64_t height, int64_t width) {
+    int64_t vectors = height * width / 16;
+    __mmask16 *masks = malloc((size_t)(2 * vectors) * sizeof(__mmask16));
+    for (int64_t v = 0; v < vectors; v++)
+        for (int s = 0; s < 2; s++) {
+            unsigned m = 0;
+            for (int l = 0; l < 16; l++) {
+                int64_t w = (16 * v + l) % width + (s ? 1 : -1);
+                if (w >= 0 && w < width) m |= 1u << l;
+            }
+            masks[2 * v + s] = (__mmask16)m;
+        }
+    return masks;
+}
+
 /// `NV` vectors from plane position p0 for every output row, reading the shifted copies
-/// (`shifted_copies`) at each entry's offset: aligned loads, no masks.
+/// (`shifted_copies`) at each entry's offset: no masks (aligned loads when the width is
+/// a multiple of 16).
 #define DS_CONV_ALIGNED(NV)                                                                                         \
     __attribute__((target("avx512f")))                                                                              \
     static void conv_aligned_##NV(const int64_t *start, const int64_t *offset, const float *values,               \
@@ -148,7 +168,7 @@ static void shifted_copies(const float *xn, int64_t channels, int64_t channel_st
             for (int64_t e = start[r]; e < start[r + 1]; e++) {                                                     \
                 const float *src = buf + offset[e] + p0;                                                            \
                 __m512 v = _mm512_set1_ps(values[e]);                                                               \
-                for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(v, _mm512_load_ps(src + 16 * k), acc[k]);     \
+                for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(v, _mm512_loadu_ps(src + 16 * k), acc[k]);    \
             }                                                                                                       \
             float *out = yn + r * out_stride + p0;                                                                  \
             for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                    \
@@ -159,7 +179,7 @@ DS_CONV_ALIGNED(4)
 DS_CONV_ALIGNED(2)
 DS_CONV_ALIGNED(1)
 
-/// Planes whose width is a multiple of 16: each image's inputs copied shifted and padded
+/// Planes `copies_fit` takes: each image's inputs copied shifted and padded
 /// (`shifted_copies`, about 3·C·(H + 2)·W floats), then every tap an aligned load. The
 /// sums are those of the masked kernels, term for term (zeros where they mask).
 __attribute__((target("avx512f")))
@@ -175,9 +195,10 @@ static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, co
         offset[e] = (s * channels + channel[e]) * padded + (1 + dh) * width;
     }
     float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
+    __mmask16 *shift_masks = shift_masks_for(height, width);
     int64_t vectors = plane / 16;
     for (int64_t n = n0; n < n1; n++) {
-        shifted_copies(x + n * plane, channels, channel_stride, height, width, buf);
+        shifted_copies(x + n * plane, channels, channel_stride, height, width, shift_masks, buf);
         float *yn = y + n * plane;
         int64_t v = 0;
         for (; v + 8 <= vectors; v += 8) conv_aligned_8(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v);
@@ -185,6 +206,7 @@ static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, co
         if (v + 2 <= vectors) { conv_aligned_2(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v); v += 2; }
         if (v < vectors) conv_aligned_1(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v);
     }
+    free(shift_masks);
     free(buf);
     free(offset);
 }
@@ -193,7 +215,7 @@ __attribute__((target("avx512f")))
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1) {
-    if (width % 16 == 0) {
+    if (copies_fit(height, width)) {
         conv3x3_from_copies(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
         return;
     }
