@@ -414,21 +414,25 @@ public struct KernelChoice: Equatable, Sendable {
 /// forward, input gradient and weight gradient, dense kernel on the masked weight vs
 /// sparse kernel, batch 128, 2 threads; README "Sparse training speed"), each the
 /// density where the two took about equally long: fully connected layers 0.25, 3×3
-/// "same" convolutions on planes 16 or more wide 0.35, every other convolution (8×8
-/// planes, im2col columns) 0.2.
+/// "same" convolutions on planes 16 or more wide, or 8 wide with an even height (the
+/// kernels read shifted copies of 8×8 planes as of wider ones) 0.35, every other
+/// convolution (strided, 1×1, planes under 8 wide or 8×odd: im2col columns or masked
+/// loads) 0.2.
 public enum SparseKernelCrossover {
     public static let linear = 0.25
-    /// 3×3, stride 1, padding 1 on planes at least 16 wide (the direct sparse convolution).
+    /// 3×3, stride 1, padding 1 on planes at least 16 wide, or 8 wide with an even
+    /// height (the direct sparse convolution).
     public static let wideConvolution = 0.35
-    /// Other convolutions: 3×3 on planes under 16 wide (or of unknown size), strided,
-    /// 1×1 (im2col columns through the fully connected products).
+    /// Other convolutions: 3×3 on other planes (or of unknown size), strided, 1×1
+    /// (im2col columns through the fully connected products).
     public static let convolution = 0.2
 
     /// The layer kind's name and crossover (a convolution's plane size from its last
     /// forward pass, if any).
     public static func crossover(for layer: WeightLayer?) -> (kind: String, value: Double) {
         guard let conv = layer as? Conv2d else { return ("linear", linear) }
-        if conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1, let plane = conv.inputPlane, plane.width >= 16 {
+        if conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1, let plane = conv.inputPlane,
+           plane.width >= 16 || (plane.width == 8 && plane.height % 2 == 0) {
             return ("3x3 convolution on \(plane.height)x\(plane.width)", wideConvolution)
         }
         return ("convolution", convolution)
