@@ -2,11 +2,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/// Geometry shared by the kernels: an image's plane of H·W outputs in vectors of 16
-/// consecutive positions (vector v covers positions 16v ..< 16v + 16; the last one may
-/// run past the plane, those lanes are masked), in chunks of up to 8 vectors (forward)
-/// or blocks of 4 (weight gradient). Any plane size; planes whose width is a multiple
-/// of 16 get the faster interior paths.
+/// Geometry of the kernels: an image's plane of H·W outputs in vectors of 16 consecutive
+/// positions (vector v covers 16v ..< 16v + 16; the last may run past the plane, those
+/// lanes are masked), in chunks of up to 8 vectors (forward) or blocks of 4 (weight
+/// gradient). Any plane size. Forward (and input gradient) on planes whose width is a
+/// multiple of 16, or at most 8, read shifted copies of each image's inputs instead
+/// (rows of 7 padded to 8); widths that are multiples of 16 also get the weight
+/// gradient's faster interior path.
 int ds_conv3x3_sparse_supported(int64_t height, int64_t width) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -68,9 +70,9 @@ static int64_t plan_chunks(int64_t height, int64_t width, conv_chunk *out) {
 static inline int64_t tap_shift(int t, int64_t width) { return (int64_t)(t / 3 - 1) * width + (t % 3 - 1); }
 
 /// One chunk of one image for every output row, each vector with its own masks
-/// (`masks + v0·9`, stride 9): planes the shifted copies below do not serve (a width
-/// neither a multiple of 16 nor dividing it, e.g. 28, 14, 7), where a vector may span
-/// rows at any column.
+/// (`masks + v0·9`, stride 9): planes over 8 wide whose width is not a multiple of 16
+/// (Fashion-MNIST's 28×28 and 14×14), where a vector may span rows at any column
+/// (measured faster there than copies padded to a multiple of 16).
 #define DS_CONV_CHUNK(NV)                                                                                           \
     __attribute__((target("avx512f")))                                                                              \
     static void conv_chunk_##NV(const int64_t *start, const int64_t *offset, const uint8_t *tap,                   \
@@ -104,63 +106,119 @@ static conv_chunk_fn chunk_kernel(int nv) {
     return nv == 8 ? conv_chunk_8 : nv == 4 ? conv_chunk_4 : nv == 2 ? conv_chunk_2 : conv_chunk_1;
 }
 
-/// Planes the shifted copies serve: whole vectors of 16 positions per row (width a
-/// multiple of 16) or whole rows per vector (width dividing 16, plane a multiple of 16).
+/// Planes whose shifted copies keep the plane's own width: whole vectors of 16 positions
+/// per row (width a multiple of 16) or whole rows per vector (width dividing 16, plane
+/// a multiple of 16). Outputs then go to the plane vector by vector.
 static inline int copies_fit(int64_t height, int64_t width) {
     return width % 16 == 0 || (16 % width == 0 && (height * width) % 16 == 0);
 }
 
-/// One image's input planes, three times over (columns shifted by dw = −1, 0, +1), each
-/// with a zero row above and below and zeros where the shifted column leaves the plane:
-/// copy s of channel c is `buf + (s·channels + c)·(H + 2)·W`, its row 1 + h holding
-/// x[c][h][w + s − 1]. `shift_masks[2·v + (s == 2)]`: the lanes of vector v whose shifted
-/// column stays in the plane (copies_fit planes).
-__attribute__((target("avx512f")))
-static void shifted_copies(const float *xn, int64_t channels, int64_t channel_stride, int64_t height, int64_t width,
-                           const __mmask16 *shift_masks, float *buf) {
-    int64_t plane = height * width, padded = (height + 2) * width;
-    for (int s = 0; s < 3; s++) {
-        for (int64_t c = 0; c < channels; c++) {
-            float *out = buf + (s * channels + c) * padded;
-            const float *in = xn + c * channel_stride + (s - 1);
-            memset(out, 0, (size_t)width * sizeof(float));
-            memset(out + (height + 1) * width, 0, (size_t)width * sizeof(float));
-            if (s == 1) {   // unshifted: the plane as it is, one copy
-                memcpy(out + width, in, (size_t)plane * sizeof(float));
-                continue;
-            }
-            // Masked lanes (a row's first column for s = 0, its last for s = 2) read
-            // nothing and store zero.
-            for (int64_t p = 0; p < plane; p += 16)
-                _mm512_storeu_ps(out + width + p, _mm512_maskz_loadu_ps(shift_masks[2 * (p / 16) + (s == 2)], in + p));
-        }
-    }
+/// The row length of the copies: the plane's width when `copies_fit`, else 8 (narrower
+/// planes: 7 → 8), the extra columns zero. A vector then never joins one row's end to
+/// the next row's start at an arbitrary column. (Copies of wider planes padded to a
+/// multiple of 16, 28 → 32 or 14 → 16, measured no faster than the masked kernels.)
+static inline int64_t copy_width(int64_t height, int64_t width) {
+    return copies_fit(height, width) ? width : 8;
 }
 
-/// The masks `shifted_copies` takes, for a plane of H×W (copies_fit).
-static __mmask16 *shift_masks_for(int64_t height, int64_t width) {
-    int64_t vectors = height * width / 16;
-    __mmask16 *masks = malloc((size_t)(2 * vectors) * sizeof(__mmask16));
+/// The lanes each copy-grid vector fills in copy s (`masks[3·v + s]`, v < ⌈H·cw/16⌉):
+/// row h = (16v + l) / cw < H and column w = (16v + l) % cw with w + s − 1 and w in the
+/// plane (a row's first column is out for s = 0, its last for s = 2, columns from W
+/// always).
+static __mmask16 *copy_masks(int64_t height, int64_t width, int64_t cw) {
+    int64_t vectors = (height * cw + 15) / 16;
+    __mmask16 *masks = malloc((size_t)(3 * vectors) * sizeof(__mmask16));
     for (int64_t v = 0; v < vectors; v++)
-        for (int s = 0; s < 2; s++) {
+        for (int s = 0; s < 3; s++) {
             unsigned m = 0;
             for (int l = 0; l < 16; l++) {
-                int64_t w = (16 * v + l) % width + (s ? 1 : -1);
-                if (w >= 0 && w < width) m |= 1u << l;
+                int64_t h = (16 * v + l) / cw, w = (16 * v + l) % cw;
+                if (h < height && w < width && w + s - 1 >= 0 && w + s - 1 < width) m |= 1u << l;
             }
-            masks[2 * v + s] = (__mmask16)m;
+            masks[3 * v + s] = (__mmask16)m;
         }
     return masks;
 }
 
-/// `NV` vectors from plane position p0 for every output row, reading the shifted copies
-/// (`shifted_copies`) at each entry's offset: no masks (aligned loads when the width is
-/// a multiple of 16).
+/// One image's input planes, three times over (columns shifted by dw = −1, 0, +1), in
+/// rows of `cw` (copy_width) floats: copy s of channel c is `buf + (s·channels + c)·
+/// (rows + 2)·cw`, its row 1 + h holding x[c][h][w + s − 1] for w < W; zeros in row 0,
+/// in rows after H, past column W and where the shifted column leaves the plane
+/// (`masks`: copy_masks). `rows` ≥ H: the rows the output vectors cover.
+__attribute__((target("avx512f")))
+static void shifted_copies(const float *xn, int64_t channels, int64_t channel_stride, int64_t height, int64_t width,
+                           int64_t cw, int64_t rows, const __mmask16 *masks, float *buf) {
+    int64_t padded = (rows + 2) * cw, vectors = (height * cw + 15) / 16;
+    for (int s = 0; s < 3; s++) {
+        for (int64_t c = 0; c < channels; c++) {
+            float *out = buf + (s * channels + c) * padded;
+            const float *in = xn + c * channel_stride + (s - 1);
+            memset(out, 0, (size_t)cw * sizeof(float));
+            memset(out + (height + 1) * cw, 0, (size_t)((rows - height + 1) * cw) * sizeof(float));
+            if (s == 1 && cw == width) {   // unshifted at the plane's width: the plane as it is
+                memcpy(out + cw, in, (size_t)(height * width) * sizeof(float));
+                continue;
+            }
+            if (cw >= 16) {   // a vector within one row: lane l of vector w0/16 reads in + h·W + w0 + l
+                for (int64_t h = 0; h < height; h++)
+                    for (int64_t w0 = 0; w0 < cw; w0 += 16)
+                        _mm512_storeu_ps(out + (h + 1) * cw + w0,
+                                         _mm512_maskz_loadu_ps(masks[3 * (w0 / 16) + s], in + h * width + w0));
+                continue;
+            }
+            // Rows of cw < 16, 16 / cw of them to a vector: each row's lanes from its own
+            // base (lane l = j·cw + w of row h0 + j reads in + (h0 + j)·W + w).
+            for (int64_t v = 0; v < vectors; v++) {
+                __m512 acc = _mm512_setzero_ps();
+                unsigned m = masks[3 * v + s];
+                int64_t h0 = 16 * v / cw;
+                for (int64_t j = 0; j * cw < 16; j++) {
+                    __mmask16 rm = (__mmask16)(m & (((1u << cw) - 1) << (j * cw)));
+                    if (rm) acc = _mm512_mask_loadu_ps(acc, rm, in + (h0 + j) * width - j * cw);
+                }
+                _mm512_storeu_ps(out + cw + 16 * v, acc);
+            }
+        }
+    }
+}
+
+/// Where output vector v of the copies' grid goes in the plane: lanes `m1` to
+/// `plane + off1 + lane`, lanes `m2` (a second row, when rows are shorter than a
+/// vector) to `plane + off2 + lane`.
+typedef struct { int64_t off1, off2; __mmask16 m1, m2; } vector_store;
+
+/// The stores of every output vector of an H×W plane on copies `cw` wide.
+static vector_store *vector_stores(int64_t height, int64_t width, int64_t cw, int64_t vectors) {
+    vector_store *stores = malloc((size_t)vectors * sizeof(vector_store));
+    for (int64_t v = 0; v < vectors; v++) {
+        vector_store st = {0, 0, 0, 0};
+        int slot = 0;
+        for (int l = 0; l < 16; l++) {
+            int64_t h = (16 * v + l) / cw, w = (16 * v + l) % cw;
+            if (h >= height || w >= width) continue;
+            int64_t off = h * width + w - l;   // lane l lands at plane + off + l
+            if (slot == 0 || (slot == 1 && off != st.off1)) {
+                if (slot == 0) { st.off1 = off; slot = 1; }
+                else { st.off2 = off; slot = 2; }
+            }
+            if (off == st.off1) st.m1 |= (__mmask16)(1u << l);
+            else st.m2 |= (__mmask16)(1u << l);
+        }
+        stores[v] = st;
+    }
+    return stores;
+}
+
+/// `NV` vectors from copy-grid vector v0 for every output row, reading the shifted
+/// copies at each entry's offset: no masks (aligned loads when the width is a multiple
+/// of 16). `stores` NULL: the grid is the plane's own (vector v at 16·v); else each
+/// vector's masked stores.
 #define DS_CONV_ALIGNED(NV)                                                                                         \
     __attribute__((target("avx512f")))                                                                              \
     static void conv_aligned_##NV(const int64_t *start, const int64_t *offset, const float *values,               \
                                   const float *bias, int64_t rows, const float *buf, float *yn, int64_t out_stride, \
-                                  int64_t p0) {                                                                     \
+                                  int64_t v0, const vector_store *stores) {                                         \
+        int64_t p0 = 16 * v0;                                                                                       \
         for (int64_t r = 0; r < rows; r++) {                                                                        \
             __m512 acc[NV];                                                                                         \
             __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                       \
@@ -170,8 +228,16 @@ static __mmask16 *shift_masks_for(int64_t height, int64_t width) {
                 __m512 v = _mm512_set1_ps(values[e]);                                                               \
                 for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(v, _mm512_loadu_ps(src + 16 * k), acc[k]);    \
             }                                                                                                       \
-            float *out = yn + r * out_stride + p0;                                                                  \
-            for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                    \
+            float *out = yn + r * out_stride;                                                                       \
+            if (!stores) {                                                                                          \
+                for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + p0 + 16 * k, acc[k]);                           \
+                continue;                                                                                           \
+            }                                                                                                       \
+            for (int k = 0; k < NV; k++) {                                                                          \
+                vector_store st = stores[v0 + k];                                                                   \
+                _mm512_mask_storeu_ps(out + st.off1, st.m1, acc[k]);                                                \
+                if (st.m2) _mm512_mask_storeu_ps(out + st.off2, st.m2, acc[k]);                                     \
+            }                                                                                                       \
         }                                                                                                           \
     }
 DS_CONV_ALIGNED(8)
@@ -179,34 +245,39 @@ DS_CONV_ALIGNED(4)
 DS_CONV_ALIGNED(2)
 DS_CONV_ALIGNED(1)
 
-/// Planes `copies_fit` takes: each image's inputs copied shifted and padded
-/// (`shifted_copies`, about 3·C·(H + 2)·W floats), then every tap an aligned load. The
-/// sums are those of the masked kernels, term for term (zeros where they mask).
+/// Planes `copies_fit` takes and planes up to 8 wide: each image's inputs copied shifted
+/// and padded (`shifted_copies`, about 3·C·(H + 2)·cw floats), then every tap a plain load. The
+/// sums are those of the masked kernels, term for term (zeros where they mask), plus
+/// the zero columns' outputs, which are not stored.
 __attribute__((target("avx512f")))
 static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, const uint8_t *tap,
                                 const float *values, const float *bias, int64_t rows, const float *x, float *y,
                                 int64_t batch, int64_t height, int64_t width, int64_t n0, int64_t n1) {
-    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows], padded = (height + 2) * width;
+    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows];
+    int64_t cw = copy_width(height, width), vectors = (height * cw + 15) / 16, grid_rows = vectors * 16 / cw;
+    int64_t padded = (grid_rows + 2) * cw;
     int32_t channels = 1;
     for (int64_t e = 0; e < count; e++) channels = channel[e] >= channels ? channel[e] + 1 : channels;
     int64_t *offset = malloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
     for (int64_t e = 0; e < count; e++) {
         int dh = tap[e] / 3 - 1, s = tap[e] % 3;
-        offset[e] = (s * channels + channel[e]) * padded + (1 + dh) * width;
+        offset[e] = (s * channels + channel[e]) * padded + (1 + dh) * cw;
     }
     float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
-    __mmask16 *shift_masks = shift_masks_for(height, width);
-    int64_t vectors = plane / 16;
+    // Vectors straight to the plane only when they tile it exactly.
+    vector_store *stores = copies_fit(height, width) ? NULL : vector_stores(height, width, cw, vectors);
+    __mmask16 *masks = copy_masks(height, width, cw);
     for (int64_t n = n0; n < n1; n++) {
-        shifted_copies(x + n * plane, channels, channel_stride, height, width, shift_masks, buf);
+        shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, grid_rows, masks, buf);
         float *yn = y + n * plane;
         int64_t v = 0;
-        for (; v + 8 <= vectors; v += 8) conv_aligned_8(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v);
-        if (v + 4 <= vectors) { conv_aligned_4(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v); v += 4; }
-        if (v + 2 <= vectors) { conv_aligned_2(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v); v += 2; }
-        if (v < vectors) conv_aligned_1(start, offset, values, bias, rows, buf, yn, channel_stride, 16 * v);
+        for (; v + 8 <= vectors; v += 8) conv_aligned_8(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores);
+        if (v + 4 <= vectors) { conv_aligned_4(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores); v += 4; }
+        if (v + 2 <= vectors) { conv_aligned_2(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores); v += 2; }
+        if (v < vectors) conv_aligned_1(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores);
     }
-    free(shift_masks);
+    free(masks);
+    free(stores);
     free(buf);
     free(offset);
 }
@@ -215,7 +286,7 @@ __attribute__((target("avx512f")))
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1) {
-    if (copies_fit(height, width)) {
+    if (copies_fit(height, width) || width <= 8) {
         conv3x3_from_copies(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
         return;
     }

@@ -19,15 +19,17 @@ struct KernelCrossover: ParsableCommand {
     @Option(help: "Write a CSV of the results here.") var csv: String?
 
     /// (name, layer kind, in, out, plane size): the MLP's first layer and ResNet 3×3
-    /// convolutions on each plane size (direct kernels down to 8×8, columns at 4×4).
+    /// convolutions on each plane size (direct kernels down to 7×7, columns at 4×4).
     /// Each line also gives the forward's share of both kernels' times.
     static let shapes: [(String, String, Int, Int, Int)] = [
         ("linear 784→300", "linear", 784, 300, 0), ("linear 512→512", "linear", 512, 512, 0),
         ("conv 16→16 @32", "conv", 16, 16, 32), ("conv 64→64 @32", "conv", 64, 64, 32),
         ("conv 128→128 @16", "conv", 128, 128, 16), ("conv 256→256 @8", "conv", 256, 256, 8),
         ("conv 512→512 @4", "conv", 512, 512, 4),
-        // ResNet-20's second and third stages.
+        // ResNet-20's second and third stages, and its three stages on Fashion-MNIST.
         ("conv 32→32 @16", "conv", 32, 32, 16), ("conv 64→64 @8", "conv", 64, 64, 8),
+        ("conv 16→16 @28", "conv", 16, 16, 28), ("conv 32→32 @14", "conv", 32, 32, 14),
+        ("conv 64→64 @7", "conv", 64, 64, 7),
     ]
 
     func run() throws { try Parallel.withThreads(threads) { try measure() } }

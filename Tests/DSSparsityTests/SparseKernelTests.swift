@@ -231,17 +231,18 @@ import Testing
     // do not line up with blocks (6×48); shapes 11 and 12 take their weight gradient in
     // several tiles of images (inputs over 256 KB an image tile). The forward and input
     // gradient read shifted copies where a vector holds whole rows or a row whole
-    // vectors (widths 4, 8, 16, 32, 48 here, and 2×8, 12×4 last), else masked loads.
+    // vectors (widths 4, 8, 16, 32, 48 here, and 2×8, 12×4), or rows padded to 8 (5×7,
+    // 7×7, and 3×8, whose last vector runs past the plane), else masked loads.
     static let shapes: [(Int, Int, Int, Int, Int, Bool, Bool)] = [
         (3, 5, 2, 8, 8, true, false), (4, 6, 3, 5, 7, false, true), (8, 16, 2, 16, 16, false, true),
         (16, 8, 1, 32, 32, true, false), (2, 3, 4, 1, 9, false, false), (5, 4, 3, 8, 16, true, false),
         (6, 4, 3, 7, 7, false, true), (4, 5, 2, 14, 14, true, false), (3, 4, 2, 28, 28, false, true),
         (8, 6, 3, 4, 4, false, false), (3, 2, 2, 6, 48, true, false),
         (24, 4, 3, 32, 32, false, true), (64, 3, 5, 16, 16, true, false),
-        (5, 3, 2, 2, 8, true, false), (4, 3, 3, 12, 4, false, true),
+        (5, 3, 2, 2, 8, true, false), (4, 3, 3, 12, 4, false, true), (3, 4, 2, 3, 8, true, true),
     ]
 
-    @Test(arguments: 0..<15)
+    @Test(arguments: 0..<16)
     func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
         var rng = Xoshiro256(seed: UInt64(shape + 1))
