@@ -6,7 +6,7 @@ import DSCore
 /// Forward is one GEMM per batch: `y[Cout, N·Ho·Wo] = W[Cout, Cin·kh·kw] · col`,
 /// with `col = im2col(x)`. The weight is stored `[Cout, Cin, kh, kw]`, which is the
 /// `[nOut = Cout, fanIn = Cin·kh·kw]` matrix view sparsity works on.
-public final class Conv2d: Layer {
+public final class Conv2d: TimedLayer {
     public let inputChannels: Int
     public let outputChannels: Int
     public let kernelSize: Int
@@ -111,7 +111,10 @@ public final class Conv2d: Layer {
         return Swift.stride(from: 0, to: g.batch, by: per).map { min(per, g.batch - $0) }
     }
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    /// Set by a profiler to collect the time of each pass (nil: not timed).
+    public var timing: LayerTiming?
+
+    public func untimedForward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4 && x.shape[0] == inputChannels,
                      "Conv2d(\(inputChannels)→\(outputChannels)) expects [C, N, H, W] with C = \(inputChannels), got \(x.shape)")
         let g = ConvGeometry(channels: inputChannels, batch: x.shape[1], height: x.shape[2],
@@ -210,7 +213,7 @@ public final class Conv2d: Layer {
         return out
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
+    public func untimedBackward(_ dy: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("Conv2d.backward without a training forward") }
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
         precondition(dy.count == outputChannels * cols, "Conv2d.backward: gradient \(dy.shape) does not match output")

@@ -3,7 +3,7 @@ import DSCore
 /// Fully connected layer: `y[N, out] = x[N, in] · Wᵀ + b`, `W` stored `[out, in]`. An
 /// input of higher rank `[..., in]` has its leading dimensions folded into `N` (a token
 /// sequence `[N, T, D]` is `N·T` rows) and gives `[..., out]`.
-public final class Linear: Layer {
+public final class Linear: TimedLayer {
     public let inputFeatures: Int
     public let outputFeatures: Int
     /// `[out, in]`; matrix view `[nOut = out, fanIn = in]`.
@@ -57,7 +57,10 @@ public final class Linear: Layer {
                                      batchMajor: batchMajor)
     }
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    /// Set by a profiler to collect the time of each pass (nil: not timed).
+    public var timing: LayerTiming?
+
+    public func untimedForward(_ x: Tensor, training: Bool) -> Tensor {
         let linked = inputLayout == .featureMajor || outputLayout == .featureMajor
         precondition(x.rank >= 2 && (linked ? x.rank == 2 : true)
                      && (inputLayout == .featureMajor ? x.shape[0] : x.shape.last) == inputFeatures,
@@ -80,7 +83,7 @@ public final class Linear: Layer {
         return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
+    public func untimedBackward(_ dy: Tensor) -> Tensor {
         let n = dy.count / outputFeatures
         let linked = inputLayout == .featureMajor || outputLayout == .featureMajor
         precondition(input.count == n * inputFeatures && dy.count == n * outputFeatures

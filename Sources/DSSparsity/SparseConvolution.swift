@@ -216,9 +216,21 @@ extension SparseWeightKernel: ConvolutionKernel {
         // Planes narrower than 8 make runs too short for the 16-wide blocks (ResNet-18's
         // 4×4 stage measured 10x slower here than on the column matrix); the AVX-512
         // kernels take 7×7 planes (Fashion-MNIST ResNets' last stage), measured faster
-        // than the column matrix there, and still lose on 4×4.
-        g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
-            && (g.width >= 8 || (g.width >= 7 && runsNative(g))) && pattern.columns == g.channels * 9
+        // than the column matrix there, and still lose on 4×4. Stride 2 runs them on
+        // the input's phase planes (PhaseForm), half as wide.
+        guard g.kernelHeight == 3 && g.kernelWidth == 3 && g.padding == 1 && pattern.columns == g.channels * 9 else {
+            return false
+        }
+        if g.stride == 2 { return PhaseForm.fits(g) && runsNative(PhaseForm.geometry(g)) }
+        return g.stride == 1 && (g.width >= 8 || (g.width >= 7 && runsNative(g)))
+    }
+
+    /// The phase form of the current pattern (made once per pattern).
+    func phaseForm() -> PhaseForm {
+        if let form = phaseFormCache { return form }
+        let form = PhaseForm(pattern, columnOrder: needsColumnOrder)
+        phaseFormCache = form
+        return form
     }
 
     /// Whether this geometry runs the AVX-512 kernels on unpadded planes (else the
@@ -231,7 +243,17 @@ extension SparseWeightKernel: ConvolutionKernel {
                          into y: UnsafeMutablePointer<Float>, keepInput: Bool) {
         keptInput?.deallocate()
         keptInput = nil
+        keptPhases?.deallocate()
+        keptPhases = nil
         let p = pattern
+        if g.stride == 2 {
+            let form = phaseForm(), phases = PhaseForm.split(x, g)
+            SparseConvolution.nativeProduct(start: form.pattern.rowStart, entries: form.pattern.columnIndex,
+                                            flipped: false, values: form.values(weight.activeValues), bias: bias,
+                                            rows: p.rows, x: phases, y: y, PhaseForm.geometry(g))
+            if keepInput { keptPhases = phases } else { phases.deallocate() }
+            return
+        }
         if runsNative(g) {
             SparseConvolution.nativeProduct(start: p.rowStart, entries: p.columnIndex, flipped: false,
                                             values: weight.activeValues, bias: bias, rows: p.rows,
@@ -251,13 +273,9 @@ extension SparseWeightKernel: ConvolutionKernel {
     public func convolveBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ g: ConvGeometry,
                                  inputGradient dx: UnsafeMutablePointer<Float>?) {
         let p = pattern
-        // Column order groups an input channel's nine taps: its entries are those of
-        // columns ci·9 ..< ci·9 + 9, each reading output channel rowIndex[e] at the
-        // flipped tap of its column.
-        func transposedEntries() -> (starts: [Int32], entries: [Int32]) {
-            let columnStart = p.columnStart, rowIndex = p.rowIndex, positions = p.transposedPositions, columns = p.columns
-            return ((0...g.channels).map { columnStart[$0 * 9] },
-                    rowIndex.indices.map { e in Int32(Int(rowIndex[e]) * 9 + Int(positions[e]) % columns % 9) })
+        if g.stride == 2 {
+            phaseBackward(dy, input: x, g, inputGradient: dx)
+            return
         }
         if runsNative(g) {
             // On update steps the dense gradient by GEMMs on column matrices (the sampled
@@ -273,7 +291,7 @@ extension SparseWeightKernel: ConvolutionKernel {
             }
             block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
             guard let dx else { return }
-            let (starts, entries) = transposedEntries()
+            let (starts, entries) = SparseConvolution.transposedEntries(p, channels: g.channels)
             SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true,
                                             values: columnOrderValues(), bias: nil, rows: g.channels,
                                             x: dy, y: dx, g)
@@ -302,14 +320,129 @@ extension SparseWeightKernel: ConvolutionKernel {
         guard let dx else { return }
         let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
         defer { gradIn.deallocate() }
-        let (starts, entries) = transposedEntries()
+        let (starts, entries) = SparseConvolution.transposedEntries(p, channels: g.channels)
         SparseConvolution.product(start: starts, index: entries, values: columnOrderValues(), bias: nil,
                                   flipped: true, input: gradOut, output: gradIn, parallel: true)
         gradIn.extract(into: dx, parallel: true)
     }
 }
 
+extension SparseWeightKernel {
+    /// Backward of a stride-2 layer on its phase planes: the sampled weight gradient of
+    /// the phase pattern, put back in the layer's entry order (or, on update steps, the
+    /// dense gradient from column matrices of the strided input), and the input gradient
+    /// as the transposed stride-1 product into phase planes, merged into `dx`.
+    func phaseBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ g: ConvGeometry,
+                       inputGradient dx: UnsafeMutablePointer<Float>?) {
+        let p = pattern, form = phaseForm(), phasePattern = form.pattern, pg = PhaseForm.geometry(g)
+        let phases = keptPhases ?? PhaseForm.split(x, g)
+        keptPhases = nil
+        defer { phases.deallocate() }
+        var block = [Float](repeating: 0, count: computesDenseGradient ? p.rows * p.columns : p.count)
+        block.withUnsafeMutableBufferPointer { b in
+            if computesDenseGradient {
+                SparseConvolution.denseGradient(x: x, dy: dy, g, rows: p.rows, into: b.baseAddress!)
+                return
+            }
+            var phaseBlock = [Float](repeating: 0, count: phasePattern.count)
+            phaseBlock.withUnsafeMutableBufferPointer {
+                SparseConvolution.nativeSampled(start: phasePattern.rowStart, entries: phasePattern.columnIndex,
+                                                x: phases, dy: dy, pg, into: $0.baseAddress!)
+            }
+            for (e, source) in form.source.enumerated() { b[Int(source)] = phaseBlock[e] }
+        }
+        block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
+        guard let dx else { return }
+        let (starts, entries) = SparseConvolution.transposedEntries(phasePattern, channels: pg.channels)
+        let phaseValues = form.values(weight.activeValues)
+        let columnValues = phasePattern.transposedEntries.map { phaseValues[Int($0)] }
+        let gradient = UnsafeMutablePointer<Float>.allocate(capacity: pg.channels * pg.batch * pg.height * pg.width)
+        defer { gradient.deallocate() }
+        SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true, values: columnValues, bias: nil,
+                                        rows: pg.channels, x: dy, y: gradient, pg)
+        PhaseForm.merge(gradient, into: dx, g)
+    }
+}
+
+/// A stride-2, padding-1 3×3 convolution on planes of even size as a stride-1 one over
+/// the input's four phase planes (`ds_phase_split`: phase 2·pr + pc of channel c holds
+/// the rows of parity pr and columns of parity pc). Input row 2i + a − 1 of tap row a is
+/// row i − 1 of the odd rows (a = 0), row i of the even rows (a = 1) or row i of the odd
+/// rows (a = 2), columns alike; so tap (a, b) of channel c is one phase of c at a shift
+/// of −1 or 0 per axis, a tap of the stride-1 kernels on planes half as wide and high.
+/// Holds the pattern over the 4C·9 phase columns and, per phase entry, the layer's
+/// entry it stands for.
+struct PhaseForm {
+    let pattern: SparsePattern
+    let source: [Int32]
+
+    /// Planes this form takes: even in both sizes, phase planes at least 7 wide.
+    static func fits(_ g: ConvGeometry) -> Bool { g.height % 2 == 0 && g.width % 2 == 0 && g.width / 2 >= 7 }
+
+    /// The stride-1 geometry over the phase planes.
+    static func geometry(_ g: ConvGeometry) -> ConvGeometry {
+        ConvGeometry(channels: 4 * g.channels, batch: g.batch, height: g.height / 2, width: g.width / 2,
+                     kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1)
+    }
+
+    /// The phase column of layer column `c·9 + a·3 + b`.
+    static func phaseColumn(_ column: Int) -> Int {
+        let c = column / 9, a = column % 9 / 3, b = column % 3
+        let parity = [1, 0, 1], shift = [-1, 0, 0]
+        return (c * 4 + parity[a] * 2 + parity[b]) * 9 + (shift[a] + 1) * 3 + (shift[b] + 1)
+    }
+
+    init(_ p: SparsePattern, columnOrder: Bool) {
+        let columns = p.columns * 4
+        var indices: [Int] = [], source: [Int32] = []
+        indices.reserveCapacity(p.count)
+        source.reserveCapacity(p.count)
+        for r in 0..<p.rows {
+            let entries = (Int(p.rowStart[r])..<Int(p.rowStart[r + 1]))
+                .map { (column: Self.phaseColumn(Int(p.columnIndex[$0])), entry: Int32($0)) }
+                .sorted { $0.column < $1.column }
+            for (column, entry) in entries {
+                indices.append(r * columns + column)
+                source.append(entry)
+            }
+        }
+        pattern = SparsePattern(mask: SparseMask(rows: p.rows, columns: columns, activeIndices: indices),
+                                columnOrder: columnOrder)
+        self.source = source
+    }
+
+    /// The layer's active values (row order) in phase-entry order.
+    func values(_ active: [Float]) -> [Float] { source.map { active[Int($0)] } }
+
+    /// The phase planes of `x` (allocated; the caller frees them).
+    static func split(_ x: UnsafePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: g.channels * g.batch * g.height * g.width)
+        Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
+            ds_phase_split(x, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
+                           Int64(planes.upperBound), out)
+        }
+        return out
+    }
+
+    /// `dx` from the phase planes' gradient.
+    static func merge(_ phases: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
+            ds_phase_merge(phases, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
+                           Int64(planes.upperBound), dx)
+        }
+    }
+}
+
 extension SparseConvolution {
+    /// A 3×3 pattern's column order as convolution entries: input channel ci's entries
+    /// are those of columns ci·9 ..< ci·9 + 9 (`starts`), each reading output channel
+    /// rowIndex[e] at its column's tap (`rowIndex·9 + tap`, flipped by the caller).
+    static func transposedEntries(_ p: SparsePattern, channels: Int) -> (starts: [Int32], entries: [Int32]) {
+        let columnStart = p.columnStart, rowIndex = p.rowIndex, positions = p.transposedPositions, columns = p.columns
+        return ((0...channels).map { columnStart[$0 * 9] },
+                rowIndex.indices.map { e in Int32(Int(rowIndex[e]) * 9 + Int(positions[e]) % columns % 9) })
+    }
+
     static func nativeSupported(height: Int, width: Int) -> Bool {
         ds_conv3x3_sparse_supported(Int64(height), Int64(width)) != 0
     }
@@ -343,12 +476,12 @@ extension SparseConvolution {
         }
     }
 
-    /// The dense weight gradient `dW [rows, C·9] = Σ_n dy_n · col(x_n)ᵀ` of a 3×3, stride-1,
-    /// padding-1 convolution, over chunks of images whose column matrix holds about 4M
+    /// The dense weight gradient `dW [rows, C·9] = Σ_n dy_n · col(x_n)ᵀ` of a 3×3, padding-1
+    /// convolution (stride 1 or 2), over chunks of images whose column matrix holds about 4M
     /// floats, in image order (overwrites `gradient`).
     static func denseGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, _ g: ConvGeometry, rows: Int,
                               into gradient: UnsafeMutablePointer<Float>) {
-        let plane = g.height * g.width, columnRows = g.columnRows
+        let plane = g.outputHeight * g.outputWidth, columnRows = g.columnRows
         let per = max(1, min(g.batch, (1 << 22) / max(columnRows * plane, 1)))
         let col = UnsafeMutablePointer<Float>.allocate(capacity: columnRows * per * plane)
         defer { col.deallocate() }

@@ -130,6 +130,11 @@ public final class SparseWeightKernel: WeightKernel {
     public var computesDenseGradient = false
     /// The padded input a direct convolution's forward kept for its backward.
     var keptInput: PaddedPlanes?
+    /// The phase planes a stride-2 convolution's forward kept for its backward.
+    var keptPhases: UnsafeMutablePointer<Float>?
+    /// The pattern as a stride-1 convolution over phase planes (stride-2 layers), made by
+    /// the first such pass after each pattern change (`phaseForm`).
+    var phaseFormCache: PhaseForm?
     /// Whether 3×3 convolutions run the AVX-512 kernels on unpadded planes where the CPU
     /// and the plane size allow (tests turn it off to check the padded-plane path).
     public var usesNativeConvolution = true
@@ -137,7 +142,10 @@ public final class SparseWeightKernel: WeightKernel {
     /// CPU has them (tests turn it off to check the Swift kernels).
     public var usesNativeKernels = SparseProducts.nativeKernels
 
-    deinit { keptInput?.deallocate() }
+    deinit {
+        keptInput?.deallocate()
+        keptPhases?.deallocate()
+    }
 
     /// Installs the kernel's pattern on `weight`: its `activePositions` and a zero
     /// `activeGradient`.
@@ -158,6 +166,7 @@ public final class SparseWeightKernel: WeightKernel {
     /// Rebuilds the structure after a mask update (the gradients restart at zero).
     public func update(mask: SparseMask) {
         pattern = SparsePattern(mask: mask, columnOrder: needsColumnOrder)
+        phaseFormCache = nil
         attach()
     }
 

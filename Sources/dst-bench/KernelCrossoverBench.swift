@@ -18,25 +18,29 @@ struct KernelCrossover: ParsableCommand {
     @Option(help: "Only layers whose name contains this.") var only: String?
     @Option(help: "Write a CSV of the results here.") var csv: String?
 
-    /// (name, layer kind, in, out, plane size): the MLP's first layer and ResNet 3×3
-    /// convolutions on each plane size (direct kernels down to 7×7, columns at 4×4).
-    /// Each line also gives the forward's share of both kernels' times.
-    static let shapes: [(String, String, Int, Int, Int)] = [
-        ("linear 784→300", "linear", 784, 300, 0), ("linear 512→512", "linear", 512, 512, 0),
-        ("conv 16→16 @32", "conv", 16, 16, 32), ("conv 64→64 @32", "conv", 64, 64, 32),
-        ("conv 128→128 @16", "conv", 128, 128, 16), ("conv 256→256 @8", "conv", 256, 256, 8),
-        ("conv 512→512 @4", "conv", 512, 512, 4),
+    /// (name, layer kind, in, out, input plane size, stride): the MLP's first layer and
+    /// ResNet 3×3 convolutions on each plane size (direct kernels down to 7×7, columns at
+    /// 4×4; stride 2 on phase planes down to 7×7, columns below). Each line also gives
+    /// the forward's share of both kernels' times.
+    static let shapes: [(String, String, Int, Int, Int, Int)] = [
+        ("linear 784→300", "linear", 784, 300, 0, 1), ("linear 512→512", "linear", 512, 512, 0, 1),
+        ("conv 16→16 @32", "conv", 16, 16, 32, 1), ("conv 64→64 @32", "conv", 64, 64, 32, 1),
+        ("conv 128→128 @16", "conv", 128, 128, 16, 1), ("conv 256→256 @8", "conv", 256, 256, 8, 1),
+        ("conv 512→512 @4", "conv", 512, 512, 4, 1),
         // ResNet-20's second and third stages, and its three stages on Fashion-MNIST.
-        ("conv 32→32 @16", "conv", 32, 32, 16), ("conv 64→64 @8", "conv", 64, 64, 8),
-        ("conv 16→16 @28", "conv", 16, 16, 28), ("conv 32→32 @14", "conv", 32, 32, 14),
-        ("conv 64→64 @7", "conv", 64, 64, 7),
+        ("conv 32→32 @16", "conv", 32, 32, 16, 1), ("conv 64→64 @8", "conv", 64, 64, 8, 1),
+        ("conv 16→16 @28", "conv", 16, 16, 28, 1), ("conv 32→32 @14", "conv", 32, 32, 14, 1),
+        ("conv 64→64 @7", "conv", 64, 64, 7, 1),
+        // The strided first convolutions of ResNet-20's and ResNet-18's later stages.
+        ("conv 16→32 /2 @32", "conv", 16, 32, 32, 2), ("conv 32→64 /2 @16", "conv", 32, 64, 16, 2),
+        ("conv 64→128 /2 @32", "conv", 64, 128, 32, 2), ("conv 128→256 /2 @16", "conv", 128, 256, 16, 2),
     ]
 
     func run() throws { try Parallel.withThreads(threads) { try measure() } }
 
     func measure() throws {
         var lines = ["layer,density,batch,threads,dense_ms,sparse_ms,sparse_speedup"]
-        for (name, kind, inputs, outputs, size) in Self.shapes where only.map({ name.contains($0) }) ?? true {
+        for (name, kind, inputs, outputs, size, stride) in Self.shapes where only.map({ name.contains($0) }) ?? true {
             var rng = Xoshiro256(seed: 3)
             let layer: WeightLayer
             let x: Tensor
@@ -44,8 +48,8 @@ struct KernelCrossover: ParsableCommand {
                 layer = Linear(inputFeatures: inputs, outputFeatures: outputs, rng: &rng)
                 x = Self.random([batch, inputs], &rng)
             } else {
-                layer = Conv2d(inputChannels: inputs, outputChannels: outputs, kernelSize: 3, padding: 1, bias: false,
-                               rng: &rng)
+                layer = Conv2d(inputChannels: inputs, outputChannels: outputs, kernelSize: 3, stride: stride, padding: 1,
+                               bias: false, rng: &rng)
                 x = Self.random([inputs, batch, size, size], &rng)
             }
             let y = layer.forward(x, training: false)

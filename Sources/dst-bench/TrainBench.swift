@@ -81,8 +81,15 @@ struct TrainThroughput: ParsableCommand {
 
 /// Times each top-level layer's forward and backward, the median of `repeats` passes.
 enum Profiler {
+    /// Per top-level module, the median forward and backward time of `repeats` steps;
+    /// then per weight layer (Linear, Conv2d) its own passes, and per module the rest
+    /// (batch norm, activations, residual adds, pooling).
     static func profile(_ model: Sequential, _ x: Tensor, _ labels: [Int], repeats: Int = 1) {
         var forward: [String: [Double]] = [:], backward: [String: [Double]] = [:]
+        let weightLayers = model.namedLayers().filter { $0.layer is Linear || $0.layer is Conv2d }
+        let timings = weightLayers.map { _ in LayerTiming() }
+        for (named, timing) in zip(weightLayers, timings) { setTiming(named.layer, timing) }
+        defer { for named in weightLayers { setTiming(named.layer, nil) } }
         for _ in 0..<max(1, repeats) {
             var h = x
             for (name, layer) in model.layers {
@@ -98,8 +105,31 @@ enum Profiler {
         func median(_ v: [Double]?) -> Double { BenchEnvironment.medianOf(v ?? []) }
         let precision = repeats > 1 ? 3 : 1
         for (name, _) in model.layers {
-            print(String(format: "  %-10@ forward %8.*f ms  backward %8.*f ms", name as NSString, precision,
+            print(String(format: "  %@ forward %8.*f ms  backward %8.*f ms",
+                         name.padding(toLength: 10, withPad: " ", startingAt: 0) as NSString, precision,
                          median(forward[name]) * 1000, precision, median(backward[name]) * 1000))
         }
+        // A weight layer's passes, and what its module spends besides them.
+        var inWeightLayers: [String: Double] = [:]
+        print("  weight layers (own forward and backward, kernel):")
+        for (named, timing) in zip(weightLayers, timings) {
+            let f = median(timing.forward), b = median(timing.backward)
+            let module = String(named.name.split(separator: ".").first ?? "")
+            inWeightLayers[module, default: 0] += f + b
+            let kernel = (named.layer as? WeightLayer).map { $0.kernel.isDense ? "dense" : "sparse" } ?? ""
+            print(String(format: "    %@ forward %8.*f ms  backward %8.*f ms  %@",
+                         named.name.padding(toLength: 22, withPad: " ", startingAt: 0) as NSString, precision,
+                         f * 1000, precision, b * 1000, kernel as NSString))
+        }
+        let rest = model.layers.map { name, _ in
+            String(format: "%@ %.*f", name as NSString, precision,
+                   (median(forward[name]) + median(backward[name]) - (inWeightLayers[name] ?? 0)) * 1000)
+        }
+        print("  besides the weight layers (ms, forward + backward): " + rest.joined(separator: ", "))
+    }
+
+    private static func setTiming(_ layer: Layer, _ timing: LayerTiming?) {
+        if let conv = layer as? Conv2d { conv.timing = timing }
+        if let linear = layer as? Linear { linear.timing = timing }
     }
 }

@@ -245,9 +245,40 @@ import Testing
     @Test(arguments: 0..<16)
     func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
-        var rng = Xoshiro256(seed: UInt64(shape + 1))
-        let dense = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, padding: 1, bias: hasBias, rng: &rng)
-        let sparse = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, padding: 1, bias: hasBias, rng: &rng)
+        Self.check(cin, cout, batch, height, width, hasBias: hasBias, constant: constant, stride: 1, seed: shape + 1)
+    }
+
+    // Stride 2 on the phase planes (8×8, 7×7, 14×14, 16×16 of them, with a bias, constant
+    // fan-in, a partial last vector), and planes it does not take (odd: the columns).
+    static let strided: [(Int, Int, Int, Int, Int, Bool, Bool)] = [
+        (3, 5, 2, 16, 16, true, false), (4, 6, 3, 14, 14, false, true), (5, 3, 2, 28, 28, false, false),
+        (2, 4, 2, 32, 32, false, true), (3, 4, 2, 15, 15, true, false), (6, 4, 2, 16, 20, false, false),
+    ]
+
+    @Test(arguments: 0..<6)
+    func stridedSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
+        let (cin, cout, batch, height, width, hasBias, constant) = Self.strided[shape]
+        Self.check(cin, cout, batch, height, width, hasBias: hasBias, constant: constant, stride: 2, seed: shape + 40)
+        // Even planes run on the phase planes where the CPU has AVX-512; odd ones never.
+        var rng = Xoshiro256(seed: 1)
+        let conv = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
+        let kernel = SparseWeightKernel(weight: conv.weight, mask: .dense(rows: cout, columns: cin * 9))
+        let g = ConvGeometry(channels: cin, batch: batch, height: height, width: width, kernelHeight: 3, kernelWidth: 3,
+                             stride: 2, padding: 1)
+        #expect(kernel.supportsDirect(g) == (height % 2 == 0 && width % 2 == 0 && SparseProducts.nativeKernels))
+    }
+
+    /// Forward, input gradient and weight gradient (sampled, and dense on update steps)
+    /// of a 3×3, padding-1 convolution on the sparse kernel against the dense kernel on
+    /// the masked weight, on one and two threads, native kernels on and off.
+    static func check(_ cin: Int, _ cout: Int, _ batch: Int, _ height: Int, _ width: Int, hasBias: Bool,
+                      constant: Bool, stride: Int, seed: Int) {
+        let shape = "\(cin)→\(cout) \(height)x\(width) stride \(stride)"
+        var rng = Xoshiro256(seed: UInt64(seed))
+        let dense = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, stride: stride, padding: 1,
+                           bias: hasBias, rng: &rng)
+        let sparse = Conv2d(inputChannels: cin, outputChannels: cout, kernelSize: 3, stride: stride, padding: 1,
+                            bias: hasBias, rng: &rng)
         let fanIn = cin * 9
         let mask: SparseMask
         if constant {
@@ -263,10 +294,10 @@ import Testing
         let kernel = SparseWeightKernel(weight: sparse.weight, mask: mask)
         sparse.kernel = kernel
         let x = randomTensor([cin, batch, height, width], seed: 4)
-        let dy = randomTensor([cout, batch, height, width], seed: 5)
+        let dy = randomTensor([cout, batch, (height - 1) / stride + 1, (width - 1) / stride + 1], seed: 5)
         for (threads, native) in [(1, true), (2, true), (1, false), (2, false)] {
             for denseGradient in [false, true] {
-                let label = "shape \(shape) threads \(threads) native \(native) dense gradient \(denseGradient)"
+                let label = "\(shape) threads \(threads) native \(native) dense gradient \(denseGradient)"
                 kernel.computesDenseGradient = denseGradient
                 kernel.usesNativeConvolution = native
                 dense.zeroGradients(); sparse.zeroGradients()

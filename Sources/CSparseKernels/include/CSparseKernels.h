@@ -51,6 +51,16 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
                                int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
                                int64_t width, float *g);
 
+/// The phase planes of a stride-2 convolution's input x [C, N, H, W] (H, W even):
+///   out[c·4 + 2·pr + pc][n][i][j] = x[c][n][2i + pr][2j + pc]   ([4C, N, H/2, W/2])
+/// for the planes q = c·N + n in [q0, q1). A stride-2, padding-1 3×3 convolution of x is
+/// a stride-1 one of the phase planes (each tap one phase at a shift of 0 or −1).
+void ds_phase_split(const float *x, int64_t batch, int64_t height, int64_t width, int64_t q0, int64_t q1, float *out);
+
+/// The inverse of ds_phase_split: dx[c][n][2i + pr][2j + pc] = phases[c·4 + 2·pr + pc][n][i][j].
+void ds_phase_merge(const float *phases, int64_t batch, int64_t height, int64_t width, int64_t q0, int64_t q1,
+                    float *dx);
+
 /// 1 when this CPU runs the AVX-512 sparse Linear kernels below, else 0 (callers then
 /// use the Swift kernels).
 int ds_sparse_linear_supported(void);
