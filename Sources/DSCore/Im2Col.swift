@@ -187,3 +187,39 @@ public enum Im2Col {
         }
     }
 }
+
+extension Im2Col {
+    /// The positions a strided 1×1 unpadded convolution reads: `out[p][i][j] =
+    /// x[p][i·s][j·s]` for each of `planes` planes of H×W (`out` planes of
+    /// ⌈H/s⌉×⌈W/s⌉), over threads by planes.
+    public static func subsample(_ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int, stride s: Int,
+                                 into out: UnsafeMutablePointer<Float>) {
+        let oh = (height - 1) / s + 1, ow = (width - 1) / s + 1
+        Parallel.forRanges(planes, work: planes * oh * ow) { range in
+            for p in range {
+                let src = x + p * height * width, dst = out + p * oh * ow
+                for i in 0..<oh {
+                    let row = src + i * s * width, o = dst + i * ow
+                    for j in 0..<ow { o[j] = row[j &* s] }
+                }
+            }
+        }
+    }
+
+    /// The input gradient of that convolution: `dx[p][i·s][j·s] = d[p][i][j]`, zero at
+    /// every other position.
+    public static func upsample(_ d: UnsafePointer<Float>, planes: Int, height: Int, width: Int, stride s: Int,
+                                into dx: UnsafeMutablePointer<Float>) {
+        let oh = (height - 1) / s + 1, ow = (width - 1) / s + 1
+        Parallel.forRanges(planes, work: planes * height * width) { range in
+            for p in range {
+                let dst = dx + p * height * width, src = d + p * oh * ow
+                dst.update(repeating: 0, count: height * width)
+                for i in 0..<oh {
+                    let row = dst + i * s * width, v = src + i * ow
+                    for j in 0..<ow { row[j &* s] = v[j] }
+                }
+            }
+        }
+    }
+}

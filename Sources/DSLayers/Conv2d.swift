@@ -46,8 +46,13 @@ public final class Conv2d: TimedLayer {
 
     public var ownParameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
-    /// True for a 1×1, stride-1, unpadded convolution, whose column matrix is the input.
-    private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
+    /// True for a 1×1 unpadded convolution: its column matrix is the input (strided:
+    /// the input's subsampled positions, `Im2Col.subsample`, which the passes then
+    /// treat as a stride-1 input).
+    private var isPointwise: Bool { kernelSize == 1 && padding == 0 }
+    /// For a strided 1×1 convolution, the plane of its last training input (backward
+    /// spreads the gradient of the subsampled positions back over it).
+    private var subsampledPlane: (height: Int, width: Int)?
 
     /// Whether the direct 3×3 kernel (`DirectConvolution`) computes this convolution's
     /// output (and, through the flipped kernel, its input gradient) for inputs of
@@ -114,13 +119,16 @@ public final class Conv2d: TimedLayer {
     /// Set by a profiler to collect the time of each pass (nil: not timed).
     public var timing: LayerTiming?
 
-    public func untimedForward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank == 4 && x.shape[0] == inputChannels,
-                     "Conv2d(\(inputChannels)→\(outputChannels)) expects [C, N, H, W] with C = \(inputChannels), got \(x.shape)")
+    public func untimedForward(_ source: Tensor, training: Bool) -> Tensor {
+        precondition(source.rank == 4 && source.shape[0] == inputChannels,
+                     "Conv2d(\(inputChannels)→\(outputChannels)) expects [C, N, H, W] with C = \(inputChannels), got \(source.shape)")
+        inputPlane = (source.shape[2], source.shape[3])
+        // A strided 1×1 convolution is the stride-1 one of the positions it reads.
+        let x = isPointwise && stride > 1 ? subsampled(source) : source
+        subsampledPlane = isPointwise && stride > 1 && training ? inputPlane : nil
         let g = ConvGeometry(channels: inputChannels, batch: x.shape[1], height: x.shape[2],
                              width: x.shape[3], kernelHeight: kernelSize, kernelWidth: kernelSize,
-                             stride: stride, padding: padding)
-        inputPlane = (g.height, g.width)
+                             stride: isPointwise ? 1 : stride, padding: padding)
         precondition(g.outputHeight > 0 && g.outputWidth > 0,
                      "Conv2d: input \(x.shape) is smaller than the \(kernelSize)x\(kernelSize) kernel")
         let cols = g.columnCount, plane = g.outputHeight * g.outputWidth
@@ -318,7 +326,32 @@ public final class Conv2d: TimedLayer {
         geometry = nil
         input = Tensor(shape: [0])
         stored.release()
+        if let plane = subsampledPlane, computesInputGradient {
+            subsampledPlane = nil
+            var full = Tensor(uninitializedShape: [g.channels, g.batch, plane.height, plane.width])
+            dx.storage.withUnsafeBufferPointer { d in
+                full.storage.withUnsafeMutableBufferPointer { f in
+                    Im2Col.upsample(d.baseAddress!, planes: g.channels * g.batch, height: plane.height,
+                                    width: plane.width, stride: stride, into: f.baseAddress!)
+                }
+            }
+            return full
+        }
+        subsampledPlane = nil
         return dx
+    }
+
+    /// The positions a strided 1×1 convolution reads, `[C, N, ⌈H/s⌉, ⌈W/s⌉]`.
+    private func subsampled(_ x: Tensor) -> Tensor {
+        let (h, w) = (x.shape[2], x.shape[3])
+        var out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], (h - 1) / stride + 1, (w - 1) / stride + 1])
+        x.storage.withUnsafeBufferPointer { px in
+            out.storage.withUnsafeMutableBufferPointer { po in
+                Im2Col.subsample(px.baseAddress!, planes: x.shape[0] * x.shape[1], height: h, width: w, stride: stride,
+                                 into: po.baseAddress!)
+            }
+        }
+        return out
     }
 }
 

@@ -17,7 +17,7 @@ import Testing
         expectPasses(Linear(inputFeatures: 5, outputFeatures: 4, bias: false, rng: &rng), randomTensor([3, 5], seed: 3))
     }
 
-    @Test(arguments: [(3, 1, 1, true), (3, 2, 1, false), (1, 1, 0, false), (1, 2, 0, true), (5, 1, 2, true),
+    @Test(arguments: [(3, 1, 1, true), (3, 2, 1, false), (1, 1, 0, false), (1, 2, 0, true), (1, 3, 0, false), (5, 1, 2, true),
                       (3, 1, 0, false), (5, 1, 0, true), (3, 1, 2, true)])
     func conv2d(kernel: Int, stride: Int, padding: Int, bias: Bool) {
         var rng = Xoshiro256(seed: 4)
