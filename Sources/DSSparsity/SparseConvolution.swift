@@ -243,15 +243,14 @@ extension SparseWeightKernel: ConvolutionKernel {
                          into y: UnsafeMutablePointer<Float>, keepInput: Bool) {
         keptInput?.deallocate()
         keptInput = nil
-        keptPhases?.deallocate()
-        keptPhases = nil
         let p = pattern
         if g.stride == 2 {
-            let form = phaseForm(), phases = PhaseForm.split(x, g)
+            let form = phaseForm(), phases = phaseScratch(g)
+            PhaseForm.split(x, g, into: phases)
             SparseConvolution.nativeProduct(start: form.pattern.rowStart, entries: form.pattern.columnIndex,
                                             flipped: false, values: form.values(weight.activeValues), bias: bias,
                                             rows: p.rows, x: phases, y: y, PhaseForm.geometry(g))
-            if keepInput { keptPhases = phases } else { phases.deallocate() }
+            phasesHoldInput = keepInput
             return
         }
         if runsNative(g) {
@@ -335,9 +334,9 @@ extension SparseWeightKernel {
     func phaseBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ g: ConvGeometry,
                        inputGradient dx: UnsafeMutablePointer<Float>?) {
         let p = pattern, form = phaseForm(), phasePattern = form.pattern, pg = PhaseForm.geometry(g)
-        let phases = keptPhases ?? PhaseForm.split(x, g)
-        keptPhases = nil
-        defer { phases.deallocate() }
+        let phases = phaseScratch(g)
+        if !phasesHoldInput { PhaseForm.split(x, g, into: phases) }
+        phasesHoldInput = false
         var block = [Float](repeating: 0, count: computesDenseGradient ? p.rows * p.columns : p.count)
         block.withUnsafeMutableBufferPointer { b in
             if computesDenseGradient {
@@ -356,11 +355,21 @@ extension SparseWeightKernel {
         let (starts, entries) = SparseConvolution.transposedEntries(phasePattern, channels: pg.channels)
         let phaseValues = form.values(weight.activeValues)
         let columnValues = phasePattern.transposedEntries.map { phaseValues[Int($0)] }
-        let gradient = UnsafeMutablePointer<Float>.allocate(capacity: pg.channels * pg.batch * pg.height * pg.width)
-        defer { gradient.deallocate() }
+        // The phase planes are read; their gradient takes their place.
         SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true, values: columnValues, bias: nil,
-                                        rows: pg.channels, x: dy, y: gradient, pg)
-        PhaseForm.merge(gradient, into: dx, g)
+                                        rows: pg.channels, x: dy, y: phases, pg)
+        PhaseForm.merge(phases, into: dx, g)
+    }
+
+    /// `phaseBuffer`, large enough for the phase planes of an input of geometry `g`.
+    func phaseScratch(_ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let count = g.channels * g.batch * g.height * g.width
+        if count > phaseCapacity || phaseBuffer == nil {
+            phaseBuffer?.deallocate()
+            phaseBuffer = .allocate(capacity: max(count, 1))
+            phaseCapacity = count
+        }
+        return phaseBuffer!
     }
 }
 
@@ -414,14 +423,12 @@ struct PhaseForm {
     /// The layer's active values (row order) in phase-entry order.
     func values(_ active: [Float]) -> [Float] { source.map { active[Int($0)] } }
 
-    /// The phase planes of `x` (allocated; the caller frees them).
-    static func split(_ x: UnsafePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: g.channels * g.batch * g.height * g.width)
+    /// The phase planes of `x`, into `out` (as many floats as `x`).
+    static func split(_ x: UnsafePointer<Float>, _ g: ConvGeometry, into out: UnsafeMutablePointer<Float>) {
         Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
             ds_phase_split(x, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
                            Int64(planes.upperBound), out)
         }
-        return out
     }
 
     /// `dx` from the phase planes' gradient.

@@ -130,8 +130,14 @@ public final class SparseWeightKernel: WeightKernel {
     public var computesDenseGradient = false
     /// The padded input a direct convolution's forward kept for its backward.
     var keptInput: PaddedPlanes?
-    /// The phase planes a stride-2 convolution's forward kept for its backward.
-    var keptPhases: UnsafeMutablePointer<Float>?
+    /// A stride-2 convolution's scratch, kept from step to step (it grows when needed):
+    /// the input's phase planes from the forward to the backward (`phasesHoldInput`),
+    /// then their gradient. Reusing it spares the page faults of a fresh buffer the size
+    /// of the input on every pass.
+    var phaseBuffer: UnsafeMutablePointer<Float>?
+    var phaseCapacity = 0
+    /// Whether `phaseBuffer` holds the phase planes of the last training forward's input.
+    var phasesHoldInput = false
     /// The pattern as a stride-1 convolution over phase planes (stride-2 layers), made by
     /// the first such pass after each pattern change (`phaseForm`).
     var phaseFormCache: PhaseForm?
@@ -144,7 +150,7 @@ public final class SparseWeightKernel: WeightKernel {
 
     deinit {
         keptInput?.deallocate()
-        keptPhases?.deallocate()
+        phaseBuffer?.deallocate()
     }
 
     /// Installs the kernel's pattern on `weight`: its `activePositions` and a zero
