@@ -225,14 +225,6 @@ extension SparseWeightKernel: ConvolutionKernel {
         return g.stride == 1 && (g.width >= 8 || (g.width >= 7 && runsNative(g)))
     }
 
-    /// The phase form of the current pattern (made once per pattern).
-    func phaseForm() -> PhaseForm {
-        if let form = phaseFormCache { return form }
-        let form = PhaseForm(pattern, columnOrder: needsColumnOrder)
-        phaseFormCache = form
-        return form
-    }
-
     /// Whether this geometry runs the AVX-512 kernels on unpadded planes (else the
     /// padded-plane products above).
     func runsNative(_ g: ConvGeometry) -> Bool {
@@ -245,12 +237,7 @@ extension SparseWeightKernel: ConvolutionKernel {
         keptInput = nil
         let p = pattern
         if g.stride == 2 {
-            let form = phaseForm(), phases = phaseScratch(g)
-            PhaseForm.split(x, g, into: phases)
-            SparseConvolution.nativeProduct(start: form.pattern.rowStart, entries: form.pattern.columnIndex,
-                                            flipped: false, values: form.values(weight.activeValues), bias: bias,
-                                            rows: p.rows, x: phases, y: y, PhaseForm.geometry(g))
-            phasesHoldInput = keepInput
+            phaseConvolve(x, g, bias: bias, into: y, keepInput: keepInput)
             return
         }
         if runsNative(g) {
@@ -323,120 +310,6 @@ extension SparseWeightKernel: ConvolutionKernel {
         SparseConvolution.product(start: starts, index: entries, values: columnOrderValues(), bias: nil,
                                   flipped: true, input: gradOut, output: gradIn, parallel: true)
         gradIn.extract(into: dx, parallel: true)
-    }
-}
-
-extension SparseWeightKernel {
-    /// Backward of a stride-2 layer on its phase planes: the sampled weight gradient of
-    /// the phase pattern, put back in the layer's entry order (or, on update steps, the
-    /// dense gradient from column matrices of the strided input), and the input gradient
-    /// as the transposed stride-1 product into phase planes, merged into `dx`.
-    func phaseBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ g: ConvGeometry,
-                       inputGradient dx: UnsafeMutablePointer<Float>?) {
-        let p = pattern, form = phaseForm(), phasePattern = form.pattern, pg = PhaseForm.geometry(g)
-        let phases = phaseScratch(g)
-        if !phasesHoldInput { PhaseForm.split(x, g, into: phases) }
-        phasesHoldInput = false
-        var block = [Float](repeating: 0, count: computesDenseGradient ? p.rows * p.columns : p.count)
-        block.withUnsafeMutableBufferPointer { b in
-            if computesDenseGradient {
-                SparseConvolution.denseGradient(x: x, dy: dy, g, rows: p.rows, into: b.baseAddress!)
-                return
-            }
-            var phaseBlock = [Float](repeating: 0, count: phasePattern.count)
-            phaseBlock.withUnsafeMutableBufferPointer {
-                SparseConvolution.nativeSampled(start: phasePattern.rowStart, entries: phasePattern.columnIndex,
-                                                x: phases, dy: dy, pg, into: $0.baseAddress!)
-            }
-            for (e, source) in form.source.enumerated() { b[Int(source)] = phaseBlock[e] }
-        }
-        block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
-        guard let dx else { return }
-        let (starts, entries) = SparseConvolution.transposedEntries(phasePattern, channels: pg.channels)
-        let phaseValues = form.values(weight.activeValues)
-        let columnValues = phasePattern.transposedEntries.map { phaseValues[Int($0)] }
-        // The phase planes are read; their gradient takes their place.
-        SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true, values: columnValues, bias: nil,
-                                        rows: pg.channels, x: dy, y: phases, pg)
-        PhaseForm.merge(phases, into: dx, g)
-    }
-
-    /// `phaseBuffer`, large enough for the phase planes of an input of geometry `g`.
-    func phaseScratch(_ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
-        let count = g.channels * g.batch * g.height * g.width
-        if count > phaseCapacity || phaseBuffer == nil {
-            phaseBuffer?.deallocate()
-            phaseBuffer = .allocate(capacity: max(count, 1))
-            phaseCapacity = count
-        }
-        return phaseBuffer!
-    }
-}
-
-/// A stride-2, padding-1 3×3 convolution on planes of even size as a stride-1 one over
-/// the input's four phase planes (`ds_phase_split`: phase 2·pr + pc of channel c holds
-/// the rows of parity pr and columns of parity pc). Input row 2i + a − 1 of tap row a is
-/// row i − 1 of the odd rows (a = 0), row i of the even rows (a = 1) or row i of the odd
-/// rows (a = 2), columns alike; so tap (a, b) of channel c is one phase of c at a shift
-/// of −1 or 0 per axis, a tap of the stride-1 kernels on planes half as wide and high.
-/// Holds the pattern over the 4C·9 phase columns and, per phase entry, the layer's
-/// entry it stands for.
-struct PhaseForm {
-    let pattern: SparsePattern
-    let source: [Int32]
-
-    /// Planes this form takes: even in both sizes, phase planes at least 7 wide.
-    static func fits(_ g: ConvGeometry) -> Bool { g.height % 2 == 0 && g.width % 2 == 0 && g.width / 2 >= 7 }
-
-    /// The stride-1 geometry over the phase planes.
-    static func geometry(_ g: ConvGeometry) -> ConvGeometry {
-        ConvGeometry(channels: 4 * g.channels, batch: g.batch, height: g.height / 2, width: g.width / 2,
-                     kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1)
-    }
-
-    /// The phase column of layer column `c·9 + a·3 + b`.
-    static func phaseColumn(_ column: Int) -> Int {
-        let c = column / 9, a = column % 9 / 3, b = column % 3
-        let parity = [1, 0, 1], shift = [-1, 0, 0]
-        return (c * 4 + parity[a] * 2 + parity[b]) * 9 + (shift[a] + 1) * 3 + (shift[b] + 1)
-    }
-
-    init(_ p: SparsePattern, columnOrder: Bool) {
-        let columns = p.columns * 4
-        var indices: [Int] = [], source: [Int32] = []
-        indices.reserveCapacity(p.count)
-        source.reserveCapacity(p.count)
-        for r in 0..<p.rows {
-            let entries = (Int(p.rowStart[r])..<Int(p.rowStart[r + 1]))
-                .map { (column: Self.phaseColumn(Int(p.columnIndex[$0])), entry: Int32($0)) }
-                .sorted { $0.column < $1.column }
-            for (column, entry) in entries {
-                indices.append(r * columns + column)
-                source.append(entry)
-            }
-        }
-        pattern = SparsePattern(mask: SparseMask(rows: p.rows, columns: columns, activeIndices: indices),
-                                columnOrder: columnOrder)
-        self.source = source
-    }
-
-    /// The layer's active values (row order) in phase-entry order.
-    func values(_ active: [Float]) -> [Float] { source.map { active[Int($0)] } }
-
-    /// The phase planes of `x`, into `out` (as many floats as `x`).
-    static func split(_ x: UnsafePointer<Float>, _ g: ConvGeometry, into out: UnsafeMutablePointer<Float>) {
-        Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
-            ds_phase_split(x, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
-                           Int64(planes.upperBound), out)
-        }
-    }
-
-    /// `dx` from the phase planes' gradient.
-    static func merge(_ phases: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
-            ds_phase_merge(phases, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
-                           Int64(planes.upperBound), dx)
-        }
     }
 }
 
