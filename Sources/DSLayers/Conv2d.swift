@@ -125,7 +125,7 @@ public final class Conv2d: TimedLayer {
         inputPlane = (source.shape[2], source.shape[3])
         // A strided 1×1 convolution is the stride-1 one of the positions it reads.
         let x = isPointwise && stride > 1 ? subsampled(source) : source
-        subsampledPlane = isPointwise && stride > 1 && training ? inputPlane : nil
+        if training { subsampledPlane = isPointwise && stride > 1 ? inputPlane : nil }   // evaluation keeps it
         let g = ConvGeometry(channels: inputChannels, batch: x.shape[1], height: x.shape[2],
                              width: x.shape[3], kernelHeight: kernelSize, kernelWidth: kernelSize,
                              stride: isPointwise ? 1 : stride, padding: padding)

@@ -96,6 +96,21 @@ import Testing
         for (a, b) in zip(y.storage, expected.storage) { #expect(abs(a - b) < 1e-4) }
     }
 
+    /// An evaluation pass between a training forward and its backward changes nothing the
+    /// backward returns (here a strided 1×1 convolution, which spreads its gradient back
+    /// over the training input's plane, evaluated on another plane in between).
+    @Test func evaluationBetweenForwardAndBackwardChangesNothing() {
+        var rng = Xoshiro256(seed: 32)
+        let conv = Conv2d(inputChannels: 3, outputChannels: 4, kernelSize: 1, stride: 2, rng: &rng)
+        let x = randomTensor([3, 2, 6, 5], seed: 33), dy = randomTensor([4, 2, 3, 3], seed: 34)
+        _ = conv.forward(x, training: true)
+        let expected = conv.backward(dy)
+        _ = conv.forward(x, training: true)
+        _ = conv.forward(randomTensor([3, 1, 4, 4], seed: 35), training: false)
+        let dx = conv.backward(dy)
+        #expect(dx.shape == [3, 2, 6, 5] && dx.storage == expected.storage)
+    }
+
     // [3, 4, 2, 2]: 16 values per channel (one vector); [3, 5, 3, 3]: 45 (vectors and a tail).
     @Test(arguments: [[3, 4, 2, 2], [3, 5, 3, 3]])
     func fusedReLUEqualsBatchNormThenReLU(shape: [Int]) {
