@@ -122,13 +122,28 @@ DS_AVX512 static inline uint64_t nonzero64(const uint8_t *p) {
     return _mm512_test_epi8_mask(v, v);
 }
 
+/// Appends the positions i + j of the set bits j of `bits` to out[m ...]: per 16 bits,
+/// the lane indices compressed in a register and stored under a mask of the leading
+/// lanes (no branch on the bits, no compressing store to memory).
+DS_AVX512 static inline int64_t append_positions(uint64_t bits, int64_t i, int32_t *out, int64_t m) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int q = 0; q < 4; q++) {
+        __mmask16 k = (__mmask16)(bits >> (16 * q));
+        int c = __builtin_popcount(k);
+        __m512i index = _mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)(i + 16 * q)));
+        _mm512_mask_storeu_epi32(out + m, (__mmask16)((1u << c) - 1), _mm512_maskz_compress_epi32(k, index));
+        m += c;
+    }
+    return m;
+}
+
 DS_AVX512 static int64_t flag_positions_avx512(const uint8_t *flags, int64_t n, int32_t *out) {
     int64_t m = 0, i = 0;
-    for (; i + 64 <= n; i += 64) {
-        uint64_t bits = nonzero64(flags + i);
-        while (bits) { out[m++] = (int32_t)(i + __builtin_ctzll(bits)); bits &= bits - 1; }
+    for (; i + 64 <= n; i += 64) m = append_positions(nonzero64(flags + i), i, out, m);
+    if (i < n) {
+        __m512i v = _mm512_maskz_loadu_epi8(((__mmask64)1 << (n - i)) - 1, (const void *)(flags + i));
+        m = append_positions(_mm512_test_epi8_mask(v, v), i, out, m);
     }
-    for (; i < n; i++) if (flags[i]) out[m++] = (int32_t)i;
     return m;
 }
 
@@ -136,6 +151,20 @@ DS_AVX512 static int64_t flag_count_avx512(const uint8_t *flags, int64_t n) {
     int64_t m = 0, i = 0;
     for (; i + 64 <= n; i += 64) m += __builtin_popcountll(nonzero64(flags + i));
     for (; i < n; i++) m += flags[i];
+    return m;
+}
+
+/// append_positions for 64-bit positions (8 lanes per step).
+DS_AVX512 static inline int64_t append_positions64(uint64_t bits, int64_t i, int64_t *out, int64_t m) {
+    if (!bits) return m;
+    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int q = 0; q < 8; q++) {
+        __mmask8 k = (__mmask8)(bits >> (8 * q));
+        int c = __builtin_popcount(k);
+        __m512i index = _mm512_add_epi64(lane, _mm512_set1_epi64(i + 8 * q));
+        _mm512_mask_storeu_epi64(out + m, (__mmask8)((1u << c) - 1), _mm512_maskz_compress_epi64(k, index));
+        m += c;
+    }
     return m;
 }
 
@@ -148,9 +177,9 @@ DS_AVX512 static void flag_changes_avx512(const uint8_t *a, const uint8_t *b, in
         if (!differ) continue;
         uint64_t was = _mm512_test_epi8_mask(va, va);
         uint64_t lost = differ & was, gained = differ & ~was;
-        if (dropped) while (lost) { dropped[d++] = i + __builtin_ctzll(lost); lost &= lost - 1; }
+        if (dropped) d = append_positions64(lost, i, dropped, d);
         else d += __builtin_popcountll(lost);
-        if (grown) while (gained) { grown[g++] = i + __builtin_ctzll(gained); gained &= gained - 1; }
+        if (grown) g = append_positions64(gained, i, grown, g);
         else g += __builtin_popcountll(gained);
     }
     for (; i < n; i++) {
@@ -308,9 +337,8 @@ int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, ui
     return DISPATCH(keys_at_least, v, n, bound, out);
 }
 
-/// The count-th largest of keys[0 ..< n] (count ≤ n): t, and how many keys equal to t
-/// win (the first ones in index order) besides the keys above it. scratch: 2n keys.
-static uint32_t cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch, int64_t *ties) {
+/// The count-th largest of keys[0 ..< n] (1 ≤ count ≤ n). scratch: 2n keys.
+uint32_t ds_kth_largest(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch) {
     // For few winners against many keys, a regular sample bounds the count-th largest
     // key t from below with a wide margin and only the keys at or above the bound are
     // searched (all of them when fewer than count pass).
@@ -328,6 +356,11 @@ static uint32_t cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t
         if (m >= count) { t = quickselect_u32(scratch, scratch + n, scratch, m, count); found = 1; }
     }
     if (!found) t = quickselect_u32(keys, scratch, scratch + n, n, count);
+    return t;
+}
+
+uint32_t ds_cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch, int64_t *ties) {
+    uint32_t t = ds_kth_largest(keys, n, count, scratch);
     *ties = count - DISPATCH(count_above, keys, n, t);
     return t;
 }
@@ -336,7 +369,7 @@ void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, u
     if (count <= 0) return;
     DISPATCH(free_keys, flags, v, n, keys);
     int64_t ties;
-    uint32_t t = cut_top(keys, n, count, scratch, &ties);
+    uint32_t t = ds_cut_top(keys, n, count, scratch, &ties);
     DISPATCH(take, flags, keys, n, t, ties);
 }
 
@@ -363,7 +396,7 @@ int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n
         nan = DISPATCH(count_above, keys, m, NAN_KEY) < candidates;
     } else if (candidates > 0) {
         int64_t ties;
-        uint32_t t = cut_top(keys, m, count, scratch, &ties);
+        uint32_t t = ds_cut_top(keys, m, count, scratch, &ties);
         for (int64_t j = 0; j < m; j++) {
             uint32_t k = keys[j];
             int win = k > t || (k == t && ties > 0);

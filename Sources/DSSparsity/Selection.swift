@@ -60,40 +60,16 @@ public enum Selection {
         return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
     }
 
-    /// The `k`-th largest of `keys` (1-based): a radix selection, 11 + 11 + 10 bits,
-    /// each pass counting only the keys that share the bits fixed so far (a quickselect
-    /// for short inputs).
+    /// The `k`-th largest of `keys` (1-based): the C selection (a regular sample bounds
+    /// the answer from below when k is small against the count, then branch-free
+    /// partitions around median-of-three pivots).
     static func kthLargest(_ keys: [UInt32], _ k: Int) -> UInt32 {
         precondition(k >= 1 && k <= keys.count, "kthLargest: k = \(k) of \(keys.count)")
-        if keys.count < 4096 { var work = keys; return quickselect(&work, k) }
-        // Long inputs: a regular sample bounds the answer from below with a wide margin;
-        // when at least k keys pass the bound, the answer is the k-th largest of those
-        // (exact either way: otherwise the full selection below runs). When every key
-        // passes (many equal keys, e.g. an all-zero gradient) the sample ruled nothing
-        // out, and the full selection runs on them instead of the same search again.
-        if let bound = keys.withUnsafeBufferPointer({ kp in sampledBound(k, count: kp.count, key: { kp[$0] }) }) {
-            let passing = keys.withUnsafeBufferPointer { compacted($0) { $0 >= bound } }
-            if passing.count >= k && passing.count < keys.count { return kthLargest(passing, k) }
-        }
-        var rank = k, prefix: UInt32 = 0
-        var subset = keys
-        var histogram = [Int](repeating: 0, count: 2048)
-        for (shift, bits) in [(21, 11), (10, 11), (0, 10)] {
-            let bins = 1 << bits, mask = UInt32(bins - 1)
-            histogram.withUnsafeMutableBufferPointer { h in
-                h.update(repeating: 0)
-                subset.withUnsafeBufferPointer { for key in $0 { h[Int((key >> UInt32(shift)) & mask)] += 1 } }
-                var b = bins - 1
-                while h[b] < rank { rank -= h[b]; b -= 1 }
-                prefix |= UInt32(b) << UInt32(shift)
-            }
-            if shift > 0 {
-                let high = ~UInt32(0) << UInt32(shift)
-                let fixed = prefix
-                subset = subset.withUnsafeBufferPointer { compacted($0) { $0 & high == fixed } }
+        return keys.withUnsafeBufferPointer { kp in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * kp.count) { scratch in
+                ds_kth_largest(kp.baseAddress!, Int64(kp.count), Int64(k), scratch.baseAddress!)
             }
         }
-        return prefix
     }
 
     /// The `k`-th largest value (1-based), reordering `values`.
@@ -242,13 +218,13 @@ public enum Selection {
 
     /// The k-th largest key and how many of the k winners sit at it.
     private static func cut(_ k: Int, of keys: [UInt32]) -> (key: UInt32, ties: Int) {
-        let threshold = kthLargest(keys, k)
-        let above = keys.withUnsafeBufferPointer { kp in
-            var above = 0
-            for key in kp { above &+= (key > threshold).bit }
-            return above
+        keys.withUnsafeBufferPointer { kp in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * kp.count) { scratch in
+                var ties: Int64 = 0
+                let key = ds_cut_top(kp.baseAddress!, Int64(kp.count), Int64(k), scratch.baseAddress!, &ties)
+                return (key, Int(ties))
+            }
         }
-        return (threshold, k - above)
     }
 
     /// For `count` keys of which the `k` largest are wanted (k at most a quarter, count
@@ -265,19 +241,6 @@ public enum Selection {
         let expected = Double(k) * 2048 / Double(count)
         let rank = min(2048, Int(expected * 1.25 + 4 * expected.squareRoot() + 16))
         return quickselect(&sample, rank)
-    }
-
-    /// The keys passing `test`, in order: counted first (a loop that vectorises), then
-    /// copied by branch-free compaction (faster than a branch even when 4% pass).
-    @inline(__always)
-    static func compacted(_ keys: UnsafeBufferPointer<UInt32>, _ test: (UInt32) -> Bool) -> [UInt32] {
-        var n = 0
-        for key in keys { n &+= test(key).bit }
-        return [UInt32](unsafeUninitializedCapacity: n + 1) { out, initialized in
-            var j = 0
-            for key in keys { out[j] = key; j &+= test(key).bit }
-            initialized = n
-        }
     }
 
     /// `k` distinct indices drawn uniformly from `candidates` (a partial Fisher–Yates).

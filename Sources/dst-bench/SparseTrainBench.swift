@@ -93,7 +93,9 @@ struct SparseTrainThroughput: ParsableCommand {
                         let onSparse = choices.filter(\.sparse).count
                         let ratio = dense ? String(format: "%.2fx vs dense (%.2f ms, timed alongside)", pairedDense / amortised,
                                                    pairedDense * 1000) : "dense not timed"
-                        print(String(format: "%-9@ %-6@ %.2f %-6@: %.2f ms/step amortised (ordinary %.2f, update %.2f); "
+                        // Three decimals for sub-millisecond steps (the MLP's).
+                        let f = ordinary < 0.001 ? "%.3f" : "%.2f"
+                        print(String(format: "%-9@ %-6@ %.2f %-6@: \(f) ms/step amortised (ordinary \(f), update \(f)); "
                                      + "%@; %d of %d sparse layers on sparse kernels", name as NSString,
                                      strategyName as NSString, sparsity, path as NSString, amortised * 1000,
                                      ordinary * 1000, update * 1000, ratio as NSString, onSparse, choices.count))

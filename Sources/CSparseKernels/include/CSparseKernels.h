@@ -106,6 +106,13 @@ void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t 
 /// returns how many.
 int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, uint32_t *out);
 
+/// The count-th largest of keys[0 ..< n] (1 ≤ count ≤ n; keys unchanged). scratch: 2n keys.
+uint32_t ds_kth_largest(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch);
+
+/// ds_kth_largest's t, and in *ties how many of the count winners equal t (count minus
+/// the keys above t).
+uint32_t ds_cut_top(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch, int64_t *ties);
+
 /// Sets `count` more flags among the clear ones of flags[0 ..< n]: those with the largest
 /// |v[i]| (ties to the lower i, NaN below every number). `count` must not exceed the
 /// clear flags; keys has room for n keys, scratch for 2n.
