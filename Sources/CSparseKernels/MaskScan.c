@@ -122,28 +122,13 @@ DS_AVX512 static inline uint64_t nonzero64(const uint8_t *p) {
     return _mm512_test_epi8_mask(v, v);
 }
 
-/// Appends the positions i + j of the set bits j of `bits` to out[m ...]: per 16 bits,
-/// the lane indices compressed in a register and stored under a mask of the leading
-/// lanes (no branch on the bits, no compressing store to memory).
-DS_AVX512 static inline int64_t append_positions(uint64_t bits, int64_t i, int32_t *out, int64_t m) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (int q = 0; q < 4; q++) {
-        __mmask16 k = (__mmask16)(bits >> (16 * q));
-        int c = __builtin_popcount(k);
-        __m512i index = _mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)(i + 16 * q)));
-        _mm512_mask_storeu_epi32(out + m, (__mmask16)((1u << c) - 1), _mm512_maskz_compress_epi32(k, index));
-        m += c;
-    }
-    return m;
-}
-
 DS_AVX512 static int64_t flag_positions_avx512(const uint8_t *flags, int64_t n, int32_t *out) {
     int64_t m = 0, i = 0;
-    for (; i + 64 <= n; i += 64) m = append_positions(nonzero64(flags + i), i, out, m);
-    if (i < n) {
-        __m512i v = _mm512_maskz_loadu_epi8(((__mmask64)1 << (n - i)) - 1, (const void *)(flags + i));
-        m = append_positions(_mm512_test_epi8_mask(v, v), i, out, m);
+    for (; i + 64 <= n; i += 64) {
+        uint64_t bits = nonzero64(flags + i);
+        while (bits) { out[m++] = (int32_t)(i + __builtin_ctzll(bits)); bits &= bits - 1; }
     }
+    for (; i < n; i++) if (flags[i]) out[m++] = (int32_t)i;
     return m;
 }
 
@@ -151,20 +136,6 @@ DS_AVX512 static int64_t flag_count_avx512(const uint8_t *flags, int64_t n) {
     int64_t m = 0, i = 0;
     for (; i + 64 <= n; i += 64) m += __builtin_popcountll(nonzero64(flags + i));
     for (; i < n; i++) m += flags[i];
-    return m;
-}
-
-/// append_positions for 64-bit positions (8 lanes per step).
-DS_AVX512 static inline int64_t append_positions64(uint64_t bits, int64_t i, int64_t *out, int64_t m) {
-    if (!bits) return m;
-    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int q = 0; q < 8; q++) {
-        __mmask8 k = (__mmask8)(bits >> (8 * q));
-        int c = __builtin_popcount(k);
-        __m512i index = _mm512_add_epi64(lane, _mm512_set1_epi64(i + 8 * q));
-        _mm512_mask_storeu_epi64(out + m, (__mmask8)((1u << c) - 1), _mm512_maskz_compress_epi64(k, index));
-        m += c;
-    }
     return m;
 }
 
@@ -177,9 +148,9 @@ DS_AVX512 static void flag_changes_avx512(const uint8_t *a, const uint8_t *b, in
         if (!differ) continue;
         uint64_t was = _mm512_test_epi8_mask(va, va);
         uint64_t lost = differ & was, gained = differ & ~was;
-        if (dropped) d = append_positions64(lost, i, dropped, d);
+        if (dropped) while (lost) { dropped[d++] = i + __builtin_ctzll(lost); lost &= lost - 1; }
         else d += __builtin_popcountll(lost);
-        if (grown) g = append_positions64(gained, i, grown, g);
+        if (grown) while (gained) { grown[g++] = i + __builtin_ctzll(gained); gained &= gained - 1; }
         else g += __builtin_popcountll(gained);
     }
     for (; i < n; i++) {
@@ -373,10 +344,37 @@ void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, u
     DISPATCH(take, flags, keys, n, t, ties);
 }
 
+/// The selection of ds_select_largest_nonzero among m candidates at position[0 ..< m]
+/// (ascending) with keys[j] (0 for a zero weight); scratch: 2m keys.
+static int select_among(const int32_t *position, const uint32_t *keys, int64_t m, int64_t count, uint32_t *scratch,
+                        uint8_t *flags) {
+    int64_t candidates = DISPATCH(count_above, keys, m, 0);
+    if (candidates == 0) return 0;
+    if (count >= candidates) {
+        // Every candidate wins; NaN among them if any key is NaN's.
+        for (int64_t j = 0; j < m; j++) flags[position[j]] |= keys[j] != 0;
+        return DISPATCH(count_above, keys, m, NAN_KEY) < candidates;
+    }
+    int64_t ties;
+    uint32_t t = ds_cut_top(keys, m, count, scratch, &ties);
+    for (int64_t j = 0; j < m; j++) flags[position[j]] |= (uint8_t)(keys[j] > t);
+    // The first `ties` keys equal to t, in position order.
+    for (int64_t j = 0; j < m && ties > 0; j++) {
+        if (keys[j] != t) continue;
+        flags[position[j]] = 1;
+        ties--;
+    }
+    // NaN's key is the lowest a candidate has: it wins only as the threshold.
+    return t == NAN_KEY;
+}
+
+/// 0 for a zero weight (either sign), else the magnitude key (NaN != 0: NaN gets its key).
+static inline uint32_t nonzero_key(float v) { return v != 0 ? magnitude_key(v) : 0; }
+
 int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags) {
     if (count <= 0 || n <= 0) return 0;
     // The eligible positions (most of a sparse layer's are not), then the keys of their
-    // weights, 0 for a zero weight; the selection runs on those alone.
+    // weights; the selection runs on those alone.
     int64_t m = DISPATCH(flag_count, eligible, n);
     if (m == 0) return 0;
     void *memory = malloc((size_t)m * 4 * sizeof(uint32_t));
@@ -384,29 +382,20 @@ int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n
     int32_t *position = (int32_t *)memory;
     uint32_t *keys = (uint32_t *)memory + m, *scratch = (uint32_t *)memory + 2 * m;
     DISPATCH(flag_positions, eligible, n, position);
-    for (int64_t j = 0; j < m; j++) {
-        float v = w[position[j]];
-        keys[j] = v != 0 ? magnitude_key(v) : 0;   // NaN != 0: NaN gets its key
-    }
-    int64_t candidates = DISPATCH(count_above, keys, m, 0);
-    int nan = 0;
-    if (candidates > 0 && count >= candidates) {
-        // Every candidate wins; NaN among them if any key is NaN's.
-        for (int64_t j = 0; j < m; j++) flags[position[j]] |= keys[j] != 0;
-        nan = DISPATCH(count_above, keys, m, NAN_KEY) < candidates;
-    } else if (candidates > 0) {
-        int64_t ties;
-        uint32_t t = ds_cut_top(keys, m, count, scratch, &ties);
-        for (int64_t j = 0; j < m; j++) {
-            uint32_t k = keys[j];
-            int win = k > t || (k == t && ties > 0);
-            ties -= k == t && ties > 0;
-            flags[position[j]] |= (uint8_t)win;
-        }
-        // NaN's key is the lowest a candidate has: it wins only as the threshold.
-        nan = t == NAN_KEY;
-    }
+    for (int64_t j = 0; j < m; j++) keys[j] = nonzero_key(w[position[j]]);
+    int nan = select_among(position, keys, m, count, scratch, flags);
     free(memory);
+    return nan;
+}
+
+int ds_select_largest_nonzero_at(const int32_t *position, const float *values, int64_t m, int64_t count,
+                                 uint8_t *flags) {
+    if (count <= 0 || m <= 0) return 0;
+    uint32_t *keys = malloc((size_t)m * 3 * sizeof(uint32_t));
+    if (!keys) return -1;
+    for (int64_t j = 0; j < m; j++) keys[j] = nonzero_key(values[j]);
+    int nan = select_among(position, keys, m, count, keys + m, flags);
+    free(keys);
     return nan;
 }
 

@@ -347,10 +347,14 @@ public final class SparseModel {
             // the changed weights below writes in place (no copy of the tensor).
             let t0 = DispatchTime.now().uptimeNanoseconds
             let result = { (rng: inout Xoshiro256) in
-                settings.strategy.update(LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
-                                                          denseGradient: gradient, budget: layer.density.budget,
-                                                          dropFraction: fraction, mayAblate: !layer.isProtected,
-                                                          pruningProgress: progress), rng: &rng)
+                var input = LayerUpdateInput(name: layer.name, mask: mask, weights: layer.parameter.value.storage,
+                                             denseGradient: gradient, budget: layer.density.budget,
+                                             dropFraction: fraction, mayAblate: !layer.isProtected,
+                                             pruningProgress: progress)
+                if let positions = layer.parameter.activePositions {
+                    input.active = (positions, layer.parameter.activeValues)
+                }
+                return settings.strategy.update(input, rng: &rng)
             }(&rng)
             let t1 = DispatchTime.now().uptimeNanoseconds
             let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)

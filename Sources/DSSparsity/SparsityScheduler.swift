@@ -16,6 +16,10 @@ public struct LayerUpdateInput {
     public var mayAblate: Bool
     /// Gradual pruning: how far the schedule is from `T_start` (0) to its last update (1).
     public var pruningProgress: Double
+    /// The mask's active positions (ascending) and the weights at them, when the layer
+    /// trains on a sparse kernel, which keeps both: counts and selections over the
+    /// active weights then read these instead of scanning the whole mask.
+    public var active: (positions: [Int32], values: [Float])?
 
     public init(name: String, mask: SparseMask, weights: [Float], denseGradient: [Float], budget: Int,
                 dropFraction: Double, mayAblate: Bool = false, pruningProgress: Double = 1) {
@@ -29,6 +33,16 @@ public struct LayerUpdateInput {
     public var keepAndDrop: (keep: Int, drop: Int) {
         // Counted in locals of the closure (a captured counter is stored every
         // iteration, which keeps the loop from vectorising).
+        if let active {
+            let nonzero = active.values.withUnsafeBufferPointer { v in
+                var nonzero = 0
+                for x in v { nonzero &+= (x != 0).bit }
+                return nonzero
+            }
+            let n = active.positions.count
+            let keep = min(n - Int((dropFraction * Double(n)).rounded(.down)), nonzero)
+            return (keep, n - keep)
+        }
         let (n, nonzero) = mask.active.withFlagBytes { a in
             weights.withUnsafeBufferPointer { w in
                 var n = 0, nonzero = 0
@@ -78,16 +92,29 @@ public struct LayerUpdateInput {
 
     /// Flags of the `keep` largest nonzero `|w|` at active positions inside `groups`
     /// (ties to the lower index), and whether a NaN weight is among them (NaN ranks below
-    /// every number): one scan for the active positions, then a selection among their
-    /// weights' keys.
+    /// every number): a selection among the active weights' keys, found by one scan of
+    /// the mask unless `active` lists them.
     func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
         let n = mask.active.count
         var flags = [Bool](repeating: false, count: n)
         guard n > 0, keep > 0 else { return (flags, false) }
         // Groups are disjoint: when they cover the layer, its active flags are the
         // candidates' (the common case), else the flags inside the groups.
+        let coversLayer = groups.reduce(0, { $0 + $1.count }) == n
+        if let active, coversLayer {
+            let outcome = active.positions.withUnsafeBufferPointer { p in
+                active.values.withUnsafeBufferPointer { v in
+                    flags.withMutableFlagBytes { f in
+                        p.isEmpty ? 0 : ds_select_largest_nonzero_at(p.baseAddress!, v.baseAddress!, Int64(p.count),
+                                                                     Int64(keep), f.baseAddress!)
+                    }
+                }
+            }
+            precondition(outcome >= 0, "largestNonzero: no memory for the selection among \(active.positions.count) weights")
+            return (flags, outcome == 1)
+        }
         var eligible = mask.active
-        if groups.reduce(0, { $0 + $1.count }) != n {
+        if !coversLayer {
             eligible = [Bool](repeating: false, count: n)
             for range in groups { eligible.replaceSubrange(range, with: mask.active[range]) }
         }

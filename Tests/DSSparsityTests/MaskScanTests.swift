@@ -136,6 +136,15 @@ import Testing
                         }
                         #expect(Set(f.indices.filter { f[$0] }) == expected, "\(path) n \(n) count \(count)")
                         #expect(nan == (expected.contains { w[$0].isNaN } ? 1 : 0), "\(path) n \(n) count \(count)")
+                        // The same selection from the eligible positions and their weights.
+                        let positions = eligible.indices.filter { eligible[$0] }.map(Int32.init)
+                        let weights = positions.map { w[Int($0)] }
+                        var g = [Bool](repeating: false, count: n)
+                        let nanAt = g.withMutableFlagBytes { gb in
+                            positions.isEmpty ? 0 : ds_select_largest_nonzero_at(positions, weights, Int64(positions.count),
+                                                                                 Int64(count), gb.baseAddress!)
+                        }
+                        #expect(g == f && nanAt == nan, "\(path) n \(n) count \(count), from positions")
                     }
                 }
             }

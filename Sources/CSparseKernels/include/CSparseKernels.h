@@ -125,6 +125,11 @@ void ds_grow_largest(uint8_t *flags, const float *v, int64_t n, int64_t count, u
 /// position) could not be had.
 int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n, int64_t count, uint8_t *flags);
 
+/// ds_select_largest_nonzero over the m eligible positions given: position[0 ..< m]
+/// ascending, values[j] the weight at position[j] (12 bytes of working memory per position).
+int ds_select_largest_nonzero_at(const int32_t *position, const float *values, int64_t m, int64_t count,
+                                 uint8_t *flags);
+
 /// The row order of a sparse pattern from its [rows, columns] flags: rowStart [rows + 1],
 /// and for each entry its column (ascending within a row) and flat position.
 void ds_build_row_order(const uint8_t *flags, int64_t rows, int64_t columns, int32_t *rowStart,
