@@ -414,22 +414,25 @@ public struct KernelChoice: Equatable, Sendable {
 }
 
 /// The densities at or below which `sparse_kernels: auto` puts a layer on the sparse
-/// kernels, measured per layer kind with `dst-bench kernel-crossover` (one layer's
-/// forward, input gradient and weight gradient, dense kernel on the masked weight vs
-/// sparse kernel, batch 128, 2 threads; README "Sparse training speed"), each the
-/// density where the two took about equally long: fully connected layers 0.25, 3×3
-/// "same" convolutions on planes 16 or more wide, or 8 wide with an even height (the
-/// kernels read shifted copies of 8×8 planes as of wider ones) 0.35, every other
-/// convolution (strided, 1×1, planes under 8 wide or 8×odd: im2col columns or masked
-/// loads) 0.2.
+/// kernels, per layer kind, from `dst-bench kernel-crossover` (one layer's forward,
+/// input gradient and weight gradient, dense kernel on the masked weight vs sparse
+/// kernel, batch 128, 2 threads; README "Sparse training speed"): each a little below
+/// the lowest density at which the two took equally long for any layer of its kind in
+/// the crossover table, so a layer at the threshold still gains. Fully connected layers
+/// 0.4 (break-even 0.55–0.6), 3×3 "same" convolutions on planes 16 or more wide, or 8
+/// wide with an even height (the kernels read shifted copies of 8×8 planes as of wider
+/// ones) 0.5 (0.47–0.6+), every other convolution (strided, 1×1, planes under 8 wide or
+/// 8×odd: phase planes, im2col columns or masked loads) 0.3 (0.35–0.6+). Fixed numbers,
+/// not a timing at start: the choice changes results in the last bits, and a run must
+/// repeat exactly.
 public enum SparseKernelCrossover {
-    public static let linear = 0.25
+    public static let linear = 0.4
     /// 3×3, stride 1, padding 1 on planes at least 16 wide, or 8 wide with an even
     /// height (the direct sparse convolution).
-    public static let wideConvolution = 0.35
+    public static let wideConvolution = 0.5
     /// Other convolutions: 3×3 on other planes (or of unknown size), strided, 1×1
     /// (im2col columns through the fully connected products).
-    public static let convolution = 0.2
+    public static let convolution = 0.3
 
     /// The layer kind's name and crossover (a convolution's plane size from its last
     /// forward pass, if any).
