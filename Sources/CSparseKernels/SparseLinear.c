@@ -13,6 +13,26 @@ static inline __mmask16 lanes_below(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
 }
 
+/// What happens to a product's results as they are stored (ds_sparse_rows_product).
+typedef struct {
+    int rectify;
+    const float *mask;
+    int64_t ldMask;
+} epilogue_t;
+
+/// v through the epilogue: max(v, 0) with NaN kept (v unless v ≤ 0) when rectifying;
+/// 0 where the mask row r at column c is not above 0.
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 finish(__m512 v, const epilogue_t *out, int64_t r, int64_t c, __mmask16 lanes) {
+    __m512 zero = _mm512_setzero_ps();
+    if (out->rectify) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_NLE_UQ), v);
+    if (out->mask) {
+        __m512 m = _mm512_maskz_loadu_ps(lanes, out->mask + r * out->ldMask + c);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), v);
+    }
+    return v;
+}
+
 /// acc += Σ_{e ∈ [e0, e1)} w[position[e]] · x[index[e]] over nv vectors (the terms one
 /// row of a pair has beyond the other's).
 __attribute__((target("avx512f"), always_inline))
@@ -39,7 +59,8 @@ static inline void row_terms(__m512 *acc, int64_t e0, int64_t e1, const int32_t 
 __attribute__((target("avx512f"), always_inline))
 static inline void rows_block(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
                               const float *bias, int64_t a, int64_t b, const float *x, int64_t ldX, int64_t c,
-                              const int nv, __mmask16 head, __mmask16 tail, float *y, int64_t ldY) {
+                              const int nv, __mmask16 head, __mmask16 tail, float *y, int64_t ldY,
+                              const epilogue_t *out) {
     __m512 ya[8], yb[8];
 #pragma clang loop unroll(full)
     for (int j = 0; j < 8; j++) { ya[j] = _mm512_setzero_ps(); yb[j] = _mm512_setzero_ps(); }
@@ -67,8 +88,9 @@ static inline void rows_block(const int32_t *start, const int32_t *index, const 
     for (int j = 0; j < 8; j++) {
         if (j >= nv) break;
         __mmask16 m = (j == 0 ? head : (__mmask16)0xFFFF) & (j == nv - 1 ? tail : (__mmask16)0xFFFF);
-        _mm512_mask_storeu_ps(y + a * ldY + c + 16 * j, m, _mm512_add_ps(ya[j], ba));
-        if (b >= 0) _mm512_mask_storeu_ps(y + b * ldY + c + 16 * j, m, _mm512_add_ps(yb[j], bb));
+        _mm512_mask_storeu_ps(y + a * ldY + c + 16 * j, m, finish(_mm512_add_ps(ya[j], ba), out, a, c + 16 * j, m));
+        if (b >= 0)
+            _mm512_mask_storeu_ps(y + b * ldY + c + 16 * j, m, finish(_mm512_add_ps(yb[j], bb), out, b, c + 16 * j, m));
     }
 }
 
@@ -76,13 +98,14 @@ static inline void rows_block(const int32_t *start, const int32_t *index, const 
     case NV:                                                                                                           \
         for (int64_t r = r0; r < r1; r += 2)                                                                           \
             rows_block(start, index, position, w, bias, r, r + 1 < r1 ? r + 1 : -1, x, ldX, c, NV, head, tail, y,      \
-                       ldY);                                                                                           \
+                       ldY, &out);                                                                                     \
         break;
 
 __attribute__((target("avx512f")))
 void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
                             const float *bias, int64_t r0, int64_t r1, const float *x, int64_t ldX, int64_t c0,
-                            int64_t c1, float *y, int64_t ldY) {
+                            int64_t c1, float *y, int64_t ldY, int rectify, const float *mask, int64_t ldMask) {
+    const epilogue_t out = {rectify, mask, ldMask};
     // Blocks start on 64-byte boundaries of x's rows when all rows share one alignment
     // (ldX a multiple of 16): the first vector is then masked below c0 instead of every
     // load straddling two cache lines. Each output is still summed lane by lane over the
@@ -170,9 +193,9 @@ int ds_sparse_linear_supported(void) { return 0; }
 
 void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
                             const float *bias, int64_t r0, int64_t r1, const float *x, int64_t ldX, int64_t c0,
-                            int64_t c1, float *y, int64_t ldY) {
+                            int64_t c1, float *y, int64_t ldY, int rectify, const float *mask, int64_t ldMask) {
     (void)start; (void)index; (void)position; (void)w; (void)bias; (void)r0; (void)r1; (void)x; (void)ldX;
-    (void)c0; (void)c1; (void)y; (void)ldY;
+    (void)c0; (void)c1; (void)y; (void)ldY; (void)rectify; (void)mask; (void)ldMask;
 }
 
 void ds_sparse_rows_sampled(const int32_t *start, const int32_t *index, int64_t r0, int64_t r1, const float *dy,

@@ -4,11 +4,15 @@ import DSCore
 /// `y = max(x, 0)`; backward passes the gradient where `y > 0`.
 public final class ReLU: Layer {
     private var output = Tensor(shape: [0])
+    /// Set when the Linear layer before applies this ReLU and the one after masks its
+    /// input gradient (`Sequential.linkFeatureMajor`): both passes hand their tensor on.
+    public var passesThrough = false
     public init() {}
 
     // Both passes write a new tensor in one pass (the input is still the caller's, so
     // changing it in place would copy it first).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if passesThrough { return x }
         var y = Tensor(uninitializedShape: x.shape)
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
@@ -23,7 +27,7 @@ public final class ReLU: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        Self.gradient(dy, output: output)
+        passesThrough ? dy : Self.gradient(dy, output: output)
     }
 
     /// `dy` where `output > 0`, else 0: the gradient through a ReLU that produced `output`.

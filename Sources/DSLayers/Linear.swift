@@ -42,6 +42,13 @@ public final class Linear: TimedLayer {
     /// work on feature-major blocks, need no transposes between them.
     public var inputLayout = ActivationLayout.batchMajor
     public var outputLayout = ActivationLayout.batchMajor
+    /// Set by `Sequential.linkFeatureMajor` for a Linear → ReLU → Linear run: the first
+    /// layer applies the ReLU to its output (`rectifiesOutput`; the ReLU then passes
+    /// values and gradients through) and the second stops its input gradient where its
+    /// input, the ReLU's output, is 0 (`masksInputGradient`). Sparse kernels do both as
+    /// they store their results, which saves the ReLU's two passes.
+    public var rectifiesOutput = false
+    public var masksInputGradient = false
 
     /// `[features, n]` view of `p` in `layout`.
     private func view(_ p: UnsafePointer<Float>, _ features: Int, _ n: Int, _ layout: ActivationLayout) -> ActivationView {
@@ -74,7 +81,7 @@ public final class Linear: TimedLayer {
             biasValues.withUnsafeBufferPointer { pb in
                 y.storage.withUnsafeMutableBufferPointer { py in
                     kernel.forward(view(px.baseAddress!, inputFeatures, n, inputLayout),
-                                   bias: bias == nil ? nil : pb.baseAddress,
+                                   bias: bias == nil ? nil : pb.baseAddress, rectify: rectifiesOutput,
                                    into: mutableView(py.baseAddress!, outputFeatures, n, outputLayout), parallel: true)
                 }
             }
@@ -93,12 +100,14 @@ public final class Linear: TimedLayer {
         dy.storage.withUnsafeBufferPointer { pdy in
             let gradOut = view(pdy.baseAddress!, outputFeatures, n, outputLayout)
             input.storage.withUnsafeBufferPointer { px in
-                kernel.backwardWeight(gradOut, view(px.baseAddress!, inputFeatures, n, inputLayout), parallel: true)
-            }
-            if computesInputGradient {
-                dx.storage.withUnsafeMutableBufferPointer { pdx in
-                    kernel.backwardInput(gradOut, into: mutableView(pdx.baseAddress!, inputFeatures, n, inputLayout),
-                                         parallel: true)
+                let x = view(px.baseAddress!, inputFeatures, n, inputLayout)
+                kernel.backwardWeight(gradOut, x, parallel: true)
+                if computesInputGradient {
+                    dx.storage.withUnsafeMutableBufferPointer { pdx in
+                        kernel.backwardInput(gradOut, maskedBy: masksInputGradient ? x : nil,
+                                             into: mutableView(pdx.baseAddress!, inputFeatures, n, inputLayout),
+                                             parallel: true)
+                    }
                 }
             }
             if let bias {

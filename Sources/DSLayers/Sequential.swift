@@ -36,28 +36,42 @@ extension Sequential {
     /// elementwise, so it does not care. A run starts after a Flatten (whose output is
     /// rank 2); the first Linear still reads batch-major input and the last one still
     /// writes batch-major output. Dropout breaks a run (its random draws follow the
-    /// element order). With `linked: false`, every Linear is back to batch-major.
-    /// Returns the number of links made.
+    /// element order). Where exactly one ReLU sits between two linked Linear layers, the
+    /// two take it over (`Linear.rectifiesOutput`, `masksInputGradient`; the ReLU passes
+    /// through). With `linked: false`, every Linear is back to batch-major and every
+    /// ReLU its own. Returns the number of links made.
     @discardableResult
     public func linkFeatureMajor(_ linked: Bool = true) -> Int {
         var links = 0
         var previous: Linear?   // the last Linear of a run still open
+        var between: [ReLU] = []   // the ReLUs since it
         var afterFlatten = false
         for (_, layer) in layers {
             if let linear = layer as? Linear {
                 linear.inputLayout = .batchMajor
                 linear.outputLayout = .batchMajor
+                linear.rectifiesOutput = false
+                linear.masksInputGradient = false
                 if linked, let previous {
                     previous.outputLayout = .featureMajor
                     linear.inputLayout = .featureMajor
                     links += 1
+                    if between.count == 1 {
+                        previous.rectifiesOutput = true
+                        between[0].passesThrough = true
+                        linear.masksInputGradient = true
+                    }
                 }
                 previous = afterFlatten || linear.inputLayout == .featureMajor ? linear : nil
+                between = []
                 afterFlatten = false
-            } else if layer is ReLU {
+            } else if let relu = layer as? ReLU {
+                relu.passesThrough = false
+                between.append(relu)
                 afterFlatten = false
             } else {
                 previous = nil
+                between = []
                 afterFlatten = layer is Flatten
             }
         }

@@ -31,6 +31,14 @@ public struct MutableActivationView {
         self.leadingDimension = leadingDimension; self.batchMajor = batchMajor
     }
 
+    /// Calls `body(row, index, count)` for each stored row (a column of a batch-major
+    /// block, a feature of a feature-major one) with its `count` contiguous values.
+    @inline(__always)
+    public func forEachRow(_ body: (UnsafeMutablePointer<Float>, Int, Int) -> Void) {
+        let rows = batchMajor ? columns : features, count = batchMajor ? features : columns
+        for r in 0..<rows { body(base + r * leadingDimension, r, count) }
+    }
+
     public var readOnly: ActivationView {
         ActivationView(base, features: features, columns: columns, leadingDimension: leadingDimension,
                        batchMajor: batchMajor)
@@ -65,10 +73,37 @@ public protocol WeightKernel: AnyObject {
     /// True for the dense GEMM kernel (layers may then use their own whole-image dense
     /// methods, such as the direct 3×3 convolution).
     var isDense: Bool { get }
+    /// `forward`, then `y = max(y, 0)` when `rectify` (a Linear layer whose ReLU it
+    /// took over); a kernel may apply it as it stores `y`.
+    func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, rectify: Bool, into y: MutableActivationView,
+                 parallel: Bool)
+    /// `backwardInput`, then `dx` zeroed where `reluOutput` (the layer's input, laid out as
+    /// `dx`, the output of the ReLU before it) is not above 0: the gradient through that
+    /// ReLU too. A kernel may apply it as it stores `dx`.
+    func backwardInput(_ dy: ActivationView, maskedBy reluOutput: ActivationView?, into dx: MutableActivationView,
+                       parallel: Bool)
 }
 
 extension WeightKernel {
     public var isDense: Bool { false }
+
+    public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, rectify: Bool, into y: MutableActivationView,
+                        parallel: Bool) {
+        forward(x, bias: bias, into: y, parallel: parallel)
+        if rectify { y.forEachRow { p, _, n in for i in 0..<n { p[i] = max(p[i], 0) } } }
+    }
+
+    public func backwardInput(_ dy: ActivationView, maskedBy reluOutput: ActivationView?, into dx: MutableActivationView,
+                              parallel: Bool) {
+        backwardInput(dy, into: dx, parallel: parallel)
+        guard let m = reluOutput else { return }
+        precondition(m.features == dx.features && m.columns == dx.columns && m.batchMajor == dx.batchMajor,
+                     "backwardInput: mask \(m.features)x\(m.columns) for dx \(dx.features)x\(dx.columns)")
+        dx.forEachRow { p, row, n in
+            let q = m.base + row * m.leadingDimension
+            for i in 0..<n where !(q[i] > 0) { p[i] = 0 }
+        }
+    }
 
     public func backwardWeight(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {
         let block = UnsafeMutablePointer<Float>.allocate(capacity: max(gradientCount, 1))

@@ -416,20 +416,23 @@ public struct KernelChoice: Equatable, Sendable {
 /// The densities at or below which `sparse_kernels: auto` puts a layer on the sparse
 /// kernels, per layer kind, from `dst-bench kernel-crossover` (one layer's forward,
 /// input gradient and weight gradient, dense kernel on the masked weight vs sparse
-/// kernel, batch 128, 2 threads; README "Sparse training speed"): each a little below
-/// the lowest density at which the two took equally long for any layer of its kind in
-/// the crossover table, so a layer at the threshold still gains. Fully connected layers
-/// 0.4 (break-even 0.55–0.6), 3×3 "same" convolutions on planes 16 or more wide, or 8
-/// wide with an even height (the kernels read shifted copies of 8×8 planes as of wider
-/// ones) 0.5 (0.47–0.6+), every other convolution (strided, 1×1, planes under 8 wide or
-/// 8×odd: phase planes, im2col columns or masked loads) 0.3 (0.35–0.6+). Fixed numbers,
-/// not a timing at start: the choice changes results in the last bits, and a run must
+/// kernel, batch 128, 2 threads; README "Sparse training speed"): each at or a little
+/// below the lowest density at which the two took equally long for a layer of its kind
+/// in two runs of the crossover table, so a layer at the threshold does not lose. Fully
+/// connected layers 0.4 (break-even 0.45–0.6); 3×3 "same" convolutions on planes 32 or
+/// more wide 0.5 (0.52–0.6), on planes 16 to 31 wide, or 8 wide with an even height
+/// (the kernels read shifted copies of 8×8 planes as of wider ones), 0.4 (0.44 to above
+/// 0.6); every other convolution (strided, 1×1, planes under 8 wide or 8×odd: phase
+/// planes, im2col columns or masked loads) 0.3 (0.33 to above 0.6). Fixed numbers, not
+/// a timing at start: the choice changes results in the last bits, and a run must
 /// repeat exactly.
 public enum SparseKernelCrossover {
     public static let linear = 0.4
-    /// 3×3, stride 1, padding 1 on planes at least 16 wide, or 8 wide with an even
-    /// height (the direct sparse convolution).
-    public static let wideConvolution = 0.5
+    /// 3×3, stride 1, padding 1 on planes at least 32 wide (the direct sparse
+    /// convolution on long rows).
+    public static let largePlaneConvolution = 0.5
+    /// 3×3, stride 1, padding 1 on planes 16 to 31 wide, or 8 wide with an even height.
+    public static let wideConvolution = 0.4
     /// Other convolutions: 3×3 on other planes (or of unknown size), strided, 1×1
     /// (im2col columns through the fully connected products).
     public static let convolution = 0.3
@@ -440,7 +443,8 @@ public enum SparseKernelCrossover {
         guard let conv = layer as? Conv2d else { return ("linear", linear) }
         if conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1, let plane = conv.inputPlane,
            plane.width >= 16 || (plane.width == 8 && plane.height % 2 == 0) {
-            return ("3x3 convolution on \(plane.height)x\(plane.width)", wideConvolution)
+            return ("3x3 convolution on \(plane.height)x\(plane.width)",
+                    plane.width >= 32 ? largePlaneConvolution : wideConvolution)
         }
         return ("convolution", convolution)
     }

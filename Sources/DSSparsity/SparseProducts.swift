@@ -39,18 +39,20 @@ public enum SparseProducts {
     /// `product` with the values `v[e]`, or `v[entries[e]]` (the column order of a row-order
     /// array) when `entries` is given, read in place. With `native` (the AVX-512 kernel),
     /// threads take 16-column slices of wide products, else row ranges; the sums are the
-    /// same either way.
+    /// same either way. `epilogue` is applied to each result as it is stored.
     public static func product(start: [Int32], index: [Int32], entries: [Int32]?, values v: UnsafeBufferPointer<Float>,
                                bias: UnsafePointer<Float>?, outputs: Int, features: Int, x: UnsafePointer<Float>,
                                ldX: Int, columns: Int, y: UnsafeMutablePointer<Float>, ldY: Int, parallel: Bool,
-                               native: Bool = nativeKernels) {
+                               epilogue: Epilogue = Epilogue(), native: Bool = nativeKernels) {
         let count = index.count
-        guard native && nativeStrides(ldX, ldY) else {
+        guard native && nativeStrides(ldX, ldY) && (epilogue.mask == nil || nativeStrides(epilogue.ldMask)) else {
             let values = entries.map { e in e.map { v[Int($0)] } } ?? Array(v)
             product(start: start, index: index, values: values, bias: bias, outputs: outputs, features: features,
                     x: x, ldX: ldX, columns: columns, y: y, ldY: ldY, parallel: parallel)
+            epilogue.apply(to: y, ld: ldY, rows: outputs, columns: columns)
             return
         }
+        let rectify: Int32 = epilogue.rectify ? 1 : 0, mask = epilogue.mask, ldMask = Int64(epilogue.ldMask)
         guard columns > 0, outputs > 0 else { return }
         start.withUnsafeBufferPointer { ps in
             index.withUnsafeBufferPointer { pi in
@@ -68,16 +70,41 @@ public enum SparseProducts {
                             ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias, 0,
                                                    Int64(outputs), x, Int64(ldX),
                                                    Int64(max(range.lowerBound * 16 - shift, 0)),
-                                                   Int64(min(range.upperBound * 16 - shift, columns)), y, Int64(ldY))
+                                                   Int64(min(range.upperBound * 16 - shift, columns)), y, Int64(ldY),
+                                                   rectify, mask, ldMask)
                         }
                     } else {
                         Parallel.forRanges(outputs, work: work, split: 8) { range in
                             ds_sparse_rows_product(ps.baseAddress!, pi.baseAddress, pp, v.baseAddress, bias,
                                                    Int64(range.lowerBound), Int64(range.upperBound), x, Int64(ldX), 0,
-                                                   Int64(columns), y, Int64(ldY))
+                                                   Int64(columns), y, Int64(ldY), rectify, mask, ldMask)
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// What a product does to each result as it stores it: a ReLU (`rectify`; NaN kept,
+    /// as `max(v, 0)`), and zero where `mask` (feature-major, `ldMask` apart, the output
+    /// of a ReLU) is not above 0, the gradient through that ReLU.
+    public struct Epilogue {
+        public var rectify = false
+        public var mask: UnsafePointer<Float>?
+        public var ldMask = 0
+        public init(rectify: Bool = false, mask: UnsafePointer<Float>? = nil, ldMask: Int = 0) {
+            self.rectify = rectify; self.mask = mask; self.ldMask = ldMask
+        }
+
+        var isEmpty: Bool { !rectify && mask == nil }
+
+        /// The epilogue on `y [rows, ld]`'s first `columns` columns, as a separate pass.
+        public func apply(to y: UnsafeMutablePointer<Float>, ld: Int, rows: Int, columns: Int) {
+            guard !isEmpty else { return }
+            for r in 0..<rows {
+                let p = y + r * ld
+                if rectify { for c in 0..<columns { p[c] = max(p[c], 0) } }
+                if let mask { let m = mask + r * ldMask; for c in 0..<columns where !(m[c] > 0) { p[c] = 0 } }
             }
         }
     }

@@ -211,19 +211,46 @@ public final class SparseWeightKernel: WeightKernel {
     }
 
     public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView, parallel: Bool) {
+        forward(x, bias: bias, rectify: false, into: y, parallel: parallel)
+    }
+
+    /// The forward product, the ReLU (when `rectify`) applied as each result is stored.
+    public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, rectify: Bool, into y: MutableActivationView,
+                        parallel: Bool) {
         precondition(x.features == fanIn && y.features == rows && x.columns == y.columns,
                      "SparseWeightKernel.forward: \(x.features)x\(x.columns) → \(y.features)x\(y.columns) for W \(rows)x\(fanIn)")
         gradientCopy.clear()
         let copied = inputCopy.fill(x)   // also for the weight gradient of the same input
-        product(transposed: false, copied ? inputCopy.view : x, bias: bias, into: y, parallel: parallel)
+        product(transposed: false, copied ? inputCopy.view : x, bias: bias, into: y, parallel: parallel,
+                epilogue: SparseProducts.Epilogue(rectify: rectify))
     }
 
     public func backwardInput(_ dy: ActivationView, into dx: MutableActivationView, parallel: Bool) {
+        backwardInput(dy, maskedBy: nil, into: dx, parallel: parallel)
+    }
+
+    /// The input gradient, zeroed where `reluOutput` is not above 0 as it is stored when
+    /// both are feature-major (else in a pass after it).
+    public func backwardInput(_ dy: ActivationView, maskedBy reluOutput: ActivationView?, into dx: MutableActivationView,
+                              parallel: Bool) {
         precondition(dy.features == rows && dx.features == fanIn && dy.columns == dx.columns,
                      "SparseWeightKernel.backwardInput: \(dy.features)x\(dy.columns) → \(dx.features)x\(dx.columns) for W \(rows)x\(fanIn)")
         let copied = gradientCopy.matches(dy) || gradientCopy.fill(dy)
-        product(transposed: true, copied ? gradientCopy.view : dy, bias: nil, into: dx, parallel: parallel)
+        var epilogue = SparseProducts.Epilogue()
+        if let m = reluOutput {
+            precondition(m.features == dx.features && m.columns == dx.columns && m.batchMajor == dx.batchMajor,
+                         "SparseWeightKernel.backwardInput: mask \(m.features)x\(m.columns) for dx \(dx.features)x\(dx.columns)")
+            if !dx.batchMajor { epilogue = SparseProducts.Epilogue(mask: m.base, ldMask: m.leadingDimension) }
+        }
+        product(transposed: true, copied ? gradientCopy.view : dy, bias: nil, into: dx, parallel: parallel,
+                epilogue: epilogue)
         gradientCopy.clear()
+        if let m = reluOutput, dx.batchMajor {
+            dx.forEachRow { p, row, n in
+                let q = m.base + row * m.leadingDimension
+                for i in 0..<n where !(q[i] > 0) { p[i] = 0 }
+            }
+        }
     }
 
     /// Feature-major copies of batch-major operands: the forward's input (read again by
@@ -235,7 +262,7 @@ public final class SparseWeightKernel: WeightKernel {
 
     /// `y = W · x + bias`, or `Wᵀ · x` walking the column order.
     private func product(transposed: Bool, _ x: ActivationView, bias: UnsafePointer<Float>?,
-                         into y: MutableActivationView, parallel: Bool) {
+                         into y: MutableActivationView, parallel: Bool, epilogue: SparseProducts.Epilogue) {
         let p = pattern
         SparseProducts.featureMajor(x, y) { px, ldX, py, ldY in
             weight.activeValues.withUnsafeBufferPointer { w in
@@ -244,7 +271,7 @@ public final class SparseWeightKernel: WeightKernel {
                                        entries: transposed ? p.transposedEntries : nil,
                                        values: w, bias: bias, outputs: y.features, features: x.features,
                                        x: px, ldX: ldX, columns: x.columns, y: py, ldY: ldY, parallel: parallel,
-                                       native: usesNativeKernels)
+                                       epilogue: epilogue, native: usesNativeKernels)
             }
         }
     }

@@ -139,17 +139,18 @@ import Testing
         try check("after an update")
     }
 
-    /// A 3×3 "same" convolution's kind follows the plane of its last forward pass: wide
-    /// (the direct kernel, shifted copies) from 16 columns and at 8×even, else the
-    /// general convolution crossover; strided layers are never wide.
+    /// A 3×3 "same" convolution's kind follows the plane of its last forward pass: large
+    /// from 32 columns, wide (the direct kernel, shifted copies) from 16 columns and at
+    /// 8×even, else the general convolution crossover; strided layers are never wide.
     @Test func crossoverKindFollowsThePlane() {
         var rng = Xoshiro256(seed: 2)
         let conv = Conv2d(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, rng: &rng)
         #expect(SparseKernelCrossover.crossover(for: conv).value == SparseKernelCrossover.convolution, "no plane yet")
-        for (height, width, wide) in [(16, 16, true), (28, 28, true), (8, 8, true), (6, 8, true), (7, 8, false),
-                                      (7, 7, false), (4, 4, false)] {
+        let large = SparseKernelCrossover.largePlaneConvolution, wide = SparseKernelCrossover.wideConvolution
+        let other = SparseKernelCrossover.convolution
+        for (height, width, expected) in [(32, 32, large), (9, 40, large), (16, 16, wide), (28, 28, wide), (8, 8, wide),
+                                          (6, 8, wide), (7, 8, other), (7, 7, other), (4, 4, other)] {
             _ = conv.forward(Tensor(shape: [2, 1, height, width], repeating: 1), training: false)
-            let expected = wide ? SparseKernelCrossover.wideConvolution : SparseKernelCrossover.convolution
             #expect(SparseKernelCrossover.crossover(for: conv).value == expected, "\(height)x\(width)")
         }
         let strided = Conv2d(inputChannels: 2, outputChannels: 3, kernelSize: 3, stride: 2, padding: 1, rng: &rng)

@@ -6,7 +6,8 @@ import Testing
 
 /// Linear layers linked feature-major (`Sequential.linkFeatureMajor`) compute what the
 /// batch-major ones do: the same outputs, input gradients and weight gradients, on the
-/// dense kernel (GEMMs on mixed layouts) and on sparse kernels.
+/// dense kernel (GEMMs on mixed layouts) and on sparse kernels (the AVX-512 kernels,
+/// which apply a taken-over ReLU as they store, and the Swift ones, which apply it after).
 @Suite struct FeatureMajorLinkTests {
     func mlp(seed: UInt64, features: Int) -> (Sequential, [Linear]) {
         var rng = Xoshiro256(seed: seed)
@@ -16,8 +17,8 @@ import Testing
         return (Sequential([Flatten(), layers[0], ReLU(), layers[1], ReLU(), ReLU(), layers[2]]), layers)
     }
 
-    @Test(arguments: [false, true])
-    func linkedLayersComputeWhatBatchMajorOnesDo(sparse: Bool) {
+    @Test(arguments: [(false, false), (true, true), (true, false)])
+    func linkedLayersComputeWhatBatchMajorOnesDo(sparse: Bool, native: Bool) {
         for (channels, batch) in [(1, 7), (2, 33), (3, 1)] {
             let features = channels * 20
             let (plain, plainLayers) = mlp(seed: 4, features: features)
@@ -25,6 +26,11 @@ import Testing
             #expect(linked.linkFeatureMajor() == 2)
             #expect(linkedLayers.map(\.inputLayout) == [.batchMajor, .featureMajor, .featureMajor])
             #expect(linkedLayers.map(\.outputLayout) == [.featureMajor, .featureMajor, .batchMajor])
+            // One ReLU between the first two: taken over by them; two between the last two: kept.
+            #expect(linkedLayers.map(\.rectifiesOutput) == [true, false, false])
+            #expect(linkedLayers.map(\.masksInputGradient) == [false, true, false])
+            let relus = linked.layers.compactMap { $0.layer as? ReLU }
+            #expect(relus.map(\.passesThrough) == [true, false, false])
             if sparse {
                 var rng = Xoshiro256(seed: 9)
                 for (a, b) in zip(plainLayers, linkedLayers).prefix(2) {
@@ -33,7 +39,9 @@ import Testing
                                           active: (0..<(rows * columns)).map { _ in rng.uniformDouble() < 0.3 })
                     for layer in [a, b] {
                         for i in 0..<mask.active.count where !mask.active[i] { layer.weight.value.storage[i] = 0 }
-                        layer.kernel = SparseWeightKernel(weight: layer.weight, mask: mask)
+                        let kernel = SparseWeightKernel(weight: layer.weight, mask: mask)
+                        kernel.usesNativeKernels = native && SparseProducts.nativeKernels
+                        layer.kernel = kernel
                     }
                 }
             }
@@ -49,7 +57,7 @@ import Testing
                 weightGradients.append(layers.map { $0.weight.activePositions != nil ? $0.weight.activeGradient : $0.weight.gradient.storage }
                                        + layers.map { $0.bias!.gradient.storage })
             }
-            let label = "channels \(channels) batch \(batch) sparse \(sparse)"
+            let label = "channels \(channels) batch \(batch) sparse \(sparse) native \(native)"
             #expect(worstRelativeDifference(outputs[1], outputs[0]) < 1e-5, "output \(label)")
             #expect(worstRelativeDifference(inputGradients[1], inputGradients[0]) < 1e-5, "input gradient \(label)")
             for (g1, g0) in zip(weightGradients[1], weightGradients[0]) {
@@ -59,6 +67,8 @@ import Testing
             #expect(worstRelativeDifference(linked.forward(x, training: false).storage, plain.forward(x, training: false).storage) < 1e-5)
             linked.linkFeatureMajor(false)
             #expect(linkedLayers.allSatisfy { $0.inputLayout == .batchMajor && $0.outputLayout == .batchMajor })
+            #expect(linkedLayers.allSatisfy { !$0.rectifiesOutput && !$0.masksInputGradient })
+            #expect(relus.allSatisfy { !$0.passesThrough })
         }
     }
 

@@ -69,10 +69,13 @@ int ds_sparse_linear_supported(void);
 /// activations, the weights read in place from `w` (`position` NULL: w[e]):
 ///   y[r][c] = bias[r] + Σ_{e ∈ [start[r], start[r+1])} w[position[e]] · x[index[e]][c]
 /// (`x[f][c]` at `x + f·ldX + c`, `y` likewise with ldY; `bias` may be NULL). Each sum
-/// runs over a row's entries in order, whatever the row and column ranges.
+/// runs over a row's entries in order, whatever the row and column ranges. As it is
+/// stored, each result goes through a ReLU when `rectify` is set (max(v, 0), NaN kept),
+/// and is zeroed where `mask[r][c]` (at `mask + r·ldMask + c`, when not NULL) is not
+/// above 0 (the gradient through a ReLU whose output was `mask`).
 void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const int32_t *position, const float *w,
                             const float *bias, int64_t r0, int64_t r1, const float *x, int64_t ldX, int64_t c0,
-                            int64_t c1, float *y, int64_t ldY);
+                            int64_t c1, float *y, int64_t ldY, int rectify, const float *mask, int64_t ldMask);
 
 /// The sampled product for rows [r0, r1), added into g:
 ///   g[e] += Σ_{c < columns} dy[r][c] · x[index[e]][c]   for e ∈ [start[r], start[r+1])
