@@ -418,14 +418,14 @@ public struct KernelChoice: Equatable, Sendable {
 /// input gradient and weight gradient, dense kernel on the masked weight vs sparse
 /// kernel, batch 128, 2 threads; README "Sparse training speed"): each at or a little
 /// below the lowest density at which the two took equally long for a layer of its kind
-/// in two runs of the crossover table, so a layer at the threshold does not lose. Fully
-/// connected layers 0.4 (break-even 0.45–0.6); 3×3 "same" convolutions on planes 32 or
-/// more wide 0.5 (0.52–0.6), on planes 16 to 31 wide, or 8 wide with an even height
-/// (the kernels read shifted copies of 8×8 planes as of wider ones), 0.4 (0.44 to above
-/// 0.6); every other convolution (strided, 1×1, planes under 8 wide or 8×odd: phase
-/// planes, im2col columns or masked loads) 0.3 (0.33 to above 0.6). Fixed numbers, not
-/// a timing at start: the choice changes results in the last bits, and a run must
-/// repeat exactly.
+/// in three runs of the crossover table, so a layer at the threshold does not lose
+/// much. Fully connected layers 0.4 (break-even 0.45–0.6); 3×3 "same" convolutions on
+/// planes 32 or more wide 0.5 (0.52 to above 0.6), on planes 16 to 31 wide, or 8 wide
+/// with an even height (the kernels read shifted copies of 8×8 planes as of wider
+/// ones), 0.4 (0.40 to above 0.6); every other convolution (strided, 1×1, planes under
+/// 8 wide or 8×odd: phase planes, im2col columns or masked loads) 0.3 (0.28 to above
+/// 0.6). Fixed numbers, not a timing at start: the choice changes results in the last
+/// bits, and a run must repeat exactly.
 public enum SparseKernelCrossover {
     public static let linear = 0.4
     /// 3×3, stride 1, padding 1 on planes at least 32 wide (the direct sparse

@@ -234,7 +234,7 @@ import Foundation
     @Test func largestMatchesAFullSort() {
         var rng = Xoshiro256(seed: 8)
         for trial in 0..<72 {
-            // Short inputs (quickselect) and long ones (the radix selection).
+            // Short inputs and long ones (the C selection's sampled bound).
             let n = trial < 60 ? 1 + rng.index(below: 300) : 4096 + rng.index(below: 6000)
             // Few distinct values, so ties are common; some NaN; in the long inputs also
             // signed values and both zeros.
@@ -254,7 +254,7 @@ import Foundation
         }
     }
 
-    /// The magnitude forms (heap, quickselect, radix and sampled paths, and both sampled
+    /// The magnitude forms (heap, quickselect, long and sampled paths, and both sampled
     /// bounds' fallbacks) pick the winners of a full sort on `|v|`, and the cut marks
     /// exactly them.
     @Test func magnitudeSelectionsMatchAFullSort() {
