@@ -39,6 +39,18 @@ public struct MutableActivationView {
         for r in 0..<rows { body(base + r * leadingDimension, r, count) }
     }
 
+    /// Zeroes the values where `reluOutput` (laid out as this block) is not above 0: the
+    /// gradient through the ReLU that produced it.
+    public func zeroWhereNotPositive(_ reluOutput: ActivationView) {
+        let m = reluOutput
+        precondition(m.features == features && m.columns == columns && m.batchMajor == batchMajor,
+                     "ReLU mask \(m.features)x\(m.columns) for a \(features)x\(columns) gradient")
+        forEachRow { p, row, n in
+            let q = m.base + row * m.leadingDimension
+            for i in 0..<n where !(q[i] > 0) { p[i] = 0 }
+        }
+    }
+
     public var readOnly: ActivationView {
         ActivationView(base, features: features, columns: columns, leadingDimension: leadingDimension,
                        batchMajor: batchMajor)
@@ -96,13 +108,7 @@ extension WeightKernel {
     public func backwardInput(_ dy: ActivationView, maskedBy reluOutput: ActivationView?, into dx: MutableActivationView,
                               parallel: Bool) {
         backwardInput(dy, into: dx, parallel: parallel)
-        guard let m = reluOutput else { return }
-        precondition(m.features == dx.features && m.columns == dx.columns && m.batchMajor == dx.batchMajor,
-                     "backwardInput: mask \(m.features)x\(m.columns) for dx \(dx.features)x\(dx.columns)")
-        dx.forEachRow { p, row, n in
-            let q = m.base + row * m.leadingDimension
-            for i in 0..<n where !(q[i] > 0) { p[i] = 0 }
-        }
+        if let reluOutput { dx.zeroWhereNotPositive(reluOutput) }
     }
 
     public func backwardWeight(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {

@@ -237,20 +237,15 @@ public final class SparseWeightKernel: WeightKernel {
                      "SparseWeightKernel.backwardInput: \(dy.features)x\(dy.columns) → \(dx.features)x\(dx.columns) for W \(rows)x\(fanIn)")
         let copied = gradientCopy.matches(dy) || gradientCopy.fill(dy)
         var epilogue = SparseProducts.Epilogue()
-        if let m = reluOutput {
-            precondition(m.features == dx.features && m.columns == dx.columns && m.batchMajor == dx.batchMajor,
+        if let m = reluOutput, !dx.batchMajor {
+            precondition(m.features == dx.features && m.columns == dx.columns && !m.batchMajor,
                          "SparseWeightKernel.backwardInput: mask \(m.features)x\(m.columns) for dx \(dx.features)x\(dx.columns)")
-            if !dx.batchMajor { epilogue = SparseProducts.Epilogue(mask: m.base, ldMask: m.leadingDimension) }
+            epilogue = SparseProducts.Epilogue(mask: m.base, ldMask: m.leadingDimension)
         }
         product(transposed: true, copied ? gradientCopy.view : dy, bias: nil, into: dx, parallel: parallel,
                 epilogue: epilogue)
         gradientCopy.clear()
-        if let m = reluOutput, dx.batchMajor {
-            dx.forEachRow { p, row, n in
-                let q = m.base + row * m.leadingDimension
-                for i in 0..<n where !(q[i] > 0) { p[i] = 0 }
-            }
-        }
+        if let m = reluOutput, dx.batchMajor { dx.zeroWhereNotPositive(m) }
     }
 
     /// Feature-major copies of batch-major operands: the forward's input (read again by
