@@ -39,6 +39,11 @@ public struct MutableActivationView {
         for r in 0..<rows { body(base + r * leadingDimension, r, count) }
     }
 
+    /// `v = max(v, 0)` on every value (a ReLU in place; NaN stays NaN, −0 becomes 0).
+    public func rectify() {
+        forEachRow { p, _, n in for i in 0..<n { p[i] = max(p[i], 0) } }
+    }
+
     /// Zeroes the values where `reluOutput` (laid out as this block) is not above 0: the
     /// gradient through the ReLU that produced it.
     public func zeroWhereNotPositive(_ reluOutput: ActivationView) {
@@ -102,7 +107,7 @@ extension WeightKernel {
     public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, rectify: Bool, into y: MutableActivationView,
                         parallel: Bool) {
         forward(x, bias: bias, into: y, parallel: parallel)
-        if rectify { y.forEachRow { p, _, n in for i in 0..<n { p[i] = max(p[i], 0) } } }
+        if rectify { y.rectify() }
     }
 
     public func backwardInput(_ dy: ActivationView, maskedBy reluOutput: ActivationView?, into dx: MutableActivationView,

@@ -96,15 +96,13 @@ public enum SparseProducts {
             self.rectify = rectify; self.mask = mask; self.ldMask = ldMask
         }
 
-        var isEmpty: Bool { !rectify && mask == nil }
-
-        /// The epilogue on `y [rows, ld]`'s first `columns` columns, as a separate pass.
+        /// The epilogue on `y [rows, ld]`'s first `columns` columns, as passes after it.
         public func apply(to y: UnsafeMutablePointer<Float>, ld: Int, rows: Int, columns: Int) {
-            guard !isEmpty else { return }
-            for r in 0..<rows {
-                let p = y + r * ld
-                if rectify { for c in 0..<columns { p[c] = max(p[c], 0) } }
-                if let mask { let m = mask + r * ldMask; for c in 0..<columns where !(m[c] > 0) { p[c] = 0 } }
+            let block = MutableActivationView(y, features: rows, columns: columns, leadingDimension: ld, batchMajor: false)
+            if rectify { block.rectify() }
+            if let mask {
+                block.zeroWhereNotPositive(ActivationView(mask, features: rows, columns: columns, leadingDimension: ldMask,
+                                                          batchMajor: false))
             }
         }
     }

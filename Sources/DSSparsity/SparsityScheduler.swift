@@ -19,7 +19,14 @@ public struct LayerUpdateInput {
     /// The mask's active positions (ascending) and the weights at them, when the layer
     /// trains on a sparse kernel, which keeps both: counts and selections over the
     /// active weights then read these instead of scanning the whole mask.
-    public var active: (positions: [Int32], values: [Float])?
+    public var active: (positions: [Int32], values: [Float])? {
+        didSet {
+            if let active {
+                precondition(active.positions.count == active.values.count,
+                             "LayerUpdateInput \(name): \(active.positions.count) active positions, \(active.values.count) values")
+            }
+        }
+    }
 
     public init(name: String, mask: SparseMask, weights: [Float], denseGradient: [Float], budget: Int,
                 dropFraction: Double, mayAblate: Bool = false, pruningProgress: Double = 1) {
@@ -31,19 +38,16 @@ public struct LayerUpdateInput {
     /// `(nKeep, nDrop)` for this update (docs/algorithms.md §3): `nDrop = floor(f·n)`, and `nKeep`
     /// is lowered to the number of nonzero active weights when fewer remain.
     public var keepAndDrop: (keep: Int, drop: Int) {
-        // Counted in locals of the closure (a captured counter is stored every
-        // iteration, which keeps the loop from vectorising).
-        if let active {
-            let nonzero = active.values.withUnsafeBufferPointer { v in
+        // Counted in locals of the closures (a captured counter is stored every
+        // iteration, which keeps the loop from vectorising); from the active weights
+        // when the kernel lists them, else over the whole mask.
+        let (n, nonzero) = active.map { active in
+            active.values.withUnsafeBufferPointer { v in
                 var nonzero = 0
                 for x in v { nonzero &+= (x != 0).bit }
-                return nonzero
+                return (v.count, nonzero)
             }
-            let n = active.positions.count
-            let keep = min(n - Int((dropFraction * Double(n)).rounded(.down)), nonzero)
-            return (keep, n - keep)
-        }
-        let (n, nonzero) = mask.active.withFlagBytes { a in
+        } ?? mask.active.withFlagBytes { a in
             weights.withUnsafeBufferPointer { w in
                 var n = 0, nonzero = 0
                 for i in 0..<a.count {

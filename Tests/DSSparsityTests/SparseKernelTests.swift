@@ -133,6 +133,66 @@ import Testing
         }
     }
 
+    /// A ReLU taken over by a kernel (`forward(rectify:)`, `backwardInput(maskedBy:)`)
+    /// gives the ReLU layer's results bit for bit — NaN kept forward and stopped backward,
+    /// zero and negative mask values stopping the gradient — on the AVX-512 kernel (which
+    /// applies it as it stores), the Swift kernel and the dense kernel (passes after),
+    /// in both layouts.
+    @Test func aTakenOverReLUMatchesTheReLULayer() {
+        let rows = 24, fanIn = 70, n = 37
+        let m = mask(rows: rows, columns: fanIn, constantFanIn: nil, density: 0.2, seed: 11)
+        var x = randomTensor([fanIn, n], seed: 12).storage
+        x[5 * n + 3] = .nan   // a NaN input reaches the outputs of the rows that read feature 5
+        var reluOutput = randomTensor([fanIn, n], seed: 13).storage.map { max($0, 0) }
+        reluOutput[7] = .nan; reluOutput[8] = -0.0; reluOutput[9] = -1
+        let dy = randomTensor([rows, n], seed: 14).storage
+        // Positions whose bits differ (an empty list when the two agree bit for bit).
+        let differing = { (a: [Float], b: [Float]) in a.indices.filter { a[$0].bitPattern != b[$0].bitPattern } }
+        let kernels: [(String, (Parameter) -> WeightKernel)] = [
+            ("native", { w in let k = SparseWeightKernel(weight: w, mask: m); k.usesNativeKernels = SparseProducts.nativeKernels; return k }),
+            ("swift", { w in let k = SparseWeightKernel(weight: w, mask: m); k.usesNativeKernels = false; return k }),
+            ("dense", { DenseWeightKernel(weight: $0) }),
+        ]
+        for (name, make) in kernels {
+            let kernel = make(weight(m, seed: 15))
+            for batchMajor in [false, true] {
+                let label = "\(name) batch-major \(batchMajor)"
+                let layout = { (a: [Float], features: Int) in batchMajor ? self.transposed(a, rows: features, columns: n) : a }
+                func run(_ input: [Float], _ features: Int, _ outputs: Int,
+                         _ body: (ActivationView, MutableActivationView) -> Void) -> [Float] {
+                    var out = [Float](repeating: 0, count: outputs * n)
+                    layout(input, features).withUnsafeBufferPointer { px in
+                        out.withUnsafeMutableBufferPointer { po in
+                            body(ActivationView(px.baseAddress!, features: features, columns: n,
+                                                leadingDimension: batchMajor ? features : n, batchMajor: batchMajor),
+                                 MutableActivationView(po.baseAddress!, features: outputs, columns: n,
+                                                       leadingDimension: batchMajor ? outputs : n, batchMajor: batchMajor))
+                        }
+                    }
+                    return out
+                }
+                let plain = run(x, fanIn, rows) { kernel.forward($0, bias: nil, into: $1, parallel: true) }
+                let fused = run(x, fanIn, rows) { kernel.forward($0, bias: nil, rectify: true, into: $1, parallel: true) }
+                #expect(plain.contains { $0.isNaN } && plain.contains { $0 < 0 }, "\(label): the case has NaN and negatives")
+                let rectified = ReLU().forward(Tensor(shape: [plain.count], values: plain), training: false).storage
+                #expect(differing(fused, rectified).isEmpty, "forward \(label)")
+                let mask = layout(reluOutput, fanIn)
+                let dxPlain = run(dy, rows, fanIn) { kernel.backwardInput($0, into: $1, parallel: true) }
+                let dxFused = mask.withUnsafeBufferPointer { pm in
+                    run(dy, rows, fanIn) { d, out in
+                        kernel.backwardInput(d, maskedBy: ActivationView(pm.baseAddress!, features: fanIn, columns: n,
+                                                                         leadingDimension: batchMajor ? fanIn : n,
+                                                                         batchMajor: batchMajor),
+                                             into: out, parallel: true)
+                    }
+                }
+                let expected = ReLU.gradient(Tensor(shape: [dxPlain.count], values: dxPlain),
+                                             output: Tensor(shape: [mask.count], values: mask)).storage
+                #expect(differing(dxFused, expected).isEmpty, "input gradient \(label)")
+            }
+        }
+    }
+
     @Test func patternOrdersAgree() {
         let m = mask(rows: 9, columns: 13, constantFanIn: nil, density: 0.3, seed: 2)
         let p = SparsePattern(mask: m)
