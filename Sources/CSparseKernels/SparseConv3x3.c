@@ -51,6 +51,8 @@ static inline __mmask16 plane_lanes(int64_t v, int64_t plane) {
     return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
 }
 
+static int channels_ascending(const int64_t *start, const int32_t *channel, int64_t r0, int64_t r1);
+
 /// A run of `nv` vectors from vector `v0`.
 typedef struct { int64_t v0; int nv; } conv_chunk;
 
@@ -111,6 +113,10 @@ static conv_chunk_fn chunk_kernel(int nv) {
 /// a multiple of 16). Outputs then go to the plane vector by vector.
 static inline int copies_fit(int64_t height, int64_t width) {
     return width % 16 == 0 || (16 % width == 0 && (height * width) % 16 == 0);
+}
+
+int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width) {
+    return ds_conv3x3_sparse_supported(height, width) && (copies_fit(height, width) || height * width <= 16);
 }
 
 /// The row length of the copies: the plane's width when `copies_fit`, else 8 (narrower
@@ -245,6 +251,39 @@ DS_CONV_ALIGNED(4)
 DS_CONV_ALIGNED(2)
 DS_CONV_ALIGNED(1)
 
+/// `NV` vectors from v0 for every output row, over the entries of one channel group
+/// ([b[q], b[q + 1]) of each row's bounds): the first group starts from the bias, later
+/// ones from the sums stored so far. Entries run in row order, as in conv_aligned.
+#define DS_CONV_GROUPED(NV)                                                                                         \
+    __attribute__((target("avx512f")))                                                                              \
+    static void conv_grouped_##NV(const int64_t *bounds, int64_t groups, int64_t q, const int64_t *offset,         \
+                                  const float *values, const float *bias, int64_t rows, const float *buf,          \
+                                  float *yn, int64_t out_stride, int64_t v0) {                                      \
+        int64_t p0 = 16 * v0;                                                                                       \
+        for (int64_t r = 0; r < rows; r++) {                                                                        \
+            const int64_t *b = bounds + r * (groups + 1);                                                           \
+            if (q > 0 && b[q] == b[q + 1]) continue;                                                                \
+            float *out = yn + r * out_stride + p0;                                                                  \
+            __m512 acc[NV];                                                                                         \
+            if (q == 0) {                                                                                           \
+                __m512 bv = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                  \
+                for (int k = 0; k < NV; k++) acc[k] = bv;                                                           \
+            } else {                                                                                                \
+                for (int k = 0; k < NV; k++) acc[k] = _mm512_loadu_ps(out + 16 * k);                                \
+            }                                                                                                       \
+            for (int64_t e = b[q]; e < b[q + 1]; e++) {                                                             \
+                const float *src = buf + offset[e] + p0;                                                            \
+                __m512 v = _mm512_set1_ps(values[e]);                                                               \
+                for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(v, _mm512_loadu_ps(src + 16 * k), acc[k]);    \
+            }                                                                                                       \
+            for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                    \
+        }                                                                                                           \
+    }
+DS_CONV_GROUPED(8)
+DS_CONV_GROUPED(4)
+DS_CONV_GROUPED(2)
+DS_CONV_GROUPED(1)
+
 /// Planes `copies_fit` takes and planes up to 8 wide: each image's inputs copied shifted
 /// and padded (`shifted_copies`, about 3·C·(H + 2)·cw floats), then every tap a plain load. The
 /// sums are those of the masked kernels, term for term (zeros where they mask), plus
@@ -267,18 +306,96 @@ static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, co
     // Vectors straight to the plane only when they tile it exactly.
     vector_store *stores = copies_fit(height, width) ? NULL : vector_stores(height, width, cw, vectors);
     __mmask16 *masks = copy_masks(height, width, cw);
+    // Channel groups whose copies for 8 vectors fit in about 24 KB, where the plane is
+    // the copies' own and each row's channels ascend.
+    int64_t group = (24 * 1024) / (3 * (128 + 2 * cw) * (int64_t)sizeof(float)), groups = 1;
+    int64_t *bounds = NULL;
+    if (!stores && group < channels && channels_ascending(start, channel, 0, rows)) {
+        groups = (channels + group - 1) / group;
+        bounds = malloc((size_t)(rows * (groups + 1)) * sizeof(int64_t));
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t *b = bounds + r * (groups + 1), e = start[r];
+            for (int64_t q = 0; q < groups; q++) {
+                b[q] = e;
+                while (e < start[r + 1] && channel[e] < (q + 1) * group) e++;
+            }
+            b[groups] = e;
+        }
+    }
     for (int64_t n = n0; n < n1; n++) {
         shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, grid_rows, masks, buf);
         float *yn = y + n * plane;
+        if (bounds) {
+            for (int64_t v = 0; v < vectors;) {
+                int nv = vectors - v >= 8 ? 8 : vectors - v >= 4 ? 4 : vectors - v >= 2 ? 2 : 1;
+                for (int64_t q = 0; q < groups; q++) {
+                    switch (nv) {
+                    case 8: conv_grouped_8(bounds, groups, q, offset, values, bias, rows, buf, yn, channel_stride, v); break;
+                    case 4: conv_grouped_4(bounds, groups, q, offset, values, bias, rows, buf, yn, channel_stride, v); break;
+                    case 2: conv_grouped_2(bounds, groups, q, offset, values, bias, rows, buf, yn, channel_stride, v); break;
+                    default: conv_grouped_1(bounds, groups, q, offset, values, bias, rows, buf, yn, channel_stride, v);
+                    }
+                }
+                v += nv;
+            }
+            continue;
+        }
         int64_t v = 0;
         for (; v + 8 <= vectors; v += 8) conv_aligned_8(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores);
         if (v + 4 <= vectors) { conv_aligned_4(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores); v += 4; }
         if (v + 2 <= vectors) { conv_aligned_2(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores); v += 2; }
         if (v < vectors) conv_aligned_1(start, offset, values, bias, rows, buf, yn, channel_stride, v, stores);
     }
+    free(bounds);
     free(masks);
     free(stores);
     free(buf);
+    free(offset);
+}
+
+/// Planes of at most 16 positions (4×4): a vector holds one image's plane, so NI images
+/// go side by side, each tap a load under the tap's mask — one mask for all of them.
+/// (Channel groups for the first-level cache measured slower here: at such densities a
+/// row has too few entries in a group.)
+#define DS_CONV_IMAGES(NI)                                                                                          \
+    __attribute__((target("avx512f")))                                                                              \
+    static void conv_images_##NI(const int64_t *start, const int64_t *offset, const uint8_t *tap,                  \
+                                 const float *values, const float *bias, int64_t rows, const float *xn, float *yn, \
+                                 int64_t plane, int64_t out_stride, const __mmask16 *masks) {                       \
+        __mmask16 lanes = plane_lanes(0, plane);                                                                    \
+        for (int64_t r = 0; r < rows; r++) {                                                                        \
+            __m512 acc[NI];                                                                                         \
+            __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                       \
+            for (int k = 0; k < NI; k++) acc[k] = b;                                                                \
+            for (int64_t e = start[r]; e < start[r + 1]; e++) {                                                     \
+                const float *src = xn + offset[e];                                                                  \
+                __m512 v = _mm512_set1_ps(values[e]);                                                               \
+                __mmask16 m = masks[tap[e]];                                                                        \
+                for (int k = 0; k < NI; k++)                                                                        \
+                    acc[k] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, src + k * plane), acc[k]);                 \
+            }                                                                                                       \
+            float *out = yn + r * out_stride;                                                                       \
+            for (int k = 0; k < NI; k++) _mm512_mask_storeu_ps(out + k * plane, lanes, acc[k]);                     \
+        }                                                                                                           \
+    }
+DS_CONV_IMAGES(8)
+DS_CONV_IMAGES(1)
+
+/// Planes of one vector, eight images at a time (`conv_images`).
+__attribute__((target("avx512f")))
+static void conv3x3_images(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
+                           const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
+                           int64_t width, int64_t n0, int64_t n1) {
+    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows];
+    int64_t *offset = malloc((size_t)(count > 0 ? count : 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < count; e++) offset[e] = channel[e] * channel_stride + tap_shift(tap[e], width);
+    __mmask16 *masks = vector_masks(height, width);
+    int64_t n = n0;
+    for (; n + 8 <= n1; n += 8)
+        conv_images_8(start, offset, tap, values, bias, rows, x + n * plane, y + n * plane, plane, channel_stride, masks);
+    for (; n < n1; n++)
+        conv_images_1(start, offset, tap, values, bias, rows, x + n * plane, y + n * plane, plane, channel_stride, masks);
+    free(masks);
     free(offset);
 }
 
@@ -286,6 +403,10 @@ __attribute__((target("avx512f")))
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1) {
+    if (height * width <= 16) {
+        conv3x3_images(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
+        return;
+    }
     if (copies_fit(height, width) || width <= 8) {
         conv3x3_from_copies(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
         return;
@@ -436,6 +557,204 @@ static sampled_fn sampled_kernel(int e, int period) {
 DS_SAMPLED_ONE_BLOCK(4)
 DS_SAMPLED_ONE_BLOCK(1)
 
+
+/// The weight gradient on planes `copies_fit` takes, blocked for the first-level cache:
+/// each image's inputs as shifted copies (`shifted_copies`: every tap a plain load), the
+/// plane in units of T images × BV vectors, the input channels in groups whose copies for
+/// one unit fit in about 24 KB. Per unit, group and row the row's gradient vectors stay in
+/// registers, and every entry of that row and group adds its products to its own sum
+/// vector in memory. An entry's sum runs over units in order whatever the thread split.
+#define DS_SAMPLED_UNIT(T, BV)                                                                                      \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_unit_##T##_##BV(const int64_t *offset, int64_t e0, int64_t e1, const float *buf,            \
+                                        int64_t image, const float *dr, int64_t plane, int64_t p0, __m512 *acc) {  \
+        __m512 d[T * BV];                                                                                           \
+        for (int t = 0; t < T; t++)                                                                                 \
+            for (int k = 0; k < BV; k++) d[t * BV + k] = _mm512_loadu_ps(dr + t * plane + p0 + 16 * k);            \
+        for (int64_t e = e0; e < e1; e++) {                                                                         \
+            const float *src = buf + offset[e] + p0;                                                                \
+            __m512 a0 = acc[e], a1 = _mm512_setzero_ps();                                                           \
+            for (int t = 0; t < T; t++)                                                                             \
+                for (int k = 0; k < BV; k += 2) {                                                                   \
+                    a0 = _mm512_fmadd_ps(d[t * BV + k], _mm512_loadu_ps(src + t * image + 16 * k), a0);            \
+                    if (k + 1 < BV)                                                                                 \
+                        a1 = _mm512_fmadd_ps(d[t * BV + k + 1], _mm512_loadu_ps(src + t * image + 16 * k + 16), a1); \
+                }                                                                                                   \
+            acc[e] = _mm512_add_ps(a0, a1);                                                                         \
+        }                                                                                                           \
+    }
+DS_SAMPLED_UNIT(1, 16)
+DS_SAMPLED_UNIT(1, 8)
+DS_SAMPLED_UNIT(1, 4)
+DS_SAMPLED_UNIT(4, 4)
+DS_SAMPLED_UNIT(1, 2)
+DS_SAMPLED_UNIT(1, 1)
+
+typedef void (*sampled_unit_fn)(const int64_t *, int64_t, int64_t, const float *, int64_t, const float *, int64_t,
+                                int64_t, __m512 *);
+
+static sampled_unit_fn sampled_unit_kernel(int t, int bv) {
+    if (t == 4) return sampled_unit_4_4;
+    return bv == 16 ? sampled_unit_1_16 : bv == 8 ? sampled_unit_1_8 : bv == 4 ? sampled_unit_1_4
+         : bv == 2 ? sampled_unit_1_2 : sampled_unit_1_1;
+}
+
+/// Whether every row's entries run in ascending channel order (the groups are then
+/// contiguous runs of each row).
+static int channels_ascending(const int64_t *start, const int32_t *channel, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t e = start[r] + 1; e < start[r + 1]; e++)
+            if (channel[e] < channel[e - 1]) return 0;
+    return 1;
+}
+
+/// The blocked weight gradient's unit on planes of one vector: T images side by side,
+/// their gradient planes in registers (lanes past the plane zero), each entry's taps
+/// loaded under its one mask (the same for every image) and added to its sum in memory.
+#define DS_SAMPLED_IMAGES_UNIT(T)                                                                                   \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_images_unit_##T(const int64_t *offset, const uint8_t *tap, int64_t e0, int64_t e1,          \
+                                        const float *xn, const float *dr, int64_t plane, const __mmask16 *masks,   \
+                                        __m512 *acc) {                                                              \
+        __mmask16 lanes = plane_lanes(0, plane);                                                                    \
+        __m512 d[T];                                                                                                \
+        for (int t = 0; t < T; t++) d[t] = _mm512_maskz_loadu_ps(lanes, dr + t * plane);                           \
+        for (int64_t e = e0; e < e1; e++) {                                                                         \
+            const float *src = xn + offset[e];                                                                      \
+            __mmask16 m = masks[tap[e]];                                                                            \
+            __m512 a0 = acc[e], a1 = _mm512_setzero_ps();                                                           \
+            for (int t = 0; t + 1 < T; t += 2) {                                                                    \
+                a0 = _mm512_fmadd_ps(d[t], _mm512_maskz_loadu_ps(m, src + t * plane), a0);                          \
+                a1 = _mm512_fmadd_ps(d[t + 1], _mm512_maskz_loadu_ps(m, src + (t + 1) * plane), a1);                \
+            }                                                                                                       \
+            if (T % 2) a0 = _mm512_fmadd_ps(d[T - 1], _mm512_maskz_loadu_ps(m, src + (T - 1) * plane), a0);         \
+            acc[e] = _mm512_add_ps(a0, a1);                                                                         \
+        }                                                                                                           \
+    }
+DS_SAMPLED_IMAGES_UNIT(16)
+DS_SAMPLED_IMAGES_UNIT(1)
+
+/// The blocked weight gradient on planes of one vector (`sampled_images_unit`): no
+/// copies, units of 16 images, channels [c0, c1) in groups of 64 (their planes stay in
+/// L2; smaller groups leave a row too few entries per group to pay for its dy loads). `lo`, `hi`, `base`, `bounds` and `offset` as in the general case below, the
+/// offsets from image 0 of channel 0.
+__attribute__((target("avx512f")))
+static void sampled_images_blocked(const int64_t *lo, const int64_t *hi, const int64_t *base, const int64_t *bounds,
+                                   int64_t groups, const int64_t *offset, const uint8_t *taps, int64_t count,
+                                   int64_t rows, const float *x, const float *dy, int64_t batch, int64_t height,
+                                   int64_t width, float *g) {
+    int64_t plane = height * width, channel_stride = batch * plane;
+    __m512 *acc = aligned_alloc(64, (size_t)count * sizeof(__m512));
+    for (int64_t k = 0; k < count; k++) acc[k] = _mm512_setzero_ps();
+    __mmask16 *masks = vector_masks(height, width);
+    for (int64_t n0 = 0; n0 < batch;) {
+        int t = batch - n0 >= 16 ? 16 : 1;
+        for (int64_t q = 0; q < groups; q++)
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t *b = bounds + r * (groups + 1);
+                if (b[q] == b[q + 1]) continue;
+                (t == 16 ? sampled_images_unit_16 : sampled_images_unit_1)(offset, taps, b[q], b[q + 1], x + n0 * plane,
+                                                                           dy + r * channel_stride + n0 * plane, plane,
+                                                                           masks, acc);
+            }
+        n0 += t;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t e = lo[r]; e < hi[r]; e++) g[e] = hsum(acc[base[r] + e - lo[r]]);
+    free(masks);
+    free(acc);
+}
+
+/// The blocked weight gradient for the entries whose input channel lies in [c0, c1),
+/// of every row (each row's entries ascending in channel: those are one run of it).
+/// Only these channels are copied, so threads that split the channels copy each one
+/// once per image.
+__attribute__((target("avx512f")))
+void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                       int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,
+                                       int64_t batch, int64_t height, int64_t width, float *g) {
+    int64_t plane = height * width, channel_stride = batch * plane;
+    int64_t cw = width, vectors = plane / 16, padded = (height + 2) * cw, channels = c1 - c0;
+    if (channels <= 0) return;
+    int64_t image = 3 * channels * padded, one_vector = plane <= 16;
+    // Units of 16 vectors where the plane has them, else of four images (planes of four
+    // vectors) or 16 (planes of one, read in place).
+    int bv = vectors % 16 == 0 ? 16 : vectors % 8 == 0 ? 8 : vectors % 4 == 0 ? 4 : vectors % 2 == 0 ? 2 : 1;
+    int t_images = bv == 4 && vectors == 4 ? 4 : 1;
+    int64_t per_channel = (int64_t)t_images * 3 * (16 * bv + 2 * cw) * (int64_t)sizeof(float);
+    if (one_vector) per_channel = (24 * 1024) / 64;   // groups of 64 channels (measured faster than ~24 KB groups)
+    int64_t group = (24 * 1024) / per_channel;
+    if (group < 1) group = 1;
+    int64_t groups = (channels + group - 1) / group;
+    // Row r's entries of the range are [lo[r], hi[r]); they sit at slots base[r] … in
+    // `offset` and `acc`, group q of the row at slots [b[q], b[q + 1]), b = bounds + r·(groups + 1).
+    int64_t *lo = malloc((size_t)(3 * rows + 1) * sizeof(int64_t)), *hi = lo + rows, *base = hi + rows;
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t e = start[r], end = start[r + 1];
+        while (e < end && channel[e] < c0) e++;
+        lo[r] = e;
+        while (e < end && channel[e] < c1) e++;
+        hi[r] = e;
+        base[r] = count;
+        count += hi[r] - lo[r];
+    }
+    if (count == 0) { free(lo); return; }
+    int64_t *offset = malloc((size_t)count * sizeof(int64_t));
+    int64_t *bounds = malloc((size_t)(rows * (groups + 1)) * sizeof(int64_t));
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t *b = bounds + r * (groups + 1), e = lo[r];
+        for (int64_t q = 0; q < groups; q++) {
+            b[q] = base[r] + (e - lo[r]);
+            while (e < hi[r] && channel[e] - c0 < (q + 1) * group) e++;
+        }
+        b[groups] = base[r] + (hi[r] - lo[r]);
+        for (e = lo[r]; e < hi[r]; e++) {
+            int dh = tap[e] / 3 - 1, sh = tap[e] % 3;
+            offset[base[r] + e - lo[r]] = one_vector ? channel[e] * channel_stride + tap_shift(tap[e], width)
+                                                     : (sh * channels + channel[e] - c0) * padded + (1 + dh) * cw;
+        }
+    }
+    if (one_vector) {
+        uint8_t *taps = malloc((size_t)count);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t e = lo[r]; e < hi[r]; e++) taps[base[r] + e - lo[r]] = tap[e];
+        sampled_images_blocked(lo, hi, base, bounds, groups, offset, taps, count, rows, x, dy, batch, height, width, g);
+        free(taps);
+        free(bounds);
+        free(offset);
+        free(lo);
+        return;
+    }
+    __m512 *acc = aligned_alloc(64, (size_t)count * sizeof(__m512));
+    for (int64_t k = 0; k < count; k++) acc[k] = _mm512_setzero_ps();
+    float *buf = aligned_alloc(64, (size_t)(t_images * image) * sizeof(float));
+    __mmask16 *masks = copy_masks(height, width, cw);
+    for (int64_t n0 = 0; n0 < batch;) {
+        int t = batch - n0 >= t_images ? t_images : 1;   // the last images one at a time
+        for (int i = 0; i < t; i++)
+            shifted_copies(x + c0 * channel_stride + (n0 + i) * plane, channels, channel_stride, height, width, cw,
+                           height, masks, buf + i * image);
+        sampled_unit_fn unit = sampled_unit_kernel(t, bv);
+        for (int64_t v0 = 0; v0 < vectors; v0 += bv)
+            for (int64_t q = 0; q < groups; q++)
+                for (int64_t r = 0; r < rows; r++) {
+                    const int64_t *b = bounds + r * (groups + 1);
+                    if (b[q] == b[q + 1]) continue;
+                    unit(offset, b[q], b[q + 1], buf, image, dy + r * channel_stride + n0 * plane, plane, 16 * v0, acc);
+                }
+        n0 += t;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t e = lo[r]; e < hi[r]; e++) g[e] = hsum(acc[base[r] + e - lo[r]]);
+    free(masks);
+    free(buf);
+    free(acc);
+    free(bounds);
+    free(offset);
+    free(lo);
+}
+
 /// Images outermost (an image's input planes stay in L2 across the rows), each row's
 /// entries four at a time over the image's blocks: edge blocks with per-vector masks,
 /// interior blocks (rows 1 … H−2) with the tap's repeating column masks. Each entry
@@ -508,6 +827,13 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
 }
 
 #else
+int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width) { (void)height; (void)width; return 0; }
+void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                       int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,
+                                       int64_t batch, int64_t height, int64_t width, float *g) {
+    (void)start; (void)channel; (void)tap; (void)rows; (void)c0; (void)c1; (void)x; (void)dy; (void)batch;
+    (void)height; (void)width; (void)g;
+}
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1) {

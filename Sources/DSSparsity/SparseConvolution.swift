@@ -216,13 +216,14 @@ extension SparseWeightKernel: ConvolutionKernel {
         // Planes narrower than 8 make runs too short for the 16-wide blocks (ResNet-18's
         // 4×4 stage measured 10x slower here than on the column matrix); the AVX-512
         // kernels take 7×7 planes (Fashion-MNIST ResNets' last stage), measured faster
-        // than the column matrix there, and still lose on 4×4. Stride 2 runs them on
-        // the input's phase planes (PhaseForm), half as wide.
+        // than the column matrix there, and planes of at most 16 positions (4×4), which
+        // they run eight or sixteen images side by side. Stride 2 runs them on the
+        // input's phase planes (PhaseForm), half as wide.
         guard g.kernelHeight == 3 && g.kernelWidth == 3 && g.padding == 1 && pattern.columns == g.channels * 9 else {
             return false
         }
         if g.stride == 2 { return PhaseForm.fits(g) && runsNative(PhaseForm.geometry(g)) }
-        return g.stride == 1 && (g.width >= 8 || (g.width >= 7 && runsNative(g)))
+        return g.stride == 1 && (g.width >= 8 || (g.width >= 7 && runsNative(g)) || (g.height * g.width <= 16 && runsNative(g)))
     }
 
     /// Whether this geometry runs the AVX-512 kernels on unpadded planes (else the
@@ -272,14 +273,14 @@ extension SparseWeightKernel: ConvolutionKernel {
                     SparseConvolution.denseGradient(x: x, dy: dy, g, rows: p.rows, into: $0.baseAddress!)
                 } else {
                     SparseConvolution.nativeSampled(start: p.rowStart, entries: p.columnIndex, x: x, dy: dy, g,
-                                                    into: $0.baseAddress!)
+                                                    blocked: blockedConvolutionGradient, into: $0.baseAddress!)
                 }
             }
             block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
             guard let dx else { return }
-            let (starts, entries) = SparseConvolution.transposedEntries(p, channels: g.channels)
-            SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true,
-                                            values: columnOrderValues(), bias: nil, rows: g.channels,
+            let t = SparseConvolution.transposedConvolution(p, channels: g.channels), values = weight.activeValues
+            SparseConvolution.nativeProduct(start: t.starts, entries: t.entries, flipped: true,
+                                            values: t.source.map { values[Int($0)] }, bias: nil, rows: g.channels,
                                             x: dy, y: dx, g)
             return
         }
@@ -306,21 +307,36 @@ extension SparseWeightKernel: ConvolutionKernel {
         guard let dx else { return }
         let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
         defer { gradIn.deallocate() }
-        let (starts, entries) = SparseConvolution.transposedEntries(p, channels: g.channels)
-        SparseConvolution.product(start: starts, index: entries, values: columnOrderValues(), bias: nil,
+        let t = SparseConvolution.transposedConvolution(p, channels: g.channels), values = weight.activeValues
+        SparseConvolution.product(start: t.starts, index: t.entries, values: t.source.map { values[Int($0)] }, bias: nil,
                                   flipped: true, input: gradOut, output: gradIn, parallel: true)
         gradIn.extract(into: dx, parallel: true)
     }
 }
 
 extension SparseConvolution {
-    /// A 3×3 pattern's column order as convolution entries: input channel ci's entries
-    /// are those of columns ci·9 ..< ci·9 + 9 (`starts`), each reading output channel
-    /// rowIndex[e] at its column's tap (`rowIndex·9 + tap`, flipped by the caller).
-    static func transposedEntries(_ p: SparsePattern, channels: Int) -> (starts: [Int32], entries: [Int32]) {
-        let columnStart = p.columnStart, rowIndex = p.rowIndex, positions = p.transposedPositions, columns = p.columns
-        return ((0...channels).map { columnStart[$0 * 9] },
-                rowIndex.indices.map { e in Int32(Int(rowIndex[e]) * 9 + Int(positions[e]) % columns % 9) })
+    /// A 3×3 pattern's transposed convolution (the input gradient's product): input
+    /// channel ci's entries at `starts[ci] ..< starts[ci + 1]`, each `row·9 + tap` (the
+    /// tap flipped by the caller), ascending in output channel and then tap, so the
+    /// product can take them by channel groups; `source` is the row-order entry whose
+    /// weight each takes. One pass over the row order.
+    static func transposedConvolution(_ p: SparsePattern, channels: Int)
+        -> (starts: [Int32], entries: [Int32], source: [Int32]) {
+        let rowStart = p.rowStart, columnIndex = p.columnIndex, count = columnIndex.count
+        var starts = [Int32](repeating: 0, count: channels + 1)
+        for c in columnIndex { starts[Int(c) / 9 + 1] += 1 }
+        for ci in 0..<channels { starts[ci + 1] += starts[ci] }
+        var next = Array(starts.dropLast())
+        var entries = [Int32](repeating: 0, count: count), source = [Int32](repeating: 0, count: count)
+        for r in 0..<p.rows {
+            for e in Int(rowStart[r])..<Int(rowStart[r + 1]) {
+                let column = Int(columnIndex[e]), ci = column / 9, k = Int(next[ci])
+                entries[k] = Int32(r * 9 + column % 9)
+                source[k] = Int32(e)
+                next[ci] += 1
+            }
+        }
+        return (starts, entries, source)
     }
 
     static func nativeSupported(height: Int, width: Int) -> Bool {
@@ -375,18 +391,43 @@ extension SparseConvolution {
         }
     }
 
-    /// The sampled weight gradient on unpadded planes by the AVX-512 kernel, output
-    /// channels split over threads (each entry is summed by one thread, in a fixed
-    /// order: the result does not depend on the thread count).
+    /// Whether the sampled weight gradient goes by cache-sized units and channel groups
+    /// (`ds_conv3x3_sparse_sampled_blocked`): always on planes of one vector (read in
+    /// place, no copies); on planes of whole vectors with enough
+    /// entries per input channel to pay for copying each image's inputs — at least 32
+    /// on planes 16 and more wide, 128 on narrower ones (measured on two threads:
+    /// 16→16 at 32×32 with 40 a channel 1.15x faster, 32→32 at 16×16 with 37 1.25x,
+    /// 64→64 at 8×8 with 35 slower, 256→256 at 8×8 with 276 1.09x faster). Decided from
+    /// the whole pattern, so the sums do not depend on the thread count.
+    static func takesBlockedGradient(entries: Int, _ g: ConvGeometry) -> Bool {
+        (g.height * g.width <= 16 || entries >= (g.width >= 16 ? 32 : 128) * g.channels)
+            && ds_conv3x3_sparse_blocked_supported(Int64(g.height), Int64(g.width)) != 0
+    }
+
+    /// The sampled weight gradient on unpadded planes by the AVX-512 kernel: blocked
+    /// (`blocked`, or as `takesBlockedGradient` decides when nil) with input channels split
+    /// over threads, else with output channels split over threads. Either way each entry
+    /// is summed by one thread in a fixed order: the result does not depend on the thread
+    /// count.
     static func nativeSampled(start: [Int32], entries: [Int32], x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                              _ g: ConvGeometry, into gradient: UnsafeMutablePointer<Float>) {
+                              _ g: ConvGeometry, blocked: Bool?, into gradient: UnsafeMutablePointer<Float>) {
         let (channel, tap) = channelsAndTaps(entries, flipped: false)
         let starts = start.map(Int64.init)
-        let rows = start.count - 1, plane = g.height * g.width
+        let rows = start.count - 1, plane = g.height * g.width, work = entries.count * plane * g.batch
+        let byGroups = (blocked ?? takesBlockedGradient(entries: entries.count, g))
+            && ds_conv3x3_sparse_blocked_supported(Int64(g.height), Int64(g.width)) != 0
         starts.withUnsafeBufferPointer { ps in
             channel.withUnsafeBufferPointer { pc in
                 tap.withUnsafeBufferPointer { pt in
-                    Parallel.forRanges(rows, work: entries.count * plane * g.batch, split: 4) { range in
+                    if byGroups {
+                        Parallel.forRanges(g.channels, work: work, split: 2) { range in
+                            ds_conv3x3_sparse_sampled_blocked(ps.baseAddress!, pc.baseAddress, pt.baseAddress, Int64(rows),
+                                                              Int64(range.lowerBound), Int64(range.upperBound), x, dy,
+                                                              Int64(g.batch), Int64(g.height), Int64(g.width), gradient)
+                        }
+                        return
+                    }
+                    Parallel.forRanges(rows, work: work, split: 4) { range in
                         ds_conv3x3_sparse_sampled(ps.baseAddress!, pc.baseAddress, pt.baseAddress,
                                                   Int64(range.lowerBound), Int64(range.upperBound), x, dy,
                                                   Int64(g.batch), Int64(g.height), Int64(g.width), gradient)

@@ -116,7 +116,8 @@ public struct SparsePattern: Equatable {
 ///
 /// The weights it multiplies by are the parameter's `activeValues` (row order, the copy
 /// the optimizer steps); the input gradient reads them in column order through
-/// `transposedEntries`. The dense weight tensor is brought up to date from them when
+/// `transposedEntries` (3×3 convolutions: `SparseConvolution.transposedConvolution`).
+/// The dense weight tensor is brought up to date from them when
 /// something reads it (checkpoints, mask updates). The weight gradient goes to
 /// the parameter's `activeGradient` (a sampled product: for each active `(j, i)`,
 /// `Σ_b dy[j, b] · x[i, b]`), except on steps whose mask update reads the dense
@@ -144,6 +145,10 @@ public final class SparseWeightKernel: WeightKernel {
     /// Whether 3×3 convolutions run the AVX-512 kernels on unpadded planes where the CPU
     /// and the plane size allow (tests turn it off to check the padded-plane path).
     public var usesNativeConvolution = true
+    /// Whether 3×3 convolutions take their sampled weight gradient by cache-sized units
+    /// and channel groups (`ds_conv3x3_sparse_sampled`): nil decides from the pattern
+    /// (`SparseConvolution.takesBlockedGradient`); tests force it.
+    public var blockedConvolutionGradient: Bool?
     /// Whether Linear products and weight gradients run the AVX-512 kernels where the
     /// CPU has them (tests turn it off to check the Swift kernels).
     public var usesNativeKernels = SparseProducts.nativeKernels
@@ -195,20 +200,6 @@ public final class SparseWeightKernel: WeightKernel {
 
     private var rows: Int { pattern.rows }
     private var fanIn: Int { pattern.columns }
-
-    /// The active weights in column order (the input gradient's), gathered from the
-    /// row-order `activeValues`.
-    func columnOrderValues() -> [Float] {
-        var out = [Float](repeating: 0, count: pattern.count)
-        weight.activeValues.withUnsafeBufferPointer { v in
-            pattern.transposedEntries.withUnsafeBufferPointer { p in
-                out.withUnsafeMutableBufferPointer { o in
-                    for e in 0..<p.count { o[e] = v[Int(p[e])] }
-                }
-            }
-        }
-        return out
-    }
 
     public func forward(_ x: ActivationView, bias: UnsafePointer<Float>?, into y: MutableActivationView, parallel: Bool) {
         forward(x, bias: bias, rectify: false, into: y, parallel: parallel)

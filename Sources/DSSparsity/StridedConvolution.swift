@@ -46,17 +46,18 @@ extension SparseWeightKernel {
             var phaseBlock = [Float](repeating: 0, count: phasePattern.count)
             phaseBlock.withUnsafeMutableBufferPointer {
                 SparseConvolution.nativeSampled(start: phasePattern.rowStart, entries: phasePattern.columnIndex,
-                                                x: phases, dy: dy, pg, into: $0.baseAddress!)
+                                                x: phases, dy: dy, pg, blocked: blockedConvolutionGradient,
+                                                into: $0.baseAddress!)
             }
             for (e, source) in form.source.enumerated() { b[Int(source)] = phaseBlock[e] }
         }
         block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
         guard let dx else { return }
-        let (starts, entries) = SparseConvolution.transposedEntries(phasePattern, channels: pg.channels)
+        let t = SparseConvolution.transposedConvolution(phasePattern, channels: pg.channels)
         let phaseValues = form.values(weight.activeValues)
-        let columnValues = phasePattern.transposedEntries.map { phaseValues[Int($0)] }
         // The phase planes are read; their gradient takes their place.
-        SparseConvolution.nativeProduct(start: starts, entries: entries, flipped: true, values: columnValues, bias: nil,
+        SparseConvolution.nativeProduct(start: t.starts, entries: t.entries, flipped: true,
+                                        values: t.source.map { phaseValues[Int($0)] }, bias: nil,
                                         rows: pg.channels, x: dy, y: phases, pg)
         PhaseForm.merge(phases, into: dx, g)
     }
@@ -85,8 +86,11 @@ struct PhaseForm {
     let pattern: SparsePattern
     let source: [Int32]
 
-    /// Planes this form takes: even in both sizes, phase planes at least 7 wide.
-    static func fits(_ g: ConvGeometry) -> Bool { g.height % 2 == 0 && g.width % 2 == 0 && g.width / 2 >= 7 }
+    /// Planes this form takes: even in both sizes, phase planes at least 7 wide or of at
+    /// most 16 positions.
+    static func fits(_ g: ConvGeometry) -> Bool {
+        g.height % 2 == 0 && g.width % 2 == 0 && (g.width / 2 >= 7 || g.height * g.width <= 64)
+    }
 
     /// The stride-1 geometry over the phase planes.
     static func geometry(_ g: ConvGeometry) -> ConvGeometry {

@@ -289,7 +289,10 @@ import Testing
     // Planes of any size run the AVX-512 kernels: whole blocks (8×8, 16×16, 32×32, 8×16),
     // partial last vectors and blocks (5×7, 1×9, 7×7, 14×14, 28×28, 4×4) and rows that
     // do not line up with blocks (6×48); shapes 11 and 12 take their weight gradient in
-    // several tiles of images (inputs over 256 KB an image tile). The forward and input
+    // several tiles of images (inputs over 256 KB an image tile); shape 16 takes it in
+    // units of four images and one left over (planes of four vectors). Planes of one
+    // vector (4×4, 3×3, 2×8) run images side by side: shape 17 in units of 16 images and 8
+    // with some left over, shape 19's weight gradient with its 72 channels in two groups. The forward and input
     // gradient read shifted copies where a vector holds whole rows or a row whole
     // vectors (widths 4, 8, 16, 32, 48 here, and 2×8, 12×4), or rows padded to 8 (5×7,
     // 7×7, and 3×8, whose last vector runs past the plane), else masked loads.
@@ -300,22 +303,25 @@ import Testing
         (8, 6, 3, 4, 4, false, false), (3, 2, 2, 6, 48, true, false),
         (24, 4, 3, 32, 32, false, true), (64, 3, 5, 16, 16, true, false),
         (5, 3, 2, 2, 8, true, false), (4, 3, 3, 12, 4, false, true), (3, 4, 2, 3, 8, true, true),
+        (6, 5, 5, 8, 8, false, true), (6, 4, 19, 4, 4, true, false), (4, 3, 9, 3, 3, false, true),
+        (72, 8, 9, 4, 4, false, false),
     ]
 
-    @Test(arguments: 0..<16)
+    @Test(arguments: 0..<20)
     func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
         Self.check(cin, cout, batch, height, width, hasBias: hasBias, constant: constant, stride: 1, seed: shape + 1)
     }
 
-    // Stride 2 on the phase planes (8×8, 7×7, 14×14, 16×16 of them, with a bias, constant
-    // fan-in, a partial last vector), and planes it does not take (odd: the columns).
+    // Stride 2 on the phase planes (8×8, 7×7, 14×14, 16×16 and 4×4 of them, with a bias,
+    // constant fan-in, a partial last vector), and planes it does not take (odd: the columns).
     static let strided: [(Int, Int, Int, Int, Int, Bool, Bool)] = [
         (3, 5, 2, 16, 16, true, false), (4, 6, 3, 14, 14, false, true), (5, 3, 2, 28, 28, false, false),
         (2, 4, 2, 32, 32, false, true), (3, 4, 2, 15, 15, true, false), (6, 4, 2, 16, 20, false, false),
+        (3, 4, 17, 8, 8, true, false),
     ]
 
-    @Test(arguments: 0..<6)
+    @Test(arguments: 0..<7)
     func stridedSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.strided[shape]
         Self.check(cin, cout, batch, height, width, hasBias: hasBias, constant: constant, stride: 2, seed: shape + 40)
@@ -355,11 +361,16 @@ import Testing
         sparse.kernel = kernel
         let x = randomTensor([cin, batch, height, width], seed: 4)
         let dy = randomTensor([cout, batch, (height - 1) / stride + 1, (width - 1) / stride + 1], seed: 5)
-        for (threads, native) in [(1, true), (2, true), (1, false), (2, false)] {
+        // Native kernels with the weight gradient's blocked form as the pattern decides
+        // (nil) and forced (these patterns are too small to choose it).
+        let runs: [(Int, Bool, Bool?)] = [(1, true, nil), (2, true, nil), (1, true, true), (2, true, true),
+                                          (1, false, nil), (2, false, nil)]
+        for (threads, native, blocked) in runs {
             for denseGradient in [false, true] {
-                let label = "\(shape) threads \(threads) native \(native) dense gradient \(denseGradient)"
+                let label = "\(shape) threads \(threads) native \(native) blocked \(String(describing: blocked)) dense gradient \(denseGradient)"
                 kernel.computesDenseGradient = denseGradient
                 kernel.usesNativeConvolution = native
+                kernel.blockedConvolutionGradient = blocked
                 dense.zeroGradients(); sparse.zeroGradients()
                 let (yd, ys, dxd, dxs) = Parallel.withThreads(threads) { () -> (Tensor, Tensor, Tensor, Tensor) in
                     let yd = dense.forward(x, training: true), ys = sparse.forward(x, training: true)

@@ -51,6 +51,21 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
                                int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
                                int64_t width, float *g);
 
+/// 1 when the blocked weight gradient takes planes of height × width (whole vectors:
+/// W a multiple of 16, or dividing 16 with H·W a multiple of 16).
+int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width);
+
+/// The same gradient for the entries of every row whose input channel lies in [c0, c1)
+/// (each row's entries ascending in channel), blocked for the first-level cache: each
+/// image's channels [c0, c1) copied shifted, the plane in units of 16 vectors (or four
+/// images of four), the channels in groups whose copies for a unit take about 24 KB;
+/// per unit, group and row the row's dy block in registers and a 16-lane sum in memory
+/// per entry. Each sum runs over the units in order: the result does not depend on
+/// how [c0, c1) is split.
+void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                       int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,
+                                       int64_t batch, int64_t height, int64_t width, float *g);
+
 /// The phase planes of a stride-2 convolution's input x [C, N, H, W] (H, W even):
 ///   out[c·4 + 2·pr + pc][n][i][j] = x[c][n][2i + pr][2j + pc]   ([4C, N, H/2, W/2])
 /// for the planes q = c·N + n in [q0, q1). A stride-2, padding-1 3×3 convolution of x is
