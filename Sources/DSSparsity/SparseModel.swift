@@ -420,31 +420,38 @@ public struct KernelChoice: Equatable, Sendable {
 /// below the lowest density at which the two took equally long for a layer of its kind
 /// in three runs of the crossover table, so a layer at the threshold does not lose
 /// much. Fully connected layers 0.4 (break-even 0.45–0.6); 3×3 "same" convolutions on
-/// planes 32 or more wide 0.5 (0.52 to above 0.6), on planes 16 to 31 wide, or 8 wide
+/// planes 32 or more wide 0.6 (0.65 to above 0.8); on planes 16 to 31 wide, or 8 wide
 /// with an even height (the kernels read shifted copies of 8×8 planes as of wider
-/// ones), 0.4 (0.40 to above 0.6); every other convolution (strided, 1×1, planes under
-/// 8 wide or 8×odd: phase planes, im2col columns or masked loads) 0.3 (0.28 to above
-/// 0.6). Fixed numbers, not a timing at start: the choice changes results in the last
-/// bits, and a run must repeat exactly.
+/// ones), and stride-2 3×3 convolutions whose phase planes are at least 16 wide, 0.45
+/// (28×28: 0.47–0.5; 16×16, 8×8 and the strided ones 0.6 to above 0.8); every other
+/// convolution (strided on smaller planes, 1×1, planes under 8 wide or 8×odd: phase
+/// planes of 8×8, im2col columns, masked loads, images side by side on 4×4) 0.35
+/// (0.4 to 0.65). Fixed numbers, not a timing at start: the choice changes results in
+/// the last bits, and a run must repeat exactly.
 public enum SparseKernelCrossover {
     public static let linear = 0.4
     /// 3×3, stride 1, padding 1 on planes at least 32 wide (the direct sparse
     /// convolution on long rows).
-    public static let largePlaneConvolution = 0.5
-    /// 3×3, stride 1, padding 1 on planes 16 to 31 wide, or 8 wide with an even height.
-    public static let wideConvolution = 0.4
-    /// Other convolutions: 3×3 on other planes (or of unknown size), strided, 1×1
-    /// (im2col columns through the fully connected products).
-    public static let convolution = 0.3
+    public static let largePlaneConvolution = 0.6
+    /// 3×3, stride 1, padding 1 on planes 16 to 31 wide, or 8 wide with an even height;
+    /// 3×3, stride 2, padding 1 on even planes at least 32 wide (phase planes 16 wide).
+    public static let wideConvolution = 0.45
+    /// Other convolutions: 3×3 on other planes (or of unknown size), strided on smaller
+    /// planes, 1×1 (im2col columns through the fully connected products).
+    public static let convolution = 0.35
 
     /// The layer kind's name and crossover (a convolution's plane size from its last
     /// forward pass, if any).
     public static func crossover(for layer: WeightLayer?) -> (kind: String, value: Double) {
         guard let conv = layer as? Conv2d else { return ("linear", linear) }
-        if conv.kernelSize == 3 && conv.stride == 1 && conv.padding == 1, let plane = conv.inputPlane,
-           plane.width >= 16 || (plane.width == 8 && plane.height % 2 == 0) {
-            return ("3x3 convolution on \(plane.height)x\(plane.width)",
-                    plane.width >= 32 ? largePlaneConvolution : wideConvolution)
+        if conv.kernelSize == 3 && conv.padding == 1, let plane = conv.inputPlane {
+            if conv.stride == 1 && (plane.width >= 16 || (plane.width == 8 && plane.height % 2 == 0)) {
+                return ("3x3 convolution on \(plane.height)x\(plane.width)",
+                        plane.width >= 32 ? largePlaneConvolution : wideConvolution)
+            }
+            if conv.stride == 2 && plane.width >= 32 && plane.width % 2 == 0 && plane.height % 2 == 0 {
+                return ("strided 3x3 convolution on \(plane.height)x\(plane.width)", wideConvolution)
+            }
         }
         return ("convolution", convolution)
     }

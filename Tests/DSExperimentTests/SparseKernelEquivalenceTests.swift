@@ -141,7 +141,8 @@ import Testing
 
     /// A 3×3 "same" convolution's kind follows the plane of its last forward pass: large
     /// from 32 columns, wide (the direct kernel, shifted copies) from 16 columns and at
-    /// 8×even, else the general convolution crossover; strided layers are never wide.
+    /// 8×even, else the general convolution crossover; strided layers are wide on even
+    /// planes from 32 columns (phase planes 16 wide), else general.
     @Test func crossoverKindFollowsThePlane() {
         var rng = Xoshiro256(seed: 2)
         let conv = Conv2d(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, rng: &rng)
@@ -154,8 +155,10 @@ import Testing
             #expect(SparseKernelCrossover.crossover(for: conv).value == expected, "\(height)x\(width)")
         }
         let strided = Conv2d(inputChannels: 2, outputChannels: 3, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
-        _ = strided.forward(Tensor(shape: [2, 1, 16, 16], repeating: 1), training: false)
-        #expect(SparseKernelCrossover.crossover(for: strided).value == SparseKernelCrossover.convolution)
+        for (height, width, expected) in [(16, 16, other), (32, 32, wide), (8, 40, wide), (32, 31, other), (33, 32, other)] {
+            _ = strided.forward(Tensor(shape: [2, 1, height, width], repeating: 1), training: false)
+            #expect(SparseKernelCrossover.crossover(for: strided).value == expected, "strided \(height)x\(width)")
+        }
     }
 
     /// `auto` puts exactly the layers at or below their kind's crossover on sparse
