@@ -420,13 +420,13 @@ public struct KernelChoice: Equatable, Sendable {
 /// below the lowest density at which the two took equally long for a layer of its kind
 /// in three runs of the crossover table, so a layer at the threshold does not lose
 /// much. Fully connected layers 0.4 (break-even 0.45–0.6); 3×3 "same" convolutions on
-/// planes 32 or more wide 0.6 (0.65 to above 0.8); on planes 16 to 31 wide, or 8 wide
+/// planes 32 or more wide 0.6 (about 0.7 to above 0.8); on planes 16 to 31 wide, or 8 wide
 /// with an even height (the kernels read shifted copies of 8×8 planes as of wider
 /// ones), and stride-2 3×3 convolutions whose phase planes are at least 16 wide, 0.45
-/// (28×28: 0.47–0.5; 16×16, 8×8 and the strided ones 0.6 to above 0.8); every other
+/// (28×28: 0.46–0.5; 16×16, 8×8 and the strided ones 0.58 to above 0.8); every other
 /// convolution (strided on smaller planes, 1×1, planes under 8 wide or 8×odd: phase
 /// planes of 8×8, im2col columns, masked loads, images side by side on 4×4) 0.35
-/// (0.4 to 0.65). Fixed numbers, not a timing at start: the choice changes results in
+/// (0.39 to 0.65). Fixed numbers, not a timing at start: the choice changes results in
 /// the last bits, and a run must repeat exactly.
 public enum SparseKernelCrossover {
     public static let linear = 0.4
