@@ -111,21 +111,38 @@ enum Profiler {
         }
         // A weight layer's passes, and what its module spends besides them.
         var inWeightLayers: [String: Double] = [:]
-        print("  weight layers (own forward and backward, kernel):")
+        print("  weight layers (own forward and backward, kernel, GFLOP/s of the multiply-adds the kernel does):")
         for (named, timing) in zip(weightLayers, timings) {
             let f = median(timing.forward), b = median(timing.backward)
             let module = String(named.name.split(separator: ".").first ?? "")
             inWeightLayers[module, default: 0] += f + b
             let kernel = (named.layer as? WeightLayer).map { $0.kernel.isDense ? "dense" : "sparse" } ?? ""
-            print(String(format: "    %@ forward %8.*f ms  backward %8.*f ms  %@",
+            let rate = (named.layer as? WeightLayer).map { multiplyAdds($0, batch: labels.count) * 2 / (f + b) / 1e9 } ?? 0
+            print(String(format: "    %@ forward %8.*f ms  backward %8.*f ms  %@ %6.1f GFLOP/s",
                          named.name.padding(toLength: 22, withPad: " ", startingAt: 0) as NSString, precision,
-                         f * 1000, precision, b * 1000, kernel as NSString))
+                         f * 1000, precision, b * 1000, kernel.padding(toLength: 6, withPad: " ", startingAt: 0) as NSString,
+                         rate))
         }
         let rest = model.layers.map { name, _ in
             String(format: "%@ %.*f", name as NSString, precision,
                    (median(forward[name]) + median(backward[name]) - (inWeightLayers[name] ?? 0)) * 1000)
         }
         print("  besides the weight layers (ms, forward + backward): " + rest.joined(separator: ", "))
+    }
+
+    /// The multiply-adds of one training step's passes of a weight layer as its kernel
+    /// does them: the weights it multiplies by (the active ones on a sparse kernel, all
+    /// of them on the dense one) times the output positions of the batch, once for the
+    /// forward, once for the weight gradient and once more for the input gradient when
+    /// the layer computes it (update steps' dense gradient aside).
+    static func multiplyAdds(_ layer: WeightLayer, batch: Int) -> Double {
+        let weights = (layer.kernel as? SparseWeightKernel)?.pattern.count ?? layer.weight.value.count
+        var positions = batch
+        if let conv = layer as? Conv2d, let plane = conv.inputPlane {
+            let out = { (n: Int) in (n + 2 * conv.padding - conv.kernelSize) / conv.stride + 1 }
+            positions *= out(plane.height) * out(plane.width)
+        }
+        return Double(weights) * Double(positions) * Double(layer.computesInputGradient ? 3 : 2)
     }
 
     private static func setTiming(_ layer: Layer, _ timing: LayerTiming?) {
