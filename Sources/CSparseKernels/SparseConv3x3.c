@@ -53,6 +53,19 @@ static inline __mmask16 plane_lanes(int64_t v, int64_t plane) {
 
 static int channels_ascending(const int64_t *start, const int32_t *channel, int64_t r0, int64_t r1);
 
+/// Where a row's entries [e0, e1) (ascending in channel) fall into channel groups of
+/// `group` from channel c0: group q is [b[q], b[q + 1]), each bound an entry index plus
+/// `shift` (the caller's slot for it).
+static void group_bounds(const int32_t *channel, int64_t e0, int64_t e1, int64_t c0, int64_t group, int64_t groups,
+                         int64_t shift, int64_t *b) {
+    int64_t e = e0;
+    for (int64_t q = 0; q < groups; q++) {
+        b[q] = e + shift;
+        while (e < e1 && channel[e] - c0 < (q + 1) * group) e++;
+    }
+    b[groups] = e1 + shift;
+}
+
 /// A run of `nv` vectors from vector `v0`.
 typedef struct { int64_t v0; int nv; } conv_chunk;
 
@@ -313,14 +326,8 @@ static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, co
     if (!stores && group < channels && channels_ascending(start, channel, 0, rows)) {
         groups = (channels + group - 1) / group;
         bounds = malloc((size_t)(rows * (groups + 1)) * sizeof(int64_t));
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t *b = bounds + r * (groups + 1), e = start[r];
-            for (int64_t q = 0; q < groups; q++) {
-                b[q] = e;
-                while (e < start[r + 1] && channel[e] < (q + 1) * group) e++;
-            }
-            b[groups] = e;
-        }
+        for (int64_t r = 0; r < rows; r++)
+            group_bounds(channel, start[r], start[r + 1], 0, group, groups, 0, bounds + r * (groups + 1));
     }
     for (int64_t n = n0; n < n1; n++) {
         shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, grid_rows, masks, buf);
@@ -703,13 +710,8 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     int64_t *offset = malloc((size_t)count * sizeof(int64_t));
     int64_t *bounds = malloc((size_t)(rows * (groups + 1)) * sizeof(int64_t));
     for (int64_t r = 0; r < rows; r++) {
-        int64_t *b = bounds + r * (groups + 1), e = lo[r];
-        for (int64_t q = 0; q < groups; q++) {
-            b[q] = base[r] + (e - lo[r]);
-            while (e < hi[r] && channel[e] - c0 < (q + 1) * group) e++;
-        }
-        b[groups] = base[r] + (hi[r] - lo[r]);
-        for (e = lo[r]; e < hi[r]; e++) {
+        group_bounds(channel, lo[r], hi[r], c0, group, groups, base[r] - lo[r], bounds + r * (groups + 1));
+        for (int64_t e = lo[r]; e < hi[r]; e++) {
             int dh = tap[e] / 3 - 1, sh = tap[e] % 3;
             offset[base[r] + e - lo[r]] = one_vector ? channel[e] * channel_stride + tap_shift(tap[e], width)
                                                      : (sh * channels + channel[e] - c0) * padded + (1 + dh) * cw;
