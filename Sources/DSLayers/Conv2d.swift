@@ -232,7 +232,9 @@ public final class Conv2d: TimedLayer {
         let per = imagesPerChunk(g)
         let chunks = (g.batch + per - 1) / per
         // One partial weight gradient per chunk (in the kernel's layout), summed in
-        // chunk order: the result does not depend on the thread count.
+        // chunk order. The chunks' size follows the thread count (`imagesPerChunk`: at
+        // least two chunks a thread), so the sum may differ in the last bits between
+        // thread counts.
         let blockSize = kernel.gradientCount
         var partials = [Float](repeating: 0, count: chunks * blockSize)
         // With the dense kernel, stride-1 convolutions get dL/dx as a forward

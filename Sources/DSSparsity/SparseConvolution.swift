@@ -212,6 +212,15 @@ enum SparseConvolution {
 }
 
 extension SparseWeightKernel: ConvolutionKernel {
+    /// The pattern's transposed convolution (made by the first input gradient after each
+    /// pattern change).
+    func transposedConvolution() -> TransposedConvolution {
+        if let t = transposedConvolutionCache { return t }
+        let t = TransposedConvolution(pattern, channels: pattern.columns / 9)
+        transposedConvolutionCache = t
+        return t
+    }
+
     public func supportsDirect(_ g: ConvGeometry) -> Bool {
         // Planes narrower than 8 make runs too short for the 16-wide blocks (ResNet-18's
         // 4×4 stage measured 10x slower here than on the column matrix); the AVX-512
@@ -278,9 +287,9 @@ extension SparseWeightKernel: ConvolutionKernel {
             }
             block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
             guard let dx else { return }
-            let t = SparseConvolution.transposedConvolution(p, channels: g.channels), values = weight.activeValues
+            let t = transposedConvolution()
             SparseConvolution.nativeProduct(start: t.starts, entries: t.entries, flipped: true,
-                                            values: t.source.map { values[Int($0)] }, bias: nil, rows: g.channels,
+                                            values: t.values(weight.activeValues), bias: nil, rows: g.channels,
                                             x: dy, y: dx, g)
             return
         }
@@ -307,38 +316,14 @@ extension SparseWeightKernel: ConvolutionKernel {
         guard let dx else { return }
         let gradIn = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
         defer { gradIn.deallocate() }
-        let t = SparseConvolution.transposedConvolution(p, channels: g.channels), values = weight.activeValues
-        SparseConvolution.product(start: t.starts, index: t.entries, values: t.source.map { values[Int($0)] }, bias: nil,
+        let t = transposedConvolution()
+        SparseConvolution.product(start: t.starts, index: t.entries, values: t.values(weight.activeValues), bias: nil,
                                   flipped: true, input: gradOut, output: gradIn, parallel: true)
         gradIn.extract(into: dx, parallel: true)
     }
 }
 
 extension SparseConvolution {
-    /// A 3×3 pattern's transposed convolution (the input gradient's product): input
-    /// channel ci's entries at `starts[ci] ..< starts[ci + 1]`, each `row·9 + tap` (the
-    /// tap flipped by the caller), ascending in output channel and then tap, so the
-    /// product can take them by channel groups; `source` is the row-order entry whose
-    /// weight each takes. One pass over the row order.
-    static func transposedConvolution(_ p: SparsePattern, channels: Int)
-        -> (starts: [Int32], entries: [Int32], source: [Int32]) {
-        let rowStart = p.rowStart, columnIndex = p.columnIndex, count = columnIndex.count
-        var starts = [Int32](repeating: 0, count: channels + 1)
-        for c in columnIndex { starts[Int(c) / 9 + 1] += 1 }
-        for ci in 0..<channels { starts[ci + 1] += starts[ci] }
-        var next = Array(starts.dropLast())
-        var entries = [Int32](repeating: 0, count: count), source = [Int32](repeating: 0, count: count)
-        for r in 0..<p.rows {
-            for e in Int(rowStart[r])..<Int(rowStart[r + 1]) {
-                let column = Int(columnIndex[e]), ci = column / 9, k = Int(next[ci])
-                entries[k] = Int32(r * 9 + column % 9)
-                source[k] = Int32(e)
-                next[ci] += 1
-            }
-        }
-        return (starts, entries, source)
-    }
-
     static func nativeSupported(height: Int, width: Int) -> Bool {
         ds_conv3x3_sparse_supported(Int64(height), Int64(width)) != 0
     }
@@ -392,16 +377,15 @@ extension SparseConvolution {
     }
 
     /// Whether the sampled weight gradient goes by cache-sized units and channel groups
-    /// (`ds_conv3x3_sparse_sampled_blocked`): always on planes of one vector (read in
-    /// place, no copies); on planes of whole vectors with enough
+    /// (`ds_conv3x3_sparse_sampled_blocked`, on the planes it takes): always on planes of
+    /// one vector (read in place, no copies); on planes of whole vectors with enough
     /// entries per input channel to pay for copying each image's inputs — at least 32
     /// on planes 16 and more wide, 128 on narrower ones (measured on two threads:
     /// 16→16 at 32×32 with 40 a channel 1.15x faster, 32→32 at 16×16 with 37 1.25x,
     /// 64→64 at 8×8 with 35 slower, 256→256 at 8×8 with 276 1.09x faster). Decided from
     /// the whole pattern, so the sums do not depend on the thread count.
     static func takesBlockedGradient(entries: Int, _ g: ConvGeometry) -> Bool {
-        (g.height * g.width <= 16 || entries >= (g.width >= 16 ? 32 : 128) * g.channels)
-            && ds_conv3x3_sparse_blocked_supported(Int64(g.height), Int64(g.width)) != 0
+        g.height * g.width <= 16 || entries >= (g.width >= 16 ? 32 : 128) * g.channels
     }
 
     /// The sampled weight gradient on unpadded planes by the AVX-512 kernel: blocked
@@ -436,4 +420,36 @@ extension SparseConvolution {
             }
         }
     }
+}
+
+/// A 3×3 pattern's transposed convolution (the input gradient's product): input channel
+/// ci's entries at `starts[ci] ..< starts[ci + 1]`, each `row·9 + tap` (the tap flipped
+/// by the caller), ascending in output channel and then tap, so the product can take
+/// them by channel groups; `source` is the layer's row-order entry whose weight each
+/// takes. Made once per pattern (one pass over the row order).
+struct TransposedConvolution {
+    let starts: [Int32], entries: [Int32], source: [Int32]
+
+    /// `sourceOf`: the layer entry of each of `p`'s row-order entries (a phase form's
+    /// `source`), nil when `p` is the layer's own pattern.
+    init(_ p: SparsePattern, channels: Int, sourceOf: [Int32]? = nil) {
+        let rowStart = p.rowStart, columnIndex = p.columnIndex, count = columnIndex.count
+        var starts = [Int32](repeating: 0, count: channels + 1)
+        for c in columnIndex { starts[Int(c) / 9 + 1] += 1 }
+        for ci in 0..<channels { starts[ci + 1] += starts[ci] }
+        var next = Array(starts.dropLast())
+        var entries = [Int32](repeating: 0, count: count), source = [Int32](repeating: 0, count: count)
+        for r in 0..<p.rows {
+            for e in Int(rowStart[r])..<Int(rowStart[r + 1]) {
+                let column = Int(columnIndex[e]), ci = column / 9, k = Int(next[ci])
+                entries[k] = Int32(r * 9 + column % 9)
+                source[k] = sourceOf.map { $0[e] } ?? Int32(e)
+                next[ci] += 1
+            }
+        }
+        self.starts = starts; self.entries = entries; self.source = source
+    }
+
+    /// The layer's active values (row order) in this order.
+    func values(_ active: [Float]) -> [Float] { source.map { active[Int($0)] } }
 }

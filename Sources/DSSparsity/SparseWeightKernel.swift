@@ -116,7 +116,7 @@ public struct SparsePattern: Equatable {
 ///
 /// The weights it multiplies by are the parameter's `activeValues` (row order, the copy
 /// the optimizer steps); the input gradient reads them in column order through
-/// `transposedEntries` (3×3 convolutions: `SparseConvolution.transposedConvolution`).
+/// `transposedEntries` (3×3 convolutions: `TransposedConvolution`).
 /// The dense weight tensor is brought up to date from them when
 /// something reads it (checkpoints, mask updates). The weight gradient goes to
 /// the parameter's `activeGradient` (a sampled product: for each active `(j, i)`,
@@ -142,11 +142,14 @@ public final class SparseWeightKernel: WeightKernel {
     /// The pattern as a stride-1 convolution over phase planes (stride-2 layers), made by
     /// the first such pass after each pattern change (`phaseForm`).
     var phaseFormCache: PhaseForm?
+    /// The pattern's transposed 3×3 convolution for the input gradient, made by the first
+    /// such pass after each pattern change (`transposedConvolution()`).
+    var transposedConvolutionCache: TransposedConvolution?
     /// Whether 3×3 convolutions run the AVX-512 kernels on unpadded planes where the CPU
     /// and the plane size allow (tests turn it off to check the padded-plane path).
     public var usesNativeConvolution = true
     /// Whether 3×3 convolutions take their sampled weight gradient by cache-sized units
-    /// and channel groups (`ds_conv3x3_sparse_sampled`): nil decides from the pattern
+    /// and channel groups (`ds_conv3x3_sparse_sampled_blocked`): nil decides from the pattern
     /// (`SparseConvolution.takesBlockedGradient`); tests force it.
     public var blockedConvolutionGradient: Bool?
     /// Whether Linear products and weight gradients run the AVX-512 kernels where the
@@ -178,6 +181,7 @@ public final class SparseWeightKernel: WeightKernel {
     public func update(mask: SparseMask) {
         pattern = SparsePattern(mask: mask, columnOrder: needsColumnOrder)
         phaseFormCache = nil
+        transposedConvolutionCache = nil
         attach()
     }
 

@@ -53,11 +53,10 @@ extension SparseWeightKernel {
         }
         block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
         guard let dx else { return }
-        let t = SparseConvolution.transposedConvolution(phasePattern, channels: pg.channels)
-        let phaseValues = form.values(weight.activeValues)
+        let t = form.transposed ?? TransposedConvolution(phasePattern, channels: pg.channels, sourceOf: form.source)
         // The phase planes are read; their gradient takes their place.
         SparseConvolution.nativeProduct(start: t.starts, entries: t.entries, flipped: true,
-                                        values: t.source.map { phaseValues[Int($0)] }, bias: nil,
+                                        values: t.values(weight.activeValues), bias: nil,
                                         rows: pg.channels, x: dy, y: phases, pg)
         PhaseForm.merge(phases, into: dx, g)
     }
@@ -85,6 +84,9 @@ extension SparseWeightKernel {
 struct PhaseForm {
     let pattern: SparsePattern
     let source: [Int32]
+    /// The input gradient's transposed convolution over the phase planes, its `source`
+    /// the layer's own entries (made with the form when the layer has an input gradient).
+    let transposed: TransposedConvolution?
 
     /// Planes this form takes: even in both sizes, phase planes at least 7 wide or of at
     /// most 16 positions.
@@ -122,6 +124,7 @@ struct PhaseForm {
         pattern = SparsePattern(mask: SparseMask(rows: p.rows, columns: columns, activeIndices: indices),
                                 columnOrder: columnOrder)
         self.source = source
+        transposed = columnOrder ? TransposedConvolution(pattern, channels: columns / 9, sourceOf: source) : nil
     }
 
     /// The layer's active values (row order) in phase-entry order.

@@ -365,6 +365,9 @@ import Testing
         // (nil) and forced (these patterns are too small to choose it).
         let runs: [(Int, Bool, Bool?)] = [(1, true, nil), (2, true, nil), (1, true, true), (2, true, true),
                                           (1, false, nil), (2, false, nil)]
+        var sampledOnOneThread: [String: [Float]] = [:]
+        let g = ConvGeometry(channels: cin, batch: batch, height: height, width: width, kernelHeight: 3, kernelWidth: 3,
+                             stride: stride, padding: 1)
         for (threads, native, blocked) in runs {
             for denseGradient in [false, true] {
                 let label = "\(shape) threads \(threads) native \(native) blocked \(String(describing: blocked)) dense gradient \(denseGradient)"
@@ -380,6 +383,17 @@ import Testing
                 #expect(worstRelativeDifference(dxs.storage, dxd.storage) < 1e-5, "input gradient \(label)")
                 let expected = mask.activeIndices.map { dense.weight.gradient.storage[$0] }
                 #expect(worstRelativeDifference(sparse.weight.activeGradient, expected) < 1e-4, "weight gradient \(label)")
+                // The direct kernels' sampled gradient does not depend on the thread count,
+                // to the bit (layers on im2col columns sum per-chunk parts whose chunks
+                // follow the thread count).
+                let form = "\(native) \(String(describing: blocked))"
+                if !denseGradient && kernel.supportsDirect(g) {
+                    if let oneThread = sampledOnOneThread[form] {
+                        #expect(sparse.weight.activeGradient == oneThread, "thread-independent weight gradient \(label)")
+                    } else {
+                        sampledOnOneThread[form] = sparse.weight.activeGradient
+                    }
+                }
                 if denseGradient {
                     #expect(worstRelativeDifference(sparse.weight.gradient.storage, dense.weight.gradient.storage) < 1e-4, "dense gradient \(label)")
                 }
