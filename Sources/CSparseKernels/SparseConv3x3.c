@@ -406,12 +406,204 @@ static void conv3x3_images(const int64_t *start, const int32_t *channel, const u
     free(offset);
 }
 
+/// The taps of one input channel in one kernel column (the same column shift dw, rows
+/// dh = −1, 0, +1) of one output row: on copies whose rows are whole vectors (VROW =
+/// W / 16 of them), tap dh of a run of 8 vectors reads the copy's vectors from
+/// (1 + dh)·VROW on, so the taps of one column read overlapping vectors — each is loaded
+/// once and feeds every tap that reads it (three taps: 8 + 2·VROW loads for 24 FMAs).
+/// `offset` is the copy's vector 0 for the first tap the kind holds; `w` the kind's weights
+/// (forward) or `slot` their entries' sums (weight gradient), in tap order.
+typedef struct { int64_t offset; float w[3]; int32_t slot[3]; } column_taps;
+
+/// Kinds of column: 0 one tap (its own offset), 1 two adjacent taps (dh, dh + 1), 2 the
+/// outer two (−1, +1), 3 all three; as tap masks over (dh + 1): 1, 3, 5, 7.
+enum { COLUMN_KINDS = 4 };
+
+/// Whether tap h of mask M reads vector j of a column's copy in a run of `span` vectors.
+__attribute__((always_inline))
+static inline int column_reads(int M, int VROW, int span, int h, int j) {
+    return ((M >> h) & 1) && j - h * VROW >= 0 && j - h * VROW < span;
+}
+
+/// acc[k] += w[h] · copy vector k + h·VROW for the taps h of mask M (the loads shared).
+__attribute__((target("avx512f"), always_inline))
+static inline void column_apply(const column_taps *d, const float *buf, int64_t p0, __m512 *acc, const int M,
+                                const int VROW) {
+    const float *src = buf + d->offset + p0;
+    __m512 w[3];
+    for (int h = 0; h < 3; h++) w[h] = (M >> h) & 1 ? _mm512_set1_ps(d->w[h]) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8 + 2 * VROW; j++) {
+        int used = 0;
+        for (int h = 0; h < 3; h++) used |= column_reads(M, VROW, 8, h, j);
+        if (!used) continue;
+        __m512 x = _mm512_loadu_ps(src + 16 * j);
+        for (int h = 0; h < 3; h++)
+            if (column_reads(M, VROW, 8, h, j)) acc[j - h * VROW] = _mm512_fmadd_ps(w[h], x, acc[j - h * VROW]);
+    }
+}
+
+/// 8 vectors from v0 for every output row over the columns of channel group q (row r's
+/// columns of kind k are [b[k], b[k + 1]), b = bounds + (r·groups + q)·COLUMN_KINDS, the
+/// next kind's start closing each run): the first group starts from the bias, later
+/// ones from the sums stored so far.
+#define DS_CONV_COLUMNS(VROW)                                                                                       \
+    __attribute__((target("avx512f")))                                                                              \
+    static void conv_columns_##VROW(const int64_t *bounds, int64_t groups, int64_t q, const column_taps *cols,      \
+                                    const float *bias, int64_t rows, const float *buf, float *yn,                  \
+                                    int64_t out_stride, int64_t v0) {                                               \
+        int64_t p0 = 16 * v0;                                                                                       \
+        for (int64_t r = 0; r < rows; r++) {                                                                        \
+            const int64_t *b = bounds + (r * groups + q) * COLUMN_KINDS;                                            \
+            if (q > 0 && b[0] == b[COLUMN_KINDS]) continue;                                                         \
+            float *out = yn + r * out_stride + p0;                                                                  \
+            __m512 acc[8];                                                                                          \
+            if (q == 0) {                                                                                           \
+                __m512 bv = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                  \
+                for (int k = 0; k < 8; k++) acc[k] = bv;                                                            \
+            } else {                                                                                                \
+                for (int k = 0; k < 8; k++) acc[k] = _mm512_loadu_ps(out + 16 * k);                                \
+            }                                                                                                       \
+            for (int64_t i = b[0]; i < b[1]; i++) column_apply(cols + i, buf, p0, acc, 1, VROW);                    \
+            for (int64_t i = b[1]; i < b[2]; i++) column_apply(cols + i, buf, p0, acc, 3, VROW);                    \
+            for (int64_t i = b[2]; i < b[3]; i++) column_apply(cols + i, buf, p0, acc, 5, VROW);                    \
+            for (int64_t i = b[3]; i < b[4]; i++) column_apply(cols + i, buf, p0, acc, 7, VROW);                    \
+            for (int k = 0; k < 8; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);                                     \
+        }                                                                                                           \
+    }
+DS_CONV_COLUMNS(1)
+DS_CONV_COLUMNS(2)
+DS_CONV_COLUMNS(4)
+
+/// Planes whose rows are 1, 2 or 4 whole vectors and whose vectors come in runs of 8
+/// (16×16, 32×32, 64×64, …): the column kernels.
+static inline int columns_fit(int64_t height, int64_t width) {
+    return (width == 16 || width == 32 || width == 64) && (height * width / 16) % 8 == 0;
+}
+
+/// Each row's entries [lo[r], hi[r]) (input channels from c0) as columns (column_taps),
+/// in channel groups of `group` and by kind within a group (ascending (channel, dw)
+/// within a kind); `bounds` gets rows·groups·COLUMN_KINDS + 1 starts. Offsets address
+/// copies of `channels` channels from c0, `padded` floats each, rows `cw` floats. With
+/// `values` the columns get weights, else the slots base[r] + e − lo[r]. Returns the
+/// columns (malloc'd).
+static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int64_t *base, const int32_t *channel,
+                                 const uint8_t *tap, const float *values, int64_t rows, int64_t c0, int64_t channels,
+                                 int64_t group, int64_t groups, int64_t padded, int64_t cw, int64_t *bounds) {
+    int64_t count = 0, cells = 3 * channels, widest = 1;
+    for (int64_t r = 0; r < rows; r++) {
+        count += hi[r] - lo[r];
+        widest = hi[r] - lo[r] > widest ? hi[r] - lo[r] : widest;
+    }
+    column_taps *cols = malloc((size_t)(count > 0 ? count : 1) * sizeof(column_taps));
+    uint8_t *mask = calloc((size_t)cells, 1);
+    int64_t *entry = malloc((size_t)(3 * cells) * sizeof(int64_t));
+    int32_t *seen = malloc((size_t)widest * sizeof(int32_t));
+    int64_t *slot = malloc((size_t)(groups * COLUMN_KINDS) * sizeof(int64_t));
+    int64_t n = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t seen_count = 0;
+        for (int64_t e = lo[r]; e < hi[r]; e++) {   // the row's cells (channel, dw) and their taps
+            int64_t cell = (channel[e] - c0) * 3 + tap[e] % 3, h = tap[e] / 3;
+            if (!mask[cell]) seen[seen_count++] = (int32_t)cell;
+            mask[cell] |= (uint8_t)(1u << h);
+            entry[3 * cell + h] = e;
+        }
+        for (int64_t i = 1; i < seen_count; i++) {   // ascending cells (entries run nearly so already)
+            int32_t v = seen[i];
+            int64_t j = i - 1;
+            for (; j >= 0 && seen[j] > v; j--) seen[j + 1] = seen[j];
+            seen[j + 1] = v;
+        }
+        int64_t *b = bounds + r * groups * COLUMN_KINDS;
+        for (int64_t k = 0; k < groups * COLUMN_KINDS; k++) b[k] = 0;
+        for (int64_t i = 0; i < seen_count; i++) {
+            int m = mask[seen[i]];
+            b[seen[i] / 3 / group * COLUMN_KINDS + (m == 7 ? 3 : m == 5 ? 2 : m == 3 || m == 6 ? 1 : 0)]++;
+        }
+        for (int64_t k = 0; k < groups * COLUMN_KINDS; k++) {   // counts → starts
+            int64_t c = b[k];
+            b[k] = slot[k] = n;
+            n += c;
+        }
+        for (int64_t i = 0; i < seen_count; i++) {
+            int64_t cell = seen[i], c = cell / 3;
+            int m = mask[cell], kind = m == 7 ? 3 : m == 5 ? 2 : m == 3 || m == 6 ? 1 : 0;
+            int first = m & 1 ? 0 : m & 2 ? 1 : 2;   // the kind's first tap (dh + 1)
+            int taps[3] = {0, 1, 2}, held = 3;       // the kind's taps in order
+            if (kind < 2) {                          // one tap or two adjacent: from the first one's copy row
+                taps[0] = first;
+                taps[1] = first + 1;
+                held = kind + 1;
+            } else if (kind == 2) {
+                taps[1] = 2;
+                held = 2;
+            }
+            column_taps d = {(cell % 3 * channels + c) * padded + (kind < 2 ? first * cw : 0), {0, 0, 0}, {0, 0, 0}};
+            for (int t = 0; t < held; t++) {
+                int64_t e = entry[3 * cell + taps[t]];
+                int at = kind == 2 ? 2 * t : t;   // the place of the kind's t-th tap (mask bit)
+                if (values) d.w[at] = values[e];
+                else d.slot[at] = (int32_t)(base[r] + e - lo[r]);
+            }
+            cols[slot[c / group * COLUMN_KINDS + kind]++] = d;
+            mask[cell] = 0;
+        }
+    }
+    bounds[rows * groups * COLUMN_KINDS] = n;
+    free(slot);
+    free(seen);
+    free(entry);
+    free(mask);
+    return cols;
+}
+
+/// The forward on columns_fit planes: each image's shifted copies, then for each run of
+/// 8 vectors and channel group every output row adds its columns (conv_columns).
+__attribute__((target("avx512f")))
+static void conv3x3_columns(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
+                            const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
+                            int64_t width, int64_t n0, int64_t n1) {
+    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows];
+    int64_t cw = width, vectors = plane / 16, padded = (height + 2) * cw;
+    int32_t channels = 1;
+    for (int64_t e = 0; e < count; e++) channels = channel[e] >= channels ? channel[e] + 1 : channels;
+    int64_t group = (24 * 1024) / (3 * (128 + 2 * cw) * (int64_t)sizeof(float));
+    if (group > channels) group = channels;
+    int64_t groups = (channels + group - 1) / group;
+    int64_t *bounds = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+    column_taps *cols = plan_columns(start, start + 1, NULL, channel, tap, values, rows, 0, channels, group, groups,
+                                     padded, cw, bounds);
+    float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
+    __mmask16 *masks = copy_masks(height, width, cw);
+    for (int64_t n = n0; n < n1; n++) {
+        shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, height, masks, buf);
+        float *yn = y + n * plane;
+        for (int64_t v = 0; v < vectors; v += 8)
+            for (int64_t q = 0; q < groups; q++) {
+                switch (cw / 16) {
+                case 1: conv_columns_1(bounds, groups, q, cols, bias, rows, buf, yn, channel_stride, v); break;
+                case 2: conv_columns_2(bounds, groups, q, cols, bias, rows, buf, yn, channel_stride, v); break;
+                default: conv_columns_4(bounds, groups, q, cols, bias, rows, buf, yn, channel_stride, v);
+                }
+            }
+    }
+    free(masks);
+    free(buf);
+    free(cols);
+    free(bounds);
+}
+
 __attribute__((target("avx512f")))
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1) {
     if (height * width <= 16) {
         conv3x3_images(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
+        return;
+    }
+    if (columns_fit(height, width)) {
+        conv3x3_columns(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
         return;
     }
     if (copies_fit(height, width) || width <= 8) {
@@ -597,6 +789,54 @@ DS_SAMPLED_UNIT(4, 4)
 DS_SAMPLED_UNIT(1, 2)
 DS_SAMPLED_UNIT(1, 1)
 
+/// The blocked gradient's unit on column planes (units of 16 vectors, one image): each
+/// tap h of mask M adds d[k] · copy vector k + h·VROW to its sum (sums kept as in
+/// sampled_unit: even k into one vector, odd into another, added to the sum in memory,
+/// so each entry's sum is the same as there, term for term); shared vectors loaded once.
+__attribute__((target("avx512f"), always_inline))
+static inline void column_gradient(const column_taps *c, const float *buf, int64_t p0, const __m512 *d, __m512 *acc,
+                                   const int M, const int VROW) {
+    const float *src = buf + c->offset + p0;
+    __m512 even[3], odd[3];
+    for (int h = 0; h < 3; h++)
+        if ((M >> h) & 1) {
+            even[h] = acc[c->slot[h]];
+            odd[h] = _mm512_setzero_ps();
+        }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 16 + 2 * VROW; j++) {
+        int used = 0;
+        for (int h = 0; h < 3; h++) used |= column_reads(M, VROW, 16, h, j);
+        if (!used) continue;
+        __m512 x = _mm512_loadu_ps(src + 16 * j);
+        for (int h = 0; h < 3; h++) {
+            int k = j - h * VROW;
+            if (!column_reads(M, VROW, 16, h, j)) continue;
+            if (k % 2 == 0) even[h] = _mm512_fmadd_ps(d[k], x, even[h]);
+            else odd[h] = _mm512_fmadd_ps(d[k], x, odd[h]);
+        }
+    }
+    for (int h = 0; h < 3; h++)
+        if ((M >> h) & 1) acc[c->slot[h]] = _mm512_add_ps(even[h], odd[h]);
+}
+
+/// One unit of 16 vectors from p0 of one image for the columns of one row and group
+/// (b: that row's and group's kind starts), the row's dy block in registers.
+#define DS_SAMPLED_COLUMNS(VROW)                                                                                    \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_columns_##VROW(const int64_t *b, const column_taps *cols, const float *buf,                 \
+                                       const float *dr, int64_t p0, __m512 *acc) {                                  \
+        __m512 d[16];                                                                                               \
+        for (int k = 0; k < 16; k++) d[k] = _mm512_loadu_ps(dr + p0 + 16 * k);                                      \
+        for (int64_t i = b[0]; i < b[1]; i++) column_gradient(cols + i, buf, p0, d, acc, 1, VROW);                  \
+        for (int64_t i = b[1]; i < b[2]; i++) column_gradient(cols + i, buf, p0, d, acc, 3, VROW);                  \
+        for (int64_t i = b[2]; i < b[3]; i++) column_gradient(cols + i, buf, p0, d, acc, 5, VROW);                  \
+        for (int64_t i = b[3]; i < b[4]; i++) column_gradient(cols + i, buf, p0, d, acc, 7, VROW);                  \
+    }
+DS_SAMPLED_COLUMNS(1)
+DS_SAMPLED_COLUMNS(2)
+DS_SAMPLED_COLUMNS(4)
+
 typedef void (*sampled_unit_fn)(const int64_t *, int64_t, int64_t, const float *, int64_t, const float *, int64_t,
                                 int64_t, __m512 *);
 
@@ -732,20 +972,45 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     for (int64_t k = 0; k < count; k++) acc[k] = _mm512_setzero_ps();
     float *buf = aligned_alloc(64, (size_t)(t_images * image) * sizeof(float));
     __mmask16 *masks = copy_masks(height, width, cw);
-    for (int64_t n0 = 0; n0 < batch;) {
-        int t = batch - n0 >= t_images ? t_images : 1;   // the last images one at a time
-        for (int i = 0; i < t; i++)
-            shifted_copies(x + c0 * channel_stride + (n0 + i) * plane, channels, channel_stride, height, width, cw,
-                           height, masks, buf + i * image);
-        sampled_unit_fn unit = sampled_unit_kernel(t, bv);
-        for (int64_t v0 = 0; v0 < vectors; v0 += bv)
-            for (int64_t q = 0; q < groups; q++)
-                for (int64_t r = 0; r < rows; r++) {
-                    const int64_t *b = bounds + r * (groups + 1);
-                    if (b[q] == b[q + 1]) continue;
-                    unit(offset, b[q], b[q + 1], buf, image, dy + r * channel_stride + n0 * plane, plane, 16 * v0, acc);
-                }
-        n0 += t;
+    if (bv == 16 && columns_fit(height, width)) {   // rows of whole vectors: by columns (same sums)
+        int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+        column_taps *cols = plan_columns(lo, hi, base, channel, tap, NULL, rows, c0, channels, group, groups, padded,
+                                         cw, cb);
+        for (int64_t n = 0; n < batch; n++) {
+            shifted_copies(x + c0 * channel_stride + n * plane, channels, channel_stride, height, width, cw, height,
+                           masks, buf);
+            for (int64_t v0 = 0; v0 < vectors; v0 += 16)
+                for (int64_t q = 0; q < groups; q++)
+                    for (int64_t r = 0; r < rows; r++) {
+                        const int64_t *b = cb + (r * groups + q) * COLUMN_KINDS;
+                        if (b[0] == b[COLUMN_KINDS]) continue;
+                        const float *dr = dy + r * channel_stride + n * plane;
+                        switch (cw / 16) {
+                        case 1: sampled_columns_1(b, cols, buf, dr, 16 * v0, acc); break;
+                        case 2: sampled_columns_2(b, cols, buf, dr, 16 * v0, acc); break;
+                        default: sampled_columns_4(b, cols, buf, dr, 16 * v0, acc);
+                        }
+                    }
+        }
+        free(cols);
+        free(cb);
+    } else {
+        for (int64_t n0 = 0; n0 < batch;) {
+            int t = batch - n0 >= t_images ? t_images : 1;   // the last images one at a time
+            for (int i = 0; i < t; i++)
+                shifted_copies(x + c0 * channel_stride + (n0 + i) * plane, channels, channel_stride, height, width,
+                               cw, height, masks, buf + i * image);
+            sampled_unit_fn unit = sampled_unit_kernel(t, bv);
+            for (int64_t v0 = 0; v0 < vectors; v0 += bv)
+                for (int64_t q = 0; q < groups; q++)
+                    for (int64_t r = 0; r < rows; r++) {
+                        const int64_t *b = bounds + r * (groups + 1);
+                        if (b[q] == b[q + 1]) continue;
+                        unit(offset, b[q], b[q + 1], buf, image, dy + r * channel_stride + n0 * plane, plane, 16 * v0,
+                             acc);
+                    }
+            n0 += t;
+        }
     }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t e = lo[r]; e < hi[r]; e++) g[e] = hsum(acc[base[r] + e - lo[r]]);

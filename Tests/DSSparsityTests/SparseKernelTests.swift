@@ -304,10 +304,10 @@ import Testing
         (24, 4, 3, 32, 32, false, true), (64, 3, 5, 16, 16, true, false),
         (5, 3, 2, 2, 8, true, false), (4, 3, 3, 12, 4, false, true), (3, 4, 2, 3, 8, true, true),
         (6, 5, 5, 8, 8, false, true), (6, 4, 19, 4, 4, true, false), (4, 3, 9, 3, 3, false, true),
-        (72, 8, 9, 4, 4, false, false),
+        (72, 8, 9, 4, 4, false, false), (40, 4, 2, 8, 64, true, false),
     ]
 
-    @Test(arguments: 0..<20)
+    @Test(arguments: 0..<21)
     func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
         Self.check(cin, cout, batch, height, width, hasBias: hasBias, constant: constant, stride: 1, seed: shape + 1)
