@@ -292,7 +292,10 @@ import Testing
     // several tiles of images (inputs over 256 KB an image tile); shape 16 takes it in
     // units of four images and one left over (planes of four vectors). Planes of one
     // vector (4×4, 3×3, 2×8) run images side by side: shape 17 in units of 16 images and 8
-    // with some left over, shape 19's weight gradient with its 72 channels in two groups. The forward and input
+    // with some left over, shape 19's weight gradient with its 72 channels in two groups.
+    // Planes whose rows are whole vectors (16, 32 and 64 wide: shapes 2, 3, 11, 12, 20) go
+    // by columns; 8-wide planes a multiple of 8 high (8×8, 16×8) by columns over two
+    // images side by side, a lone last image when the count is odd (shapes 16, 21). The forward and input
     // gradient read shifted copies where a vector holds whole rows or a row whole
     // vectors (widths 4, 8, 16, 32, 48 here, and 2×8, 12×4), or rows padded to 8 (5×7,
     // 7×7, and 3×8, whose last vector runs past the plane), else masked loads.
@@ -304,10 +307,10 @@ import Testing
         (24, 4, 3, 32, 32, false, true), (64, 3, 5, 16, 16, true, false),
         (5, 3, 2, 2, 8, true, false), (4, 3, 3, 12, 4, false, true), (3, 4, 2, 3, 8, true, true),
         (6, 5, 5, 8, 8, false, true), (6, 4, 19, 4, 4, true, false), (4, 3, 9, 3, 3, false, true),
-        (72, 8, 9, 4, 4, false, false), (40, 4, 2, 8, 64, true, false),
+        (72, 8, 9, 4, 4, false, false), (40, 4, 2, 8, 64, true, false), (4, 3, 3, 16, 8, true, false),
     ]
 
-    @Test(arguments: 0..<21)
+    @Test(arguments: 0..<22)
     func directSparseConvolutionEqualsTheMaskedDenseOne(shape: Int) {
         let (cin, cout, batch, height, width, hasBias, constant) = Self.shapes[shape]
         Self.check(cin, cout, batch, height, width, hasBias: hasBias, constant: constant, stride: 1, seed: shape + 1)
