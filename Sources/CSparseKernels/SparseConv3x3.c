@@ -513,11 +513,11 @@ static inline int columns_fit(int64_t height, int64_t width) {
 /// Each row's entries [lo[r], hi[r]) (input channels from c0) as columns (column_taps),
 /// in channel groups of `group` and by kind within a group (ascending (channel, dw)
 /// within a kind); `bounds` gets rows·groups·COLUMN_KINDS + 1 starts. Offsets address
-/// copies of `channels` channels from c0, `padded` floats each, rows `cw` floats. With
-/// `values` the columns get weights, else the slots base[r] + e − lo[r]. Returns the
-/// columns (malloc'd).
+/// copies of `channels` channels from c0, `padded` floats each, rows `cw` floats. Each
+/// tap's slot is base[r] + e − lo[r] (its sum's; e, its entry, when `base` is NULL), −1
+/// for taps a kind does not hold; the weights are left zero. Returns the columns (malloc'd).
 static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int64_t *base, const int32_t *channel,
-                                 const uint8_t *tap, const float *values, int64_t rows, int64_t c0, int64_t channels,
+                                 const uint8_t *tap, int64_t rows, int64_t c0, int64_t channels,
                                  int64_t group, int64_t groups, int64_t padded, int64_t cw, int64_t *bounds) {
     int64_t count = 0, cells = 3 * channels, widest = 1;
     for (int64_t r = 0; r < rows; r++) {
@@ -568,12 +568,11 @@ static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int
                 taps[1] = 2;
                 held = 2;
             }
-            column_taps d = {(cell % 3 * channels + c) * padded + (kind < 2 ? first * cw : 0), {0, 0, 0}, {0, 0, 0}};
+            column_taps d = {(cell % 3 * channels + c) * padded + (kind < 2 ? first * cw : 0), {0, 0, 0}, {-1, -1, -1}};
             for (int t = 0; t < held; t++) {
                 int64_t e = entry[3 * cell + taps[t]];
                 int at = kind == 2 ? 2 * t : t;   // the place of the kind's t-th tap (mask bit)
-                if (values) d.w[at] = values[e];
-                else d.slot[at] = (int32_t)(base[r] + e - lo[r]);
+                d.slot[at] = (int32_t)(base ? base[r] + e - lo[r] : e);
             }
             cols[slot[c / group * COLUMN_KINDS + kind]++] = d;
             mask[cell] = 0;
@@ -598,44 +597,13 @@ static int64_t column_group(int64_t per_channel, int64_t count, int64_t rows, in
     return group < 1 ? 1 : group > channels ? channels : group;
 }
 
-/// The forward on columns_fit planes: each image's shifted copies, then for each run of
-/// 8 vectors and channel group every output row adds its columns (conv_columns).
-__attribute__((target("avx512f")))
-static void conv3x3_columns(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
-                            const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
-                            int64_t width, int64_t n0, int64_t n1) {
-    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows];
-    int64_t cw = width, vectors = plane / 16, padded = (height + 2) * cw;
-    int32_t channels = 1;
-    for (int64_t e = 0; e < count; e++) channels = channel[e] >= channels ? channel[e] + 1 : channels;
-    int64_t group = column_group(3 * (128 + 2 * cw) * (int64_t)sizeof(float), count, rows, channels);
-    int64_t groups = (channels + group - 1) / group;
-    int64_t *bounds = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
-    column_taps *cols = plan_columns(start, start + 1, NULL, channel, tap, values, rows, 0, channels, group, groups,
-                                     padded, cw, bounds);
-    float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
-    __mmask16 *masks = copy_masks(height, width, cw);
-    for (int64_t n = n0; n < n1; n++) {
-        shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, height, masks, buf);
-        float *yn = y + n * plane;
-        for (int64_t v = 0; v < vectors; v += 8)
-            for (int64_t q = 0; q < groups; q++) {
-                switch (cw / 16) {
-                case 1: conv_columns_1(bounds, groups, q, cols, bias, rows, buf, yn + 16 * v, channel_stride, v, plane, 0); break;
-                case 2: conv_columns_2(bounds, groups, q, cols, bias, rows, buf, yn + 16 * v, channel_stride, v, plane, 0); break;
-                default: conv_columns_4(bounds, groups, q, cols, bias, rows, buf, yn + 16 * v, channel_stride, v, plane, 0);
-                }
-            }
-    }
-    free(masks);
-    free(buf);
-    free(cols);
-    free(bounds);
-}
-
 /// Planes 8 wide whose height is a multiple of 8 (8×8): two images side by side, so a
 /// vector is one row of both and the columns' rows are whole vectors (VROW 1).
 static inline int pairs_fit(int64_t height, int64_t width) { return width == 8 && height % 8 == 0; }
+
+int ds_conv3x3_plan_fits(int64_t height, int64_t width) {
+    return ds_conv3x3_sparse_supported(height, width) && (columns_fit(height, width) || pairs_fit(height, width));
+}
 
 /// Copies as shifted_copies makes, rows 16 wide holding row h of image a (lanes 0–7) and
 /// of image b (lanes 8–15; zeros when b is NULL), each shifted by s − 1 columns with
@@ -660,32 +628,93 @@ static void paired_copies(const float *xa, const float *xb, int64_t channels, in
     }
 }
 
-/// The forward on pairs_fit planes: images two at a time (the last one alone when the
-/// count is odd) on paired copies, by columns.
-__attribute__((target("avx512f")))
-static void conv3x3_pairs(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
-                          const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
-                          int64_t width, int64_t n0, int64_t n1) {
-    int64_t plane = height * width, channel_stride = batch * plane, count = start[rows], padded = (height + 2) * 16;
+struct ds_conv3x3_plan {
+    int64_t rows, channels, height, width, cw, padded, group, groups, paired;
+    int64_t *bounds;        // rows·groups·COLUMN_KINDS + 1 starts (plan_columns)
+    column_taps *cols;      // slots: the taps' entries
+};
+
+ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                      const int32_t *source, int64_t rows, int64_t height, int64_t width) {
+    if (!ds_conv3x3_plan_fits(height, width)) return NULL;
+    ds_conv3x3_plan *plan = malloc(sizeof(ds_conv3x3_plan));
+    int64_t count = start[rows];
     int32_t channels = 1;
     for (int64_t e = 0; e < count; e++) channels = channel[e] >= channels ? channel[e] + 1 : channels;
-    int64_t group = column_group(3 * (128 + 32) * (int64_t)sizeof(float), count, rows, channels);
-    int64_t groups = (channels + group - 1) / group;
-    int64_t *bounds = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
-    column_taps *cols = plan_columns(start, start + 1, NULL, channel, tap, values, rows, 0, channels, group, groups,
-                                     padded, 16, bounds);
+    plan->rows = rows;
+    plan->channels = channels;
+    plan->height = height;
+    plan->width = width;
+    plan->paired = pairs_fit(height, width);
+    plan->cw = plan->paired ? 16 : width;
+    plan->padded = (height + 2) * plan->cw;
+    plan->group = column_group(3 * (128 + 2 * plan->cw) * (int64_t)sizeof(float), count, rows, channels);
+    plan->groups = (channels + plan->group - 1) / plan->group;
+    plan->bounds = malloc((size_t)(rows * plan->groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+    plan->cols = plan_columns(start, start + 1, NULL, channel, tap, rows, 0, channels, plan->group, plan->groups,
+                              plan->padded, plan->cw, plan->bounds);
+    if (source)
+        for (int64_t i = 0, n = plan->bounds[rows * plan->groups * COLUMN_KINDS]; i < n; i++)
+            for (int h = 0; h < 3; h++)
+                if (plan->cols[i].slot[h] >= 0) plan->cols[i].slot[h] = source[plan->cols[i].slot[h]];
+    return plan;
+}
+
+void ds_conv3x3_plan_free(ds_conv3x3_plan *plan) {
+    if (!plan) return;
+    free(plan->cols);
+    free(plan->bounds);
+    free(plan);
+}
+
+/// The forward by a plan's columns: their weights from `values`, then each image's
+/// shifted copies (two images side by side on paired planes, the last one alone when
+/// the count is odd) and, for each run of 8 vectors and channel group, every output
+/// row's columns (conv_columns).
+__attribute__((target("avx512f")))
+void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values, const float *bias, const float *x,
+                               float *y, int64_t batch, int64_t n0, int64_t n1) {
+    int64_t rows = plan->rows, channels = plan->channels, height = plan->height, width = plan->width;
+    int64_t cw = plan->cw, padded = plan->padded, groups = plan->groups;
+    int64_t plane = height * width, channel_stride = batch * plane, vectors = height * cw / 16;
+    int64_t n = plan->bounds[rows * groups * COLUMN_KINDS];
+    const int64_t *bounds = plan->bounds;
+    column_taps *cols = malloc((size_t)(n > 0 ? n : 1) * sizeof(column_taps));
+    for (int64_t i = 0; i < n; i++) {
+        cols[i] = plan->cols[i];
+        for (int h = 0; h < 3; h++) cols[i].w[h] = cols[i].slot[h] >= 0 ? values[cols[i].slot[h]] : 0.0f;
+    }
     float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
-    for (int64_t n = n0; n < n1; n += 2) {
-        int two = n + 1 < n1;
-        paired_copies(x + n * plane, two ? x + (n + 1) * plane : NULL, channels, channel_stride, height, buf);
-        for (int64_t v = 0; v < height; v += 8)   // vector v: row v of both images
-            for (int64_t q = 0; q < groups; q++)
-                conv_columns_paired(bounds, groups, q, cols, bias, rows, buf, y + n * plane + 8 * v, channel_stride, v,
-                                    plane, two);
+    if (plan->paired) {
+        for (int64_t i = n0; i < n1; i += 2) {
+            int two = i + 1 < n1;
+            paired_copies(x + i * plane, two ? x + (i + 1) * plane : NULL, channels, channel_stride, height, buf);
+            for (int64_t v = 0; v < vectors; v += 8)   // vector v: row v of both images
+                for (int64_t q = 0; q < groups; q++)
+                    conv_columns_paired(bounds, groups, q, cols, bias, rows, buf, y + i * plane + 8 * v,
+                                        channel_stride, v, plane, two);
+        }
+    } else {
+        __mmask16 *masks = copy_masks(height, width, cw);
+        for (int64_t i = n0; i < n1; i++) {
+            shifted_copies(x + i * plane, channels, channel_stride, height, width, cw, height, masks, buf);
+            float *yn = y + i * plane;
+            for (int64_t v = 0; v < vectors; v += 8)
+                for (int64_t q = 0; q < groups; q++) {
+                    switch (cw / 16) {
+                    case 1: conv_columns_1(bounds, groups, q, cols, bias, rows, buf, yn + 16 * v, channel_stride, v,
+                                           plane, 0); break;
+                    case 2: conv_columns_2(bounds, groups, q, cols, bias, rows, buf, yn + 16 * v, channel_stride, v,
+                                           plane, 0); break;
+                    default: conv_columns_4(bounds, groups, q, cols, bias, rows, buf, yn + 16 * v, channel_stride,
+                                            v, plane, 0);
+                    }
+                }
+        }
+        free(masks);
     }
     free(buf);
     free(cols);
-    free(bounds);
 }
 
 __attribute__((target("avx512f")))
@@ -696,12 +725,10 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
         conv3x3_images(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
         return;
     }
-    if (columns_fit(height, width)) {
-        conv3x3_columns(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
-        return;
-    }
-    if (pairs_fit(height, width)) {
-        conv3x3_pairs(start, channel, tap, values, bias, rows, x, y, batch, height, width, n0, n1);
+    if (ds_conv3x3_plan_fits(height, width)) {
+        ds_conv3x3_plan *plan = ds_conv3x3_plan_make(start, channel, tap, NULL, rows, height, width);
+        ds_conv3x3_sparse_planned(plan, values, bias, x, y, batch, n0, n1);
+        ds_conv3x3_plan_free(plan);
         return;
     }
     if (copies_fit(height, width) || width <= 8) {
@@ -1072,7 +1099,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     __mmask16 *masks = copy_masks(height, width, cw);
     if (bv == 16 && columns_fit(height, width)) {   // rows of whole vectors: by columns (same sums)
         int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
-        column_taps *cols = plan_columns(lo, hi, base, channel, tap, NULL, rows, c0, channels, group, groups, padded,
+        column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded,
                                          cw, cb);
         for (int64_t n = 0; n < batch; n++) {
             shifted_copies(x + c0 * channel_stride + n * plane, channels, channel_stride, height, width, cw, height,
@@ -1192,6 +1219,17 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
 }
 
 #else
+int ds_conv3x3_plan_fits(int64_t height, int64_t width) { (void)height; (void)width; return 0; }
+ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                      const int32_t *source, int64_t rows, int64_t height, int64_t width) {
+    (void)start; (void)channel; (void)tap; (void)source; (void)rows; (void)height; (void)width;
+    return NULL;
+}
+void ds_conv3x3_plan_free(ds_conv3x3_plan *plan) { (void)plan; }
+void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values, const float *bias, const float *x,
+                               float *y, int64_t batch, int64_t n0, int64_t n1) {
+    (void)plan; (void)values; (void)bias; (void)x; (void)y; (void)batch; (void)n0; (void)n1;
+}
 int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width) { (void)height; (void)width; return 0; }
 void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
                                        int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,

@@ -221,6 +221,27 @@ extension SparseWeightKernel: ConvolutionKernel {
         return t
     }
 
+    /// A 3×3 product on the AVX-512 kernels: `start`/`entries` its pattern (`flipped`:
+    /// the transposed convolution's), `source` the layer entry of each (nil: the layer's
+    /// own order). Planes that go by columns use the kernel's plan for the product
+    /// (`transposed` or not), made once per pattern and plane size; the layer's values go
+    /// in as they are either way.
+    func nativeProduct(transposed: Bool, start: [Int32], entries: [Int32], flipped: Bool, source: [Int32]?,
+                       bias: UnsafePointer<Float>?, rows: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                       _ g: ConvGeometry) {
+        let key = ColumnPlan.Key(transposed: transposed, height: g.height, width: g.width)
+        if let plan = columnPlans[key] ?? ColumnPlan(start: start, entries: entries, flipped: flipped, source: source,
+                                                     rows: rows, g) {
+            columnPlans[key] = plan
+            plan.product(values: weight.activeValues, bias: bias, x: x, y: y, g)
+            return
+        }
+        let active = weight.activeValues
+        SparseConvolution.nativeProduct(start: start, entries: entries, flipped: flipped,
+                                        values: source.map { $0.map { active[Int($0)] } } ?? active, bias: bias,
+                                        rows: rows, x: x, y: y, g)
+    }
+
     public func supportsDirect(_ g: ConvGeometry) -> Bool {
         // Planes narrower than 8 make runs too short for the 16-wide blocks (ResNet-18's
         // 4×4 stage measured 10x slower here than on the column matrix); the AVX-512
@@ -251,9 +272,8 @@ extension SparseWeightKernel: ConvolutionKernel {
             return
         }
         if runsNative(g) {
-            SparseConvolution.nativeProduct(start: p.rowStart, entries: p.columnIndex, flipped: false,
-                                            values: weight.activeValues, bias: bias, rows: p.rows,
-                                            x: x, y: y, g)
+            nativeProduct(transposed: false, start: p.rowStart, entries: p.columnIndex, flipped: false, source: nil,
+                          bias: bias, rows: p.rows, x: x, y: y, g)
             return
         }
         let input = PaddedPlanes(channels: g.channels, batch: g.batch, height: g.height, width: g.width)
@@ -288,9 +308,8 @@ extension SparseWeightKernel: ConvolutionKernel {
             block.withUnsafeBufferPointer { addGradient($0.baseAddress!) }
             guard let dx else { return }
             let t = transposedConvolution()
-            SparseConvolution.nativeProduct(start: t.starts, entries: t.entries, flipped: true,
-                                            values: t.values(weight.activeValues), bias: nil, rows: g.channels,
-                                            x: dy, y: dx, g)
+            nativeProduct(transposed: true, start: t.starts, entries: t.entries, flipped: true, source: t.source,
+                          bias: nil, rows: g.channels, x: dy, y: dx, g)
             return
         }
         let input: PaddedPlanes
@@ -356,7 +375,55 @@ extension SparseConvolution {
             }
         }
     }
+}
 
+/// A 3×3 pattern gathered into columns for the AVX-512 kernels (`ds_conv3x3_plan`): the
+/// pattern only, so a kernel keeps it until the next mask update.
+final class ColumnPlan {
+    struct Key: Hashable { let transposed: Bool, height: Int, width: Int }
+    let plan: OpaquePointer
+
+    init?(start: [Int32], entries: [Int32], flipped: Bool, source: [Int32]?, rows: Int, _ g: ConvGeometry) {
+        guard ds_conv3x3_plan_fits(Int64(g.height), Int64(g.width)) != 0 else { return nil }
+        let (channel, tap) = SparseConvolution.channelsAndTaps(entries, flipped: flipped)
+        let starts = start.map(Int64.init)
+        let made = starts.withUnsafeBufferPointer { ps in
+            channel.withUnsafeBufferPointer { pc in
+                tap.withUnsafeBufferPointer { pt in
+                    source.withUnsafeBufferPointerIfAny { psource in
+                        ds_conv3x3_plan_make(ps.baseAddress!, pc.baseAddress, pt.baseAddress, psource, Int64(rows),
+                                             Int64(g.height), Int64(g.width))
+                    }
+                }
+            }
+        }
+        guard let made else { return nil }
+        plan = made
+    }
+
+    deinit { ds_conv3x3_plan_free(plan) }
+
+    /// `y = W ⋆ x (+ bias)`, images split over threads.
+    func product(values: [Float], bias: UnsafePointer<Float>?, x: UnsafePointer<Float>,
+                 y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let plan = plan, plane = g.height * g.width
+        values.withUnsafeBufferPointer { pv in
+            Parallel.forRanges(g.batch, work: values.count * plane * g.batch, split: 4) { images in
+                ds_conv3x3_sparse_planned(plan, pv.baseAddress, bias, x, y, Int64(g.batch), Int64(images.lowerBound),
+                                          Int64(images.upperBound))
+            }
+        }
+    }
+}
+
+private extension Optional where Wrapped == [Int32] {
+    func withUnsafeBufferPointerIfAny<R>(_ body: (UnsafePointer<Int32>?) -> R) -> R {
+        guard let array = self else { return body(nil) }
+        return array.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}
+
+extension SparseConvolution {
     /// The dense weight gradient `dW [rows, C·9] = Σ_n dy_n · col(x_n)ᵀ` of a 3×3, padding-1
     /// convolution (stride 1 or 2), over chunks of images whose column matrix holds about 4M
     /// floats, in image order (overwrites `gradient`).

@@ -145,6 +145,9 @@ public final class SparseWeightKernel: WeightKernel {
     /// The pattern's transposed 3×3 convolution for the input gradient, made by the first
     /// such pass after each pattern change (`transposedConvolution()`).
     var transposedConvolutionCache: TransposedConvolution?
+    /// 3×3 products gathered into columns (forward and input gradient, per plane size),
+    /// made by the first such pass after each pattern change.
+    var columnPlans: [ColumnPlan.Key: ColumnPlan] = [:]
     /// Whether 3×3 convolutions run the AVX-512 kernels on unpadded planes where the CPU
     /// and the plane size allow (tests turn it off to check the padded-plane path).
     public var usesNativeConvolution = true
@@ -182,6 +185,7 @@ public final class SparseWeightKernel: WeightKernel {
         pattern = SparsePattern(mask: mask, columnOrder: needsColumnOrder)
         phaseFormCache = nil
         transposedConvolutionCache = nil
+        columnPlans = [:]
         attach()
     }
 

@@ -21,9 +21,8 @@ extension SparseWeightKernel {
                        into y: UnsafeMutablePointer<Float>, keepInput: Bool) {
         let form = phaseForm(), phases = phaseScratch(g)
         PhaseForm.split(x, g, into: phases)
-        SparseConvolution.nativeProduct(start: form.pattern.rowStart, entries: form.pattern.columnIndex,
-                                        flipped: false, values: form.values(weight.activeValues), bias: bias,
-                                        rows: pattern.rows, x: phases, y: y, PhaseForm.geometry(g))
+        nativeProduct(transposed: false, start: form.pattern.rowStart, entries: form.pattern.columnIndex, flipped: false,
+                      source: form.source, bias: bias, rows: pattern.rows, x: phases, y: y, PhaseForm.geometry(g))
         phasesHoldInput = keepInput
     }
 
@@ -55,9 +54,8 @@ extension SparseWeightKernel {
         guard let dx else { return }
         let t = form.transposed ?? TransposedConvolution(phasePattern, channels: pg.channels, sourceOf: form.source)
         // The phase planes are read; their gradient takes their place.
-        SparseConvolution.nativeProduct(start: t.starts, entries: t.entries, flipped: true,
-                                        values: t.values(weight.activeValues), bias: nil,
-                                        rows: pg.channels, x: dy, y: phases, pg)
+        nativeProduct(transposed: true, start: t.starts, entries: t.entries, flipped: true, source: t.source,
+                      bias: nil, rows: pg.channels, x: dy, y: phases, pg)
         PhaseForm.merge(phases, into: dx, g)
     }
 
@@ -126,9 +124,6 @@ struct PhaseForm {
         self.source = source
         transposed = columnOrder ? TransposedConvolution(pattern, channels: columns / 9, sourceOf: source) : nil
     }
-
-    /// The layer's active values (row order) in phase-entry order.
-    func values(_ active: [Float]) -> [Float] { source.map { active[Int($0)] } }
 
     /// The phase planes of `x`, into `out` (as many floats as `x`).
     static func split(_ x: UnsafePointer<Float>, _ g: ConvGeometry, into out: UnsafeMutablePointer<Float>) {

@@ -43,6 +43,27 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
                        int64_t width, int64_t n0, int64_t n1);
 
+/// The same convolution's entries gathered once into *columns* (the taps of one input
+/// channel and column shift, which share their loads), for planes of height × width
+/// whose rows are 1, 2 or 4 whole vectors (16, 32, 64 wide) or 8 wide with a height a
+/// multiple of 8 (two images side by side): the pattern only, kept while it lasts.
+typedef struct ds_conv3x3_plan ds_conv3x3_plan;
+
+/// 1 when planes of height × width go by a plan on this CPU, else 0.
+int ds_conv3x3_plan_fits(int64_t height, int64_t width);
+
+/// The plan of rows [0, rows) of a pattern (as for ds_conv3x3_sparse); its taps take
+/// values[source[e]] for entry e (values[e] when `source` is NULL). NULL when the plane
+/// does not fit. Free with ds_conv3x3_plan_free.
+ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *channel, const uint8_t *tap,
+                                      const int32_t *source, int64_t rows, int64_t height, int64_t width);
+
+void ds_conv3x3_plan_free(ds_conv3x3_plan *plan);
+
+/// ds_conv3x3_sparse by a plan (`values` as the plan's `source` maps them).
+void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values, const float *bias, const float *x,
+                               float *y, int64_t batch, int64_t n0, int64_t n1);
+
 /// The sampled weight gradient of the same convolution, for rows [r0, r1):
 ///   g[e] = Σ_n Σ_{h,w} dy[r][n][h][w] · x[channel[e]][n][h + dh][w + dw]
 /// summed per 64-output block, then over blocks and images in order (a 16-lane
