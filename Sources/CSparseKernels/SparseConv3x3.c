@@ -962,6 +962,96 @@ DS_SAMPLED_COLUMNS(1)
 DS_SAMPLED_COLUMNS(2)
 DS_SAMPLED_COLUMNS(4)
 
+/// The blocked gradient's unit on paired planes (pairs_fit: two 8-wide images side by
+/// side, vector k row k of both): T pairs of 8 vectors from row v0, copies `image` floats
+/// apart; as column_gradient, each pair's shared vectors loaded once.
+__attribute__((target("avx512f"), always_inline))
+static inline void pair_gradient(const column_taps *c, const float *buf, int64_t image, int64_t p0, const __m512 *d,
+                                 __m512 *acc, const int M, const int T) {
+    __m512 even[3], odd[3];
+    for (int h = 0; h < 3; h++)
+        if ((M >> h) & 1) {
+            even[h] = acc[c->slot[h]];
+            odd[h] = _mm512_setzero_ps();
+        }
+    for (int t = 0; t < T; t++) {
+        const float *src = buf + t * image + c->offset + p0;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 10; j++) {
+            int used = 0;
+            for (int h = 0; h < 3; h++) used |= column_reads(M, 1, 8, h, j);
+            if (!used) continue;
+            __m512 x = _mm512_loadu_ps(src + 16 * j);
+            for (int h = 0; h < 3; h++) {
+                int k = j - h;
+                if (!column_reads(M, 1, 8, h, j)) continue;
+                if (k % 2 == 0) even[h] = _mm512_fmadd_ps(d[8 * t + k], x, even[h]);
+                else odd[h] = _mm512_fmadd_ps(d[8 * t + k], x, odd[h]);
+            }
+        }
+    }
+    for (int h = 0; h < 3; h++)
+        if ((M >> h) & 1) acc[c->slot[h]] = _mm512_add_ps(even[h], odd[h]);
+}
+
+/// One unit of T pairs (images `first[t]` and, when `two[t]`, the next) of rows v0 …
+/// v0 + 7 for the columns of one row and group, the row's dy rows in registers.
+#define DS_SAMPLED_PAIRS(T)                                                                                         \
+    __attribute__((target("avx512f")))                                                                              \
+    static void sampled_pairs_##T(const int64_t *b, const column_taps *cols, const float *buf, int64_t image,      \
+                                  const float *dr, const int64_t *first, const int *two, int64_t plane,            \
+                                  int64_t v0, __m512 *acc) {                                                        \
+        __m512 d[8 * T];                                                                                            \
+        for (int t = 0; t < T; t++)                                                                                 \
+            for (int k = 0; k < 8; k++) {                                                                           \
+                const float *row = dr + first[t] * plane + 8 * (v0 + k);                                            \
+                d[8 * t + k] = _mm512_maskz_loadu_ps(0x00FF, row);                                                  \
+                if (two[t]) d[8 * t + k] = _mm512_mask_loadu_ps(d[8 * t + k], 0xFF00, row + plane - 8);            \
+            }                                                                                                       \
+        int64_t p0 = 16 * v0;                                                                                       \
+        for (int64_t i = b[0]; i < b[1]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 1, T);                \
+        for (int64_t i = b[1]; i < b[2]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 3, T);                \
+        for (int64_t i = b[2]; i < b[3]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 5, T);                \
+        for (int64_t i = b[3]; i < b[4]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 7, T);                \
+    }
+DS_SAMPLED_PAIRS(2)
+DS_SAMPLED_PAIRS(1)
+
+/// The blocked gradient on paired planes: two pairs (four images) at a time — the last
+/// ones as one pair, or one image alone — by columns, channel groups as column_group
+/// picks them for copies of two pairs.
+__attribute__((target("avx512f")))
+static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const int64_t *base, const int32_t *channel,
+                                  const uint8_t *tap, int64_t count, int64_t rows, int64_t c0, int64_t channels,
+                                  const float *x, const float *dy, int64_t batch, int64_t height, __m512 *acc) {
+    int64_t plane = height * 8, channel_stride = batch * plane, padded = (height + 2) * 16;
+    int64_t image = 3 * channels * padded;
+    int64_t group = column_group(2 * 3 * (128 + 32) * (int64_t)sizeof(float), count, rows, channels);
+    int64_t groups = (channels + group - 1) / group;
+    int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+    column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded, 16, cb);
+    float *buf = aligned_alloc(64, (size_t)(2 * image) * sizeof(float));
+    for (int64_t n0 = 0; n0 < batch; n0 += 4) {
+        int64_t left = batch - n0, first[2] = {n0, n0 + 2};
+        int pairs = left >= 3 ? 2 : 1, two[2] = {left >= 2, left >= 4};
+        for (int t = 0; t < pairs; t++)
+            paired_copies(x + c0 * channel_stride + first[t] * plane,
+                          two[t] ? x + c0 * channel_stride + (first[t] + 1) * plane : NULL, channels, channel_stride,
+                          height, buf + t * image);
+        for (int64_t v0 = 0; v0 < height; v0 += 8)
+            for (int64_t q = 0; q < groups; q++)
+                for (int64_t r = 0; r < rows; r++) {
+                    const int64_t *b = cb + (r * groups + q) * COLUMN_KINDS;
+                    if (b[0] == b[COLUMN_KINDS]) continue;
+                    (pairs == 2 ? sampled_pairs_2 : sampled_pairs_1)(b, cols, buf, image, dy + r * channel_stride,
+                                                                     first, two, plane, v0, acc);
+                }
+    }
+    free(buf);
+    free(cols);
+    free(cb);
+}
+
 typedef void (*sampled_unit_fn)(const int64_t *, int64_t, int64_t, const float *, int64_t, const float *, int64_t,
                                 int64_t, __m512 *);
 
@@ -1095,9 +1185,13 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     }
     __m512 *acc = aligned_alloc(64, (size_t)count * sizeof(__m512));
     for (int64_t k = 0; k < count; k++) acc[k] = _mm512_setzero_ps();
-    float *buf = aligned_alloc(64, (size_t)(t_images * image) * sizeof(float));
-    __mmask16 *masks = copy_masks(height, width, cw);
-    if (bv == 16 && columns_fit(height, width)) {   // rows of whole vectors: by columns (same sums)
+    float *buf = NULL;
+    __mmask16 *masks = NULL;
+    if (pairs_fit(height, width)) {   // 8 wide: by columns over two images side by side
+        sampled_pairs_blocked(lo, hi, base, channel, tap, count, rows, c0, channels, x, dy, batch, height, acc);
+    } else if (bv == 16 && columns_fit(height, width)) {   // rows of whole vectors: by columns (same sums)
+        buf = aligned_alloc(64, (size_t)image * sizeof(float));
+        masks = copy_masks(height, width, cw);
         int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
         column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded,
                                          cw, cb);
@@ -1120,6 +1214,8 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
         free(cols);
         free(cb);
     } else {
+        buf = aligned_alloc(64, (size_t)(t_images * image) * sizeof(float));
+        masks = copy_masks(height, width, cw);
         for (int64_t n0 = 0; n0 < batch;) {
             int t = batch - n0 >= t_images ? t_images : 1;   // the last images one at a time
             for (int i = 0; i < t; i++)

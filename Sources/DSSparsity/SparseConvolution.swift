@@ -449,7 +449,9 @@ extension SparseConvolution {
     /// entries per input channel to pay for copying each image's inputs — at least 32
     /// on planes 16 and more wide, 128 on narrower ones (measured on two threads:
     /// 16→16 at 32×32 with 40 a channel 1.15x faster, 32→32 at 16×16 with 37 1.25x,
-    /// 64→64 at 8×8 with 35 slower, 256→256 at 8×8 with 276 1.09x faster). Decided from
+    /// 64→64 at 8×8 with 35 slower, 256→256 at 8×8 with 276 1.09x faster; with 8×8 run
+    /// over two images side by side, on two threads: 64→64 with 35 a channel 13% slower,
+    /// 128→128 with 115 even, 256→256 with 138 11% and with 267 14% faster). Decided from
     /// the whole pattern, so the sums do not depend on the thread count.
     static func takesBlockedGradient(entries: Int, _ g: ConvGeometry) -> Bool {
         g.height * g.width <= 16 || entries >= (g.width >= 16 ? 32 : 128) * g.channels
