@@ -33,7 +33,7 @@ enum BenchEnvironment {
     /// rounds, for a ratio of the two that holds while the machine's speed drifts. Short
     /// steps (under 10 ms in the untimed warm-up pair) run in rounds of five calls each,
     /// the first of each round untimed, so neither is timed on the other's cache
-    /// contents, and at least 24 of each are timed (they are cheap, and the machine is
+    /// contents, and at least 100 of each are timed (they are cheap, and the machine is
     /// noisy); long ones alternate call by call, `count` timed calls of each.
     static func pairedMedians(_ count: Int, _ first: (Int) -> Void, _ second: (Int) -> Void) -> (Double, Double) {
         let t0 = Date()
@@ -47,7 +47,7 @@ enum BenchEnvironment {
                 if round == 1 || j > 0 { times.append(Date().timeIntervalSince(t)) }
             }
         }
-        let wanted = round > 1 ? max(count, 24) : max(count, 1)
+        let wanted = round > 1 ? max(count, 100) : max(count, 1)
         while a.count < wanted {
             timed(first, into: &a)
             timed(second, into: &b)

@@ -23,7 +23,7 @@ struct SparseTrainThroughput: ParsableCommand {
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Input images of the convolutional models: cifar (3×32×32) or fmnist (1×28×28).") var images = "cifar"
     @Option(help: "Threads.") var threads = 2
-    @Option(help: "Timed ordinary steps per case (median taken; each after a step of the dense model, or in rounds of five when a step takes under 10 ms, then at least 24).")
+    @Option(help: "Timed ordinary steps per case (median taken; each after a step of the dense model, or in rounds of five when a step takes under 10 ms, then at least 100).")
     var steps = 5
     @Option(help: "Timed update steps per dynamic case (median taken; at least 8 when an ordinary step takes under 10 ms).")
     var updates = 2
