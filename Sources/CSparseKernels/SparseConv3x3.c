@@ -163,13 +163,16 @@ static __mmask16 *copy_masks(int64_t height, int64_t width, int64_t cw) {
 /// rows of `cw` (copy_width) floats: copy s of channel c is `buf + (s·channels + c)·
 /// (rows + 2)·cw`, its row 1 + h holding x[c][h][w + s − 1] for w < W; zeros in row 0,
 /// in rows after H, past column W and where the shifted column leaves the plane
-/// (`masks`: copy_masks). `rows` ≥ H: the rows the output vectors cover.
+/// (`masks`: copy_masks). `rows` ≥ H: the rows the output vectors cover. With `used`,
+/// only copies s of channels c with used[s·channels + c] are made (the others are never
+/// read: a stride-2 layer's phase planes, for one, need at most two of the three).
 __attribute__((target("avx512f")))
 static void shifted_copies(const float *xn, int64_t channels, int64_t channel_stride, int64_t height, int64_t width,
-                           int64_t cw, int64_t rows, const __mmask16 *masks, float *buf) {
+                           int64_t cw, int64_t rows, const __mmask16 *masks, const uint8_t *used, float *buf) {
     int64_t padded = (rows + 2) * cw, vectors = (height * cw + 15) / 16;
     for (int s = 0; s < 3; s++) {
         for (int64_t c = 0; c < channels; c++) {
+            if (used && !used[s * channels + c]) continue;
             float *out = buf + (s * channels + c) * padded;
             const float *in = xn + c * channel_stride + (s - 1);
             memset(out, 0, (size_t)cw * sizeof(float));
@@ -330,7 +333,7 @@ static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, co
             group_bounds(channel, start[r], start[r + 1], 0, group, groups, 0, bounds + r * (groups + 1));
     }
     for (int64_t n = n0; n < n1; n++) {
-        shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, grid_rows, masks, buf);
+        shifted_copies(x + n * plane, channels, channel_stride, height, width, cw, grid_rows, masks, NULL, buf);
         float *yn = y + n * plane;
         if (bounds) {
             for (int64_t v = 0; v < vectors;) {
@@ -515,10 +518,13 @@ static inline int columns_fit(int64_t height, int64_t width) {
 /// within a kind); `bounds` gets rows·groups·COLUMN_KINDS + 1 starts. Offsets address
 /// copies of `channels` channels from c0, `padded` floats each, rows `cw` floats. Each
 /// tap's slot is base[r] + e − lo[r] (its sum's; e, its entry, when `base` is NULL), −1
-/// for taps a kind does not hold; the weights are left zero. Returns the columns (malloc'd).
+/// for taps a kind does not hold; the weights are left zero. `used` (3·channels, zeroed by
+/// the caller) gets a 1 for each copy s of channel c a column reads, at s·channels + c.
+/// Returns the columns (malloc'd).
 static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int64_t *base, const int32_t *channel,
                                  const uint8_t *tap, int64_t rows, int64_t c0, int64_t channels,
-                                 int64_t group, int64_t groups, int64_t padded, int64_t cw, int64_t *bounds) {
+                                 int64_t group, int64_t groups, int64_t padded, int64_t cw, int64_t *bounds,
+                                 uint8_t *used) {
     int64_t count = 0, cells = 3 * channels, widest = 1;
     for (int64_t r = 0; r < rows; r++) {
         count += hi[r] - lo[r];
@@ -575,6 +581,7 @@ static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int
                 d.slot[at] = (int32_t)(base ? base[r] + e - lo[r] : e);
             }
             cols[slot[c / group * COLUMN_KINDS + kind]++] = d;
+            used[cell % 3 * channels + c] = 1;
             mask[cell] = 0;
         }
     }
@@ -607,15 +614,16 @@ int ds_conv3x3_plan_fits(int64_t height, int64_t width) {
 
 /// Copies as shifted_copies makes, rows 16 wide holding row h of image a (lanes 0–7) and
 /// of image b (lanes 8–15; zeros when b is NULL), each shifted by s − 1 columns with
-/// zeros where the shift leaves its image.
+/// zeros where the shift leaves its image (`used` as for shifted_copies).
 __attribute__((target("avx512f")))
 static void paired_copies(const float *xa, const float *xb, int64_t channels, int64_t channel_stride, int64_t height,
-                          float *buf) {
+                          const uint8_t *used, float *buf) {
     int64_t padded = (height + 2) * 16;
     for (int s = 0; s < 3; s++) {
         unsigned half = s == 0 ? 0xFE : s == 2 ? 0x7F : 0xFF;   // columns w with w + s − 1 in the image
         __mmask16 ma = (__mmask16)half, mb = (__mmask16)(xb ? half << 8 : 0);
         for (int64_t c = 0; c < channels; c++) {
+            if (used && !used[s * channels + c]) continue;
             float *out = buf + (s * channels + c) * padded;
             const float *a = xa + c * channel_stride + (s - 1), *b = xb ? xb + c * channel_stride + (s - 1) - 8 : a;
             _mm512_storeu_ps(out, _mm512_setzero_ps());
@@ -632,6 +640,7 @@ struct ds_conv3x3_plan {
     int64_t rows, channels, height, width, cw, padded, group, groups, paired;
     int64_t *bounds;        // rows·groups·COLUMN_KINDS + 1 starts (plan_columns)
     column_taps *cols;      // slots: the taps' entries
+    uint8_t *used;          // the copies the columns read (plan_columns)
 };
 
 ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *channel, const uint8_t *tap,
@@ -651,8 +660,9 @@ ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *chann
     plan->group = column_group(3 * (128 + 2 * plan->cw) * (int64_t)sizeof(float), count, rows, channels);
     plan->groups = (channels + plan->group - 1) / plan->group;
     plan->bounds = malloc((size_t)(rows * plan->groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+    plan->used = calloc((size_t)(3 * channels), 1);
     plan->cols = plan_columns(start, start + 1, NULL, channel, tap, rows, 0, channels, plan->group, plan->groups,
-                              plan->padded, plan->cw, plan->bounds);
+                              plan->padded, plan->cw, plan->bounds, plan->used);
     if (source)
         for (int64_t i = 0, n = plan->bounds[rows * plan->groups * COLUMN_KINDS]; i < n; i++)
             for (int h = 0; h < 3; h++)
@@ -664,6 +674,7 @@ void ds_conv3x3_plan_free(ds_conv3x3_plan *plan) {
     if (!plan) return;
     free(plan->cols);
     free(plan->bounds);
+    free(plan->used);
     free(plan);
 }
 
@@ -688,7 +699,8 @@ void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values,
     if (plan->paired) {
         for (int64_t i = n0; i < n1; i += 2) {
             int two = i + 1 < n1;
-            paired_copies(x + i * plane, two ? x + (i + 1) * plane : NULL, channels, channel_stride, height, buf);
+            paired_copies(x + i * plane, two ? x + (i + 1) * plane : NULL, channels, channel_stride, height,
+                          plan->used, buf);
             for (int64_t v = 0; v < vectors; v += 8)   // vector v: row v of both images
                 for (int64_t q = 0; q < groups; q++)
                     conv_columns_paired(bounds, groups, q, cols, bias, rows, buf, y + i * plane + 8 * v,
@@ -697,7 +709,7 @@ void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values,
     } else {
         __mmask16 *masks = copy_masks(height, width, cw);
         for (int64_t i = n0; i < n1; i++) {
-            shifted_copies(x + i * plane, channels, channel_stride, height, width, cw, height, masks, buf);
+            shifted_copies(x + i * plane, channels, channel_stride, height, width, cw, height, masks, plan->used, buf);
             float *yn = y + i * plane;
             for (int64_t v = 0; v < vectors; v += 8)
                 for (int64_t q = 0; q < groups; q++) {
@@ -1029,7 +1041,9 @@ static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const in
     int64_t group = column_group(2 * 3 * (128 + 32) * (int64_t)sizeof(float), count, rows, channels);
     int64_t groups = (channels + group - 1) / group;
     int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
-    column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded, 16, cb);
+    uint8_t *used = calloc((size_t)(3 * channels), 1);
+    column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded, 16, cb,
+                                     used);
     float *buf = aligned_alloc(64, (size_t)(2 * image) * sizeof(float));
     for (int64_t n0 = 0; n0 < batch; n0 += 4) {
         int64_t left = batch - n0, first[2] = {n0, n0 + 2};
@@ -1037,7 +1051,7 @@ static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const in
         for (int t = 0; t < pairs; t++)
             paired_copies(x + c0 * channel_stride + first[t] * plane,
                           two[t] ? x + c0 * channel_stride + (first[t] + 1) * plane : NULL, channels, channel_stride,
-                          height, buf + t * image);
+                          height, used, buf + t * image);
         for (int64_t v0 = 0; v0 < height; v0 += 8)
             for (int64_t q = 0; q < groups; q++)
                 for (int64_t r = 0; r < rows; r++) {
@@ -1049,6 +1063,7 @@ static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const in
     }
     free(buf);
     free(cols);
+    free(used);
     free(cb);
 }
 
@@ -1193,11 +1208,12 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
         buf = aligned_alloc(64, (size_t)image * sizeof(float));
         masks = copy_masks(height, width, cw);
         int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+        uint8_t *used = calloc((size_t)(3 * channels), 1);
         column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded,
-                                         cw, cb);
+                                         cw, cb, used);
         for (int64_t n = 0; n < batch; n++) {
             shifted_copies(x + c0 * channel_stride + n * plane, channels, channel_stride, height, width, cw, height,
-                           masks, buf);
+                           masks, used, buf);
             for (int64_t v0 = 0; v0 < vectors; v0 += 16)
                 for (int64_t q = 0; q < groups; q++)
                     for (int64_t r = 0; r < rows; r++) {
@@ -1212,6 +1228,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
                     }
         }
         free(cols);
+        free(used);
         free(cb);
     } else {
         buf = aligned_alloc(64, (size_t)(t_images * image) * sizeof(float));
@@ -1220,7 +1237,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
             int t = batch - n0 >= t_images ? t_images : 1;   // the last images one at a time
             for (int i = 0; i < t; i++)
                 shifted_copies(x + c0 * channel_stride + (n0 + i) * plane, channels, channel_stride, height, width,
-                               cw, height, masks, buf + i * image);
+                               cw, height, masks, NULL, buf + i * image);
             sampled_unit_fn unit = sampled_unit_kernel(t, bv);
             for (int64_t v0 = 0; v0 < vectors; v0 += bv)
                 for (int64_t q = 0; q < groups; q++)
