@@ -1207,17 +1207,18 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     } else if (bv == 16 && columns_fit(height, width)) {   // rows of whole vectors: by columns (same sums)
         buf = aligned_alloc(64, (size_t)image * sizeof(float));
         masks = copy_masks(height, width, cw);
-        int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+        int64_t cgroup = column_group(per_channel, count, rows, channels), cgroups = (channels + cgroup - 1) / cgroup;
+        int64_t *cb = malloc((size_t)(rows * cgroups * COLUMN_KINDS + 1) * sizeof(int64_t));
         uint8_t *used = calloc((size_t)(3 * channels), 1);
-        column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded,
+        column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, cgroup, cgroups, padded,
                                          cw, cb, used);
         for (int64_t n = 0; n < batch; n++) {
             shifted_copies(x + c0 * channel_stride + n * plane, channels, channel_stride, height, width, cw, height,
                            masks, used, buf);
             for (int64_t v0 = 0; v0 < vectors; v0 += 16)
-                for (int64_t q = 0; q < groups; q++)
+                for (int64_t q = 0; q < cgroups; q++)
                     for (int64_t r = 0; r < rows; r++) {
-                        const int64_t *b = cb + (r * groups + q) * COLUMN_KINDS;
+                        const int64_t *b = cb + (r * cgroups + q) * COLUMN_KINDS;
                         if (b[0] == b[COLUMN_KINDS]) continue;
                         const float *dr = dy + r * channel_stride + n * plane;
                         switch (cw / 16) {
