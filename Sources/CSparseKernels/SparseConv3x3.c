@@ -678,23 +678,23 @@ void ds_conv3x3_plan_free(ds_conv3x3_plan *plan) {
     free(plan);
 }
 
-/// The forward by a plan's columns: their weights from `values`, then each image's
-/// shifted copies (two images side by side on paired planes, the last one alone when
-/// the count is odd) and, for each run of 8 vectors and channel group, every output
-/// row's columns (conv_columns).
+void ds_conv3x3_plan_weights(ds_conv3x3_plan *plan, const float *values) {
+    column_taps *cols = plan->cols;
+    for (int64_t i = 0, n = plan->bounds[plan->rows * plan->groups * COLUMN_KINDS]; i < n; i++)
+        for (int h = 0; h < 3; h++) cols[i].w[h] = cols[i].slot[h] >= 0 ? values[cols[i].slot[h]] : 0.0f;
+}
+
+/// The forward by a plan's columns: each image's shifted copies (two images side by
+/// side on paired planes, the last one alone when the count is odd) and, for each run of
+/// 8 vectors and channel group, every output row's columns (conv_columns).
 __attribute__((target("avx512f")))
-void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values, const float *bias, const float *x,
-                               float *y, int64_t batch, int64_t n0, int64_t n1) {
+void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *bias, const float *x, float *y,
+                               int64_t batch, int64_t n0, int64_t n1) {
     int64_t rows = plan->rows, channels = plan->channels, height = plan->height, width = plan->width;
     int64_t cw = plan->cw, padded = plan->padded, groups = plan->groups;
     int64_t plane = height * width, channel_stride = batch * plane, vectors = height * cw / 16;
-    int64_t n = plan->bounds[rows * groups * COLUMN_KINDS];
     const int64_t *bounds = plan->bounds;
-    column_taps *cols = malloc((size_t)(n > 0 ? n : 1) * sizeof(column_taps));
-    for (int64_t i = 0; i < n; i++) {
-        cols[i] = plan->cols[i];
-        for (int h = 0; h < 3; h++) cols[i].w[h] = cols[i].slot[h] >= 0 ? values[cols[i].slot[h]] : 0.0f;
-    }
+    const column_taps *cols = plan->cols;
     float *buf = aligned_alloc(64, (size_t)(3 * channels * padded) * sizeof(float));
     if (plan->paired) {
         for (int64_t i = n0; i < n1; i += 2) {
@@ -726,7 +726,6 @@ void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values,
         free(masks);
     }
     free(buf);
-    free(cols);
 }
 
 __attribute__((target("avx512f")))
@@ -739,7 +738,8 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
     }
     if (ds_conv3x3_plan_fits(height, width)) {
         ds_conv3x3_plan *plan = ds_conv3x3_plan_make(start, channel, tap, NULL, rows, height, width);
-        ds_conv3x3_sparse_planned(plan, values, bias, x, y, batch, n0, n1);
+        ds_conv3x3_plan_weights(plan, values);
+        ds_conv3x3_sparse_planned(plan, bias, x, y, batch, n0, n1);
         ds_conv3x3_plan_free(plan);
         return;
     }
@@ -1340,9 +1340,10 @@ ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *chann
     return NULL;
 }
 void ds_conv3x3_plan_free(ds_conv3x3_plan *plan) { (void)plan; }
-void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values, const float *bias, const float *x,
-                               float *y, int64_t batch, int64_t n0, int64_t n1) {
-    (void)plan; (void)values; (void)bias; (void)x; (void)y; (void)batch; (void)n0; (void)n1;
+void ds_conv3x3_plan_weights(ds_conv3x3_plan *plan, const float *values) { (void)plan; (void)values; }
+void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *bias, const float *x, float *y,
+                               int64_t batch, int64_t n0, int64_t n1) {
+    (void)plan; (void)bias; (void)x; (void)y; (void)batch; (void)n0; (void)n1;
 }
 int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width) { (void)height; (void)width; return 0; }
 void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,

@@ -377,8 +377,9 @@ extension SparseConvolution {
     }
 }
 
-/// A 3×3 pattern gathered into columns for the AVX-512 kernels (`ds_conv3x3_plan`): the
-/// pattern only, so a kernel keeps it until the next mask update.
+/// A 3×3 pattern gathered into columns for the AVX-512 kernels (`ds_conv3x3_plan`): made
+/// from the pattern, so a kernel keeps it until the next mask update; each product sets
+/// its weights first.
 final class ColumnPlan {
     struct Key: Hashable { let transposed: Bool, height: Int, width: Int }
     let plan: OpaquePointer
@@ -403,15 +404,15 @@ final class ColumnPlan {
 
     deinit { ds_conv3x3_plan_free(plan) }
 
-    /// `y = W ⋆ x (+ bias)`, images split over threads.
+    /// `y = W ⋆ x (+ bias)`: the plan's weights set from `values`, then images split over
+    /// threads.
     func product(values: [Float], bias: UnsafePointer<Float>?, x: UnsafePointer<Float>,
                  y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         let plan = plan, plane = g.height * g.width
-        values.withUnsafeBufferPointer { pv in
-            Parallel.forRanges(g.batch, work: values.count * plane * g.batch, split: 4) { images in
-                ds_conv3x3_sparse_planned(plan, pv.baseAddress, bias, x, y, Int64(g.batch), Int64(images.lowerBound),
-                                          Int64(images.upperBound))
-            }
+        values.withUnsafeBufferPointer { ds_conv3x3_plan_weights(plan, $0.baseAddress) }
+        Parallel.forRanges(g.batch, work: values.count * plane * g.batch, split: 4) { images in
+            ds_conv3x3_sparse_planned(plan, bias, x, y, Int64(g.batch), Int64(images.lowerBound),
+                                      Int64(images.upperBound))
         }
     }
 }

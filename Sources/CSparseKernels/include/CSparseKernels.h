@@ -46,7 +46,8 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
 /// The same convolution's entries gathered once into *columns* (the taps of one input
 /// channel and column shift, which share their loads), for planes of height × width
 /// whose rows are 1, 2 or 4 whole vectors (16, 32, 64 wide) or 8 wide with a height a
-/// multiple of 8 (two images side by side): the pattern only, kept while it lasts.
+/// multiple of 8 (two images side by side): made from the pattern and kept while it
+/// lasts, its weights set before each product.
 typedef struct ds_conv3x3_plan ds_conv3x3_plan;
 
 /// 1 when planes of height × width go by a plan on this CPU, else 0.
@@ -60,9 +61,13 @@ ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *chann
 
 void ds_conv3x3_plan_free(ds_conv3x3_plan *plan);
 
-/// ds_conv3x3_sparse by a plan (`values` as the plan's `source` maps them).
-void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *values, const float *bias, const float *x,
-                               float *y, int64_t batch, int64_t n0, int64_t n1);
+/// Sets the plan's weights from the layer's `values` (as its `source` maps them): once
+/// per product, before the threads run it.
+void ds_conv3x3_plan_weights(ds_conv3x3_plan *plan, const float *values);
+
+/// ds_conv3x3_sparse by a plan, with the weights last set.
+void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *bias, const float *x, float *y,
+                               int64_t batch, int64_t n0, int64_t n1);
 
 /// The sampled weight gradient of the same convolution, for rows [r0, r1):
 ///   g[e] = Σ_n Σ_{h,w} dy[r][n][h][w] · x[channel[e]][n][h + dh][w + dw]
