@@ -926,31 +926,35 @@ DS_SAMPLED_UNIT(4, 4)
 DS_SAMPLED_UNIT(1, 2)
 DS_SAMPLED_UNIT(1, 1)
 
-/// The blocked gradient's unit on column planes (units of 16 vectors, one image): each
-/// tap h of mask M adds d[k] · copy vector k + h·VROW to its sum (sums kept as in
-/// sampled_unit: even k into one vector, odd into another, added to the sum in memory,
-/// so each entry's sum is the same as there, term for term); shared vectors loaded once.
+/// The blocked gradient's unit by columns: T copies `image` floats apart (images, or
+/// pairs of images side by side), SPAN vectors of each from p0; tap h of mask M adds
+/// d[SPAN·t + k] · copy t's vector k + h·VROW to its sum (kept as in sampled_unit: even
+/// k into one vector, odd into another, then added to the sum in memory, so one image's
+/// sums are those of sampled_unit term for term); each copy's shared vectors loaded once.
 __attribute__((target("avx512f"), always_inline))
-static inline void column_gradient(const column_taps *c, const float *buf, int64_t p0, const __m512 *d, __m512 *acc,
-                                   const int M, const int VROW) {
-    const float *src = buf + c->offset + p0;
+static inline void column_gradient(const column_taps *c, const float *buf, int64_t image, int64_t p0,
+                                   const __m512 *d, __m512 *acc, const int M, const int VROW, const int SPAN,
+                                   const int T) {
     __m512 even[3], odd[3];
     for (int h = 0; h < 3; h++)
         if ((M >> h) & 1) {
             even[h] = acc[c->slot[h]];
             odd[h] = _mm512_setzero_ps();
         }
+    for (int t = 0; t < T; t++) {
+        const float *src = buf + t * image + c->offset + p0;
 #pragma clang loop unroll(full)
-    for (int j = 0; j < 16 + 2 * VROW; j++) {
-        int used = 0;
-        for (int h = 0; h < 3; h++) used |= column_reads(M, VROW, 16, h, j);
-        if (!used) continue;
-        __m512 x = _mm512_loadu_ps(src + 16 * j);
-        for (int h = 0; h < 3; h++) {
-            int k = j - h * VROW;
-            if (!column_reads(M, VROW, 16, h, j)) continue;
-            if (k % 2 == 0) even[h] = _mm512_fmadd_ps(d[k], x, even[h]);
-            else odd[h] = _mm512_fmadd_ps(d[k], x, odd[h]);
+        for (int j = 0; j < SPAN + 2 * VROW; j++) {
+            int used = 0;
+            for (int h = 0; h < 3; h++) used |= column_reads(M, VROW, SPAN, h, j);
+            if (!used) continue;
+            __m512 x = _mm512_loadu_ps(src + 16 * j);
+            for (int h = 0; h < 3; h++) {
+                int k = j - h * VROW;
+                if (!column_reads(M, VROW, SPAN, h, j)) continue;
+                if (k % 2 == 0) even[h] = _mm512_fmadd_ps(d[SPAN * t + k], x, even[h]);
+                else odd[h] = _mm512_fmadd_ps(d[SPAN * t + k], x, odd[h]);
+            }
         }
     }
     for (int h = 0; h < 3; h++)
@@ -965,46 +969,14 @@ static inline void column_gradient(const column_taps *c, const float *buf, int64
                                        const float *dr, int64_t p0, __m512 *acc) {                                  \
         __m512 d[16];                                                                                               \
         for (int k = 0; k < 16; k++) d[k] = _mm512_loadu_ps(dr + p0 + 16 * k);                                      \
-        for (int64_t i = b[0]; i < b[1]; i++) column_gradient(cols + i, buf, p0, d, acc, 1, VROW);                  \
-        for (int64_t i = b[1]; i < b[2]; i++) column_gradient(cols + i, buf, p0, d, acc, 3, VROW);                  \
-        for (int64_t i = b[2]; i < b[3]; i++) column_gradient(cols + i, buf, p0, d, acc, 5, VROW);                  \
-        for (int64_t i = b[3]; i < b[4]; i++) column_gradient(cols + i, buf, p0, d, acc, 7, VROW);                  \
+        for (int64_t i = b[0]; i < b[1]; i++) column_gradient(cols + i, buf, 0, p0, d, acc, 1, VROW, 16, 1);         \
+        for (int64_t i = b[1]; i < b[2]; i++) column_gradient(cols + i, buf, 0, p0, d, acc, 3, VROW, 16, 1);         \
+        for (int64_t i = b[2]; i < b[3]; i++) column_gradient(cols + i, buf, 0, p0, d, acc, 5, VROW, 16, 1);         \
+        for (int64_t i = b[3]; i < b[4]; i++) column_gradient(cols + i, buf, 0, p0, d, acc, 7, VROW, 16, 1);         \
     }
 DS_SAMPLED_COLUMNS(1)
 DS_SAMPLED_COLUMNS(2)
 DS_SAMPLED_COLUMNS(4)
-
-/// The blocked gradient's unit on paired planes (pairs_fit: two 8-wide images side by
-/// side, vector k row k of both): T pairs of 8 vectors from row v0, copies `image` floats
-/// apart; as column_gradient, each pair's shared vectors loaded once.
-__attribute__((target("avx512f"), always_inline))
-static inline void pair_gradient(const column_taps *c, const float *buf, int64_t image, int64_t p0, const __m512 *d,
-                                 __m512 *acc, const int M, const int T) {
-    __m512 even[3], odd[3];
-    for (int h = 0; h < 3; h++)
-        if ((M >> h) & 1) {
-            even[h] = acc[c->slot[h]];
-            odd[h] = _mm512_setzero_ps();
-        }
-    for (int t = 0; t < T; t++) {
-        const float *src = buf + t * image + c->offset + p0;
-#pragma clang loop unroll(full)
-        for (int j = 0; j < 10; j++) {
-            int used = 0;
-            for (int h = 0; h < 3; h++) used |= column_reads(M, 1, 8, h, j);
-            if (!used) continue;
-            __m512 x = _mm512_loadu_ps(src + 16 * j);
-            for (int h = 0; h < 3; h++) {
-                int k = j - h;
-                if (!column_reads(M, 1, 8, h, j)) continue;
-                if (k % 2 == 0) even[h] = _mm512_fmadd_ps(d[8 * t + k], x, even[h]);
-                else odd[h] = _mm512_fmadd_ps(d[8 * t + k], x, odd[h]);
-            }
-        }
-    }
-    for (int h = 0; h < 3; h++)
-        if ((M >> h) & 1) acc[c->slot[h]] = _mm512_add_ps(even[h], odd[h]);
-}
 
 /// One unit of T pairs (images `first[t]` and, when `two[t]`, the next) of rows v0 …
 /// v0 + 7 for the columns of one row and group, the row's dy rows in registers.
@@ -1021,10 +993,10 @@ static inline void pair_gradient(const column_taps *c, const float *buf, int64_t
                 if (two[t]) d[8 * t + k] = _mm512_mask_loadu_ps(d[8 * t + k], 0xFF00, row + plane - 8);            \
             }                                                                                                       \
         int64_t p0 = 16 * v0;                                                                                       \
-        for (int64_t i = b[0]; i < b[1]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 1, T);                \
-        for (int64_t i = b[1]; i < b[2]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 3, T);                \
-        for (int64_t i = b[2]; i < b[3]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 5, T);                \
-        for (int64_t i = b[3]; i < b[4]; i++) pair_gradient(cols + i, buf, image, p0, d, acc, 7, T);                \
+        for (int64_t i = b[0]; i < b[1]; i++) column_gradient(cols + i, buf, image, p0, d, acc, 1, 1, 8, T);         \
+        for (int64_t i = b[1]; i < b[2]; i++) column_gradient(cols + i, buf, image, p0, d, acc, 3, 1, 8, T);         \
+        for (int64_t i = b[2]; i < b[3]; i++) column_gradient(cols + i, buf, image, p0, d, acc, 5, 1, 8, T);         \
+        for (int64_t i = b[3]; i < b[4]; i++) column_gradient(cols + i, buf, image, p0, d, acc, 7, 1, 8, T);         \
     }
 DS_SAMPLED_PAIRS(2)
 DS_SAMPLED_PAIRS(1)
