@@ -28,7 +28,7 @@ struct SparseTrainThroughput: ParsableCommand {
     @Option(help: "Timed update steps per dynamic case (median taken; at least 8 when an ordinary step takes under 10 ms).")
     var updates = 2
     @Option(help: "Write a CSV of the results here.") var csv: String?
-    @Flag(help: "Print a per-layer time breakdown of one sparse-path step.") var profile = false
+    @Flag(help: "Print a per-layer time breakdown of one step of each path timed.") var profile = false
     @Flag(inversion: .prefixedNo, help: "Time the dense step (for the ratios).") var dense = true
 
     func run() throws { try Parallel.withThreads(threads) { try measure() } }
@@ -117,7 +117,7 @@ struct SparseTrainThroughput: ParsableCommand {
                                              BenchEnvironment.medianOf(t.map(\.2)) * 1000))
                             }
                         }
-                        if profile && path == "sparse" {
+                        if profile {
                             c.sparse?.prepareBackward(forStep: 1)   // an ordinary step's backward
                             for choice in choices { print("  \(choice.description)") }
                             Profiler.profile(c.model, x, labels, repeats: 21)
