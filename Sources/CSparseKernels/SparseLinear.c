@@ -2,6 +2,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "Sums.h"
 
 int ds_sparse_linear_supported(void) {
     __builtin_cpu_init();
@@ -122,18 +123,6 @@ void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const in
             default: break;
         }
     }
-}
-
-/// The four sums of a, b, c, d's lanes, in that order (the lane halves folded first,
-/// then pairs of 128-bit lanes, then within them).
-__attribute__((target("avx512f"), always_inline))
-static inline __m128 sums4(__m512 a, __m512 b, __m512 c, __m512 d) {
-    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
-    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
-    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
-    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0xB1));
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
 }
 
 /// g[e ..< e + 8] += the dot products of d (nv vectors, held in registers) with the
