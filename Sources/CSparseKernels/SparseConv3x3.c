@@ -1156,6 +1156,158 @@ static void sampled_images_blocked(const int64_t *lo, const int64_t *hi, const i
     free(sum);
 }
 
+/// 4×4 planes in the lane layout for the weight gradient: a block of up to 16 images of
+/// one channel held as 16 vectors, one per plane position, lane i image i (lanes_block,
+/// the 16×16 transpose of the images' planes). A tap is then one whole-vector load per
+/// output position it reaches, and each tap reads only the positions it has inside the
+/// plane: no masked lanes (a plane per vector wastes 31% of a 4×4 plane's multiply-adds
+/// on masked lanes), and a row's output gradients (16 vectors in this layout) stay in
+/// registers for all its entries. Measured 1.9x the plane-per-vector units (ResNet-18's
+/// 512→512 layers at 90%, one thread), 8.1 → 5.0 ms on two.
+
+/// r[i][j] → r[j][i] for a 16×16 block in registers.
+__attribute__((target("avx512f"), always_inline))
+static inline void transpose16(__m512 *r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // u[4g + k], 128-bit lane L: column 4L + k of rows 4g … 4g + 3.
+    for (int k = 0; k < 4; k++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), v1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44);
+        __m512 v3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
+        r[k] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + k] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[8 + k] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+/// The 16 planes of m ≤ 16 images from `x` (16 floats apart), transposed: position p in
+/// r[p], image i in lane i, lanes from m on zero.
+__attribute__((target("avx512f"), always_inline))
+static inline void lanes_load(const float *x, int m, __m512 *r) {
+    for (int i = 0; i < 16; i++) r[i] = i < m ? _mm512_loadu_ps(x + 16 * i) : _mm512_setzero_ps();
+    transpose16(r);
+}
+
+/// The lane block of m ≤ 16 images of each of `channels` channels (x: image 0 of channel
+/// 0, channels `channel_stride` apart): channel c's position p at out + 256·c + 16·p.
+__attribute__((target("avx512f")))
+static void lanes_block(const float *x, int64_t channels, int64_t channel_stride, int m, float *out) {
+    for (int64_t c = 0; c < channels; c++) {
+        __m512 r[16];
+        lanes_load(x + c * channel_stride, m, r);
+        for (int p = 0; p < 16; p++) _mm512_store_ps(out + 256 * c + 16 * p, r[p]);
+    }
+}
+
+/// Σ_p d[p] · b's position p + 4·dh + dw over the positions p of a 4×4 plane whose tap
+/// (dh, dw) source lies in it, in two chains.
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 lanes_dot(const __m512 *d, const float *b, const int dh, const int dw) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int n = 0;
+    for (int h = 0; h < 4; h++)
+        for (int v = 0; v < 4; v++) {
+            if (h + dh < 0 || h + dh > 3 || v + dw < 0 || v + dw > 3) continue;
+            int p = 4 * h + v;
+            __m512 x = _mm512_load_ps(b + 16 * (p + 4 * dh + dw));
+            if (n++ % 2 == 0) a0 = _mm512_fmadd_ps(d[p], x, a0);
+            else a1 = _mm512_fmadd_ps(d[p], x, a1);
+        }
+    return _mm512_add_ps(a0, a1);
+}
+
+/// Rows' entries [lo[r], hi[r]) by tap: tap t's of row r are [tb[9r + t], tb[9r + t + 1]),
+/// each at lane-block offset `off` (256 · (channel − c0)), from entry `slot`.
+typedef struct { int64_t *tb; int32_t *off; int64_t *slot; int64_t count; } lanes_order;
+
+static lanes_order lanes_order_make(const int64_t *lo, const int64_t *hi, const int32_t *channel, const uint8_t *tap,
+                                    int64_t rows, int64_t c0) {
+    lanes_order o;
+    o.tb = calloc((size_t)(9 * rows + 1), sizeof(int64_t));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t e = lo[r]; e < hi[r]; e++) o.tb[9 * r + tap[e] + 1]++;
+    for (int64_t i = 0; i < 9 * rows; i++) o.tb[i + 1] += o.tb[i];
+    o.count = o.tb[9 * rows];
+    int64_t n = o.count > 0 ? o.count : 1, *next = malloc((size_t)(9 * rows) * sizeof(int64_t));
+    o.off = malloc((size_t)n * sizeof(int32_t));
+    o.slot = malloc((size_t)n * sizeof(int64_t));
+    memcpy(next, o.tb, (size_t)(9 * rows) * sizeof(int64_t));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t e = lo[r]; e < hi[r]; e++) {
+            int64_t k = next[9 * r + tap[e]]++;
+            o.off[k] = (int32_t)(256 * (channel[e] - c0));
+            o.slot[k] = e;
+        }
+    free(next);
+    return o;
+}
+
+/// Tap T's entries of a row four at a time: their sums over the block, reduced (sums4)
+/// and added to `sum` in the order's slots.
+#define LANES_DOT(T)                                                                                                \
+    {                                                                                                               \
+        int64_t e = b[T];                                                                                           \
+        for (; e + 4 <= b[T + 1]; e += 4) {                                                                         \
+            __m512 a[4];                                                                                            \
+            for (int j = 0; j < 4; j++) a[j] = lanes_dot(d, xt + o->off[e + j], T / 3 - 1, T % 3 - 1);              \
+            _mm_storeu_ps(sum + e, _mm_add_ps(_mm_loadu_ps(sum + e), sums4(a[0], a[1], a[2], a[3])));                \
+        }                                                                                                           \
+        for (; e < b[T + 1]; e++) sum[e] += _mm512_reduce_add_ps(lanes_dot(d, xt + o->off[e], T / 3 - 1, T % 3 - 1)); \
+    }
+
+/// Every row's sums over one lane block of m images (xt: lanes_block; dy: image 0 of the
+/// block, row 0, rows `out_stride` apart), each row's output gradients transposed into
+/// registers.
+__attribute__((target("avx512f")))
+static void lanes_sampled(const lanes_order *o, int64_t rows, const float *xt, const float *dy, int64_t out_stride,
+                          int m, float *sum) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t *b = o->tb + 9 * r;
+        if (b[0] == b[9]) continue;
+        __m512 d[16];
+        lanes_load(dy + r * out_stride, m, d);
+        LANES_DOT(0) LANES_DOT(1) LANES_DOT(2) LANES_DOT(3) LANES_DOT(4) LANES_DOT(5) LANES_DOT(6) LANES_DOT(7)
+        LANES_DOT(8)
+    }
+}
+
+/// The blocked weight gradient of 4×4 planes, entries [lo[r], hi[r]) of channels
+/// [c0, c0 + channels): blocks of 16 images in order, each entry's sum over a block
+/// added to its running sum.
+__attribute__((target("avx512f")))
+static void lanes_gradient(const int64_t *lo, const int64_t *hi, const int32_t *channel, const uint8_t *tap,
+                           int64_t rows, int64_t c0, int64_t channels, const float *x, const float *dy, int64_t batch,
+                           float *g) {
+    int64_t channel_stride = batch * 16;
+    lanes_order o = lanes_order_make(lo, hi, channel, tap, rows, c0);
+    float *xt = aligned_alloc(64, (size_t)channels * 256 * sizeof(float));
+    float *sum = calloc((size_t)(o.count > 0 ? o.count : 1), sizeof(float));
+    for (int64_t n = 0; n < batch; n += 16) {
+        int m = batch - n >= 16 ? 16 : (int)(batch - n);
+        lanes_block(x + c0 * channel_stride + 16 * n, channels, channel_stride, m, xt);
+        lanes_sampled(&o, rows, xt, dy + 16 * n, channel_stride, m, sum);
+    }
+    for (int64_t k = 0; k < o.count; k++) g[o.slot[k]] = sum[k];
+    free(sum);
+    free(xt);
+    free(o.tb);
+    free(o.off);
+    free(o.slot);
+}
+
 /// The blocked weight gradient for the entries whose input channel lies in [c0, c1),
 /// of every row (each row's entries ascending in channel: those are one run of it).
 /// Only these channels are copied, so threads that split the channels copy each one
@@ -1191,6 +1343,11 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
         count += hi[r] - lo[r];
     }
     if (count == 0) { free(lo); return; }
+    if (height == 4 && width == 4) {
+        lanes_gradient(lo, hi, channel, tap, rows, c0, channels, x, dy, batch, g);
+        free(lo);
+        return;
+    }
     int64_t *offset = malloc((size_t)count * sizeof(int64_t));
     int64_t *bounds = malloc((size_t)(rows * (groups + 1)) * sizeof(int64_t));
     for (int64_t r = 0; r < rows; r++) {
