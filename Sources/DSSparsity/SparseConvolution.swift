@@ -246,8 +246,8 @@ extension SparseWeightKernel: ConvolutionKernel {
         // Planes narrower than 8 make runs too short for the 16-wide blocks (ResNet-18's
         // 4×4 stage measured 10x slower here than on the column matrix); the AVX-512
         // kernels take 7×7 planes (Fashion-MNIST ResNets' last stage), measured faster
-        // than the column matrix there, and planes of at most 16 positions (4×4), which
-        // they run eight or sixteen images side by side. Stride 2 runs them on the
+        // than the column matrix there, and planes of at most 16 positions (4×4, in the
+        // lane layout: 16 images per vector, a vector per position). Stride 2 runs them on the
         // input's phase planes (PhaseForm), half as wide.
         guard g.kernelHeight == 3 && g.kernelWidth == 3 && g.padding == 1 && pattern.columns == g.channels * 9 else {
             return false
@@ -377,7 +377,8 @@ extension SparseConvolution {
     }
 }
 
-/// A 3×3 pattern gathered into columns for the AVX-512 kernels (`ds_conv3x3_plan`): made
+/// A 3×3 pattern gathered into columns for the AVX-512 kernels, or on 4×4 planes its
+/// entries ordered by tap for the lane layout (`ds_conv3x3_plan`): made
 /// from the pattern, so a kernel keeps it until the next mask update; each product sets
 /// its weights first.
 final class ColumnPlan {

@@ -46,8 +46,9 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
 /// The same convolution's entries gathered once into *columns* (the taps of one input
 /// channel and column shift, which share their loads), for planes of height × width
 /// whose rows are 1, 2 or 4 whole vectors (16, 32, 64 wide) or 8 wide with a height a
-/// multiple of 8 (two images side by side): made from the pattern and kept while it
-/// lasts, its weights set before each product.
+/// multiple of 8 (two images side by side), or ordered by tap for 4×4 planes (the lane
+/// layout: 16 images per vector, a vector per position): made from the pattern and kept
+/// while it lasts, its weights set before each product.
 typedef struct ds_conv3x3_plan ds_conv3x3_plan;
 
 /// 1 when planes of height × width go by a plan on this CPU, else 0.
