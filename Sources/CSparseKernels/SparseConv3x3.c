@@ -420,8 +420,10 @@ static void conv3x3_images(const int64_t *start, const int32_t *channel, const u
 typedef struct { int64_t offset; float w[3]; int32_t slot[3]; } column_taps;
 
 /// Kinds of column: 0 one tap (its own offset), 1 two adjacent taps (dh, dh + 1), 2 the
-/// outer two (−1, +1), 3 all three; as tap masks over (dh + 1): 1, 3, 5, 7.
-enum { COLUMN_KINDS = 4 };
+/// outer two (−1, +1), 3 all three; as tap masks over (dh + 1): 1, 3, 5, 7. A forward
+/// plan's columns read the unshifted copy and shift in registers (column_apply), so
+/// they go by column shift too: kind s·4 + k for shift s = dw + 1 (SHIFT_KINDS).
+enum { COLUMN_KINDS = 4, SHIFT_KINDS = 12 };
 
 /// Whether tap h of mask M reads vector j of a column's copy in a run of `span` vectors.
 __attribute__((always_inline))
@@ -429,19 +431,45 @@ static inline int column_reads(int M, int VROW, int span, int h, int j) {
     return ((M >> h) & 1) && j - h * VROW >= 0 && j - h * VROW < span;
 }
 
-/// acc[k] += w[h] · copy vector k + h·VROW for the taps h of mask M (the loads shared).
+/// acc[k] += w[h] · (copy vector k + h·VROW, shifted by S − 1 columns) for the taps h of
+/// mask M, reading the unshifted copy: the loads shared by the taps, and each loaded
+/// vector moved one lane along its row in registers for S ≠ 1 (valignd with its row
+/// neighbour, or a zero vector past the row's end; on paired planes a permute within
+/// each image's half). One copy per channel instead of three: ResNet-20's 16→16 on
+/// 32×32 and 128→128 on 16×16, two threads, 8–18% faster; 64→64 on 32×32 and paired
+/// 8×8 planes about even.
 __attribute__((target("avx512f"), always_inline))
 static inline void column_apply(const column_taps *d, const float *buf, int64_t p0, __m512 *acc, const int M,
-                                const int VROW) {
+                                const int VROW, const int S, const int PAIRED) {
     const float *src = buf + d->offset + p0;
-    __m512 w[3];
+    __m512 w[3], xs[8 + 2 * 4], zero = _mm512_setzero_ps();
     for (int h = 0; h < 3; h++) w[h] = (M >> h) & 1 ? _mm512_set1_ps(d->w[h]) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8 + 2 * VROW; j++) {   // the vectors a tap reads, and their row neighbours a shift reads
+        int needed = 0;
+        for (int h = 0; h < 3; h++) {
+            needed |= column_reads(M, VROW, 8, h, j);
+            if (!PAIRED && S == 0 && j % VROW != VROW - 1) needed |= column_reads(M, VROW, 8, h, j + 1);
+            if (!PAIRED && S == 2 && j % VROW != 0) needed |= column_reads(M, VROW, 8, h, j - 1);
+        }
+        xs[j] = needed ? _mm512_loadu_ps(src + 16 * j) : zero;
+    }
 #pragma clang loop unroll(full)
     for (int j = 0; j < 8 + 2 * VROW; j++) {
         int used = 0;
         for (int h = 0; h < 3; h++) used |= column_reads(M, VROW, 8, h, j);
         if (!used) continue;
-        __m512 x = _mm512_loadu_ps(src + 16 * j);
+        __m512 x = xs[j];
+        if (PAIRED && S == 0)   // lanes 0–6 → 1–7 and 8–14 → 9–15, zeros in 0 and 8
+            x = _mm512_maskz_permutexvar_ps(0xFEFE, _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 8, 6, 5, 4, 3, 2, 1, 0, 0), x);
+        else if (PAIRED && S == 2)
+            x = _mm512_maskz_permutexvar_ps(0x7F7F, _mm512_set_epi32(15, 15, 14, 13, 12, 11, 10, 9, 7, 7, 6, 5, 4, 3, 2, 1), x);
+        else if (S == 0)   // column w reads w − 1: the previous vector's last lane first
+            x = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x),
+                                                        _mm512_castps_si512(j % VROW == 0 ? zero : xs[j - 1]), 15));
+        else if (S == 2)   // column w reads w + 1: the next vector's first lane last
+            x = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(j % VROW == VROW - 1 ? zero : xs[j + 1]),
+                                                        _mm512_castps_si512(x), 1));
         for (int h = 0; h < 3; h++)
             if (column_reads(M, VROW, 8, h, j)) acc[j - h * VROW] = _mm512_fmadd_ps(w[h], x, acc[j - h * VROW]);
     }
@@ -475,8 +503,15 @@ static inline void sums_store(float *out, const __m512 *acc, const int paired, i
     }
 }
 
+/// A shift's four kinds of column (bs: their starts) on the copy, by column_apply.
+#define DS_APPLY_SHIFT(BS, S)                                                                                       \
+    for (int64_t i = BS[0]; i < BS[1]; i++) column_apply(cols + i, buf, p0, acc, 1, KV, S, KP);                     \
+    for (int64_t i = BS[1]; i < BS[2]; i++) column_apply(cols + i, buf, p0, acc, 3, KV, S, KP);                     \
+    for (int64_t i = BS[2]; i < BS[3]; i++) column_apply(cols + i, buf, p0, acc, 5, KV, S, KP);                     \
+    for (int64_t i = BS[3]; i < BS[4]; i++) column_apply(cols + i, buf, p0, acc, 7, KV, S, KP);
+
 /// 8 vectors from v0 for every output row over the columns of channel group q (row r's
-/// columns of kind k are [b[k], b[k + 1]), b = bounds + (r·groups + q)·COLUMN_KINDS, the
+/// columns of kind k are [b[k], b[k + 1]), b = bounds + (r·groups + q)·SHIFT_KINDS, the
 /// next kind's start closing each run): the first group starts from the bias, later
 /// ones from the sums stored so far (sums_load; `out0` the sums of row 0).
 #define DS_CONV_COLUMNS(NAME, VROW, PAIRED)                                                                         \
@@ -484,10 +519,11 @@ static inline void sums_store(float *out, const __m512 *acc, const int paired, i
     static void NAME(const int64_t *bounds, int64_t groups, int64_t q, const column_taps *cols, const float *bias,  \
                      int64_t rows, const float *buf, float *out0, int64_t out_stride, int64_t v0, int64_t plane,    \
                      int two) {                                                                                     \
+        enum { KV = VROW, KP = PAIRED };                                                                            \
         int64_t p0 = 16 * v0;                                                                                       \
         for (int64_t r = 0; r < rows; r++) {                                                                        \
-            const int64_t *b = bounds + (r * groups + q) * COLUMN_KINDS;                                            \
-            if (q > 0 && b[0] == b[COLUMN_KINDS]) continue;                                                         \
+            const int64_t *b = bounds + (r * groups + q) * SHIFT_KINDS;                                             \
+            if (q > 0 && b[0] == b[SHIFT_KINDS]) continue;                                                          \
             float *out = out0 + r * out_stride;                                                                     \
             __m512 acc[8];                                                                                          \
             if (q == 0) {                                                                                           \
@@ -496,10 +532,7 @@ static inline void sums_store(float *out, const __m512 *acc, const int paired, i
             } else {                                                                                                \
                 sums_load(acc, out, PAIRED, plane, two);                                                            \
             }                                                                                                       \
-            for (int64_t i = b[0]; i < b[1]; i++) column_apply(cols + i, buf, p0, acc, 1, VROW);                    \
-            for (int64_t i = b[1]; i < b[2]; i++) column_apply(cols + i, buf, p0, acc, 3, VROW);                    \
-            for (int64_t i = b[2]; i < b[3]; i++) column_apply(cols + i, buf, p0, acc, 5, VROW);                    \
-            for (int64_t i = b[3]; i < b[4]; i++) column_apply(cols + i, buf, p0, acc, 7, VROW);                    \
+            DS_APPLY_SHIFT(b, 0) DS_APPLY_SHIFT((b + 4), 1) DS_APPLY_SHIFT((b + 8), 2)                              \
             sums_store(out, acc, PAIRED, plane, two);                                                               \
         }                                                                                                           \
     }
@@ -517,7 +550,9 @@ static inline int columns_fit(int64_t height, int64_t width) {
 /// Each row's entries [lo[r], hi[r]) (input channels from c0) as columns (column_taps),
 /// in channel groups of `group` and by kind within a group (ascending (channel, dw)
 /// within a kind); `bounds` gets rows·groups·COLUMN_KINDS + 1 starts. Offsets address
-/// copies of `channels` channels from c0, `padded` floats each, rows `cw` floats. Each
+/// copies of `channels` channels from c0, `padded` floats each, rows `cw` floats; with
+/// `registers` (a forward plan) every column reads the unshifted copy, kinds go by shift
+/// too (SHIFT_KINDS), and only unshifted copies are marked used. Each
 /// tap's slot is base[r] + e − lo[r] (its sum's; e, its entry, when `base` is NULL), −1
 /// for taps a kind does not hold; the weights are left zero. `used` (3·channels, zeroed by
 /// the caller) gets a 1 for each copy s of channel c a column reads, at s·channels + c.
@@ -525,7 +560,8 @@ static inline int columns_fit(int64_t height, int64_t width) {
 static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int64_t *base, const int32_t *channel,
                                  const uint8_t *tap, int64_t rows, int64_t c0, int64_t channels,
                                  int64_t group, int64_t groups, int64_t padded, int64_t cw, int64_t *bounds,
-                                 uint8_t *used) {
+                                 uint8_t *used, int registers) {
+    const int KINDS = registers ? SHIFT_KINDS : COLUMN_KINDS;
     int64_t count = 0, cells = 3 * channels, widest = 1;
     for (int64_t r = 0; r < rows; r++) {
         count += hi[r] - lo[r];
@@ -535,7 +571,7 @@ static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int
     uint8_t *mask = calloc((size_t)cells, 1);
     int64_t *entry = malloc((size_t)(3 * cells) * sizeof(int64_t));
     int32_t *seen = malloc((size_t)widest * sizeof(int32_t));
-    int64_t *slot = malloc((size_t)(groups * COLUMN_KINDS) * sizeof(int64_t));
+    int64_t *slot = malloc((size_t)(groups * KINDS) * sizeof(int64_t));
     int64_t n = 0;
     for (int64_t r = 0; r < rows; r++) {
         int64_t seen_count = 0;
@@ -551,13 +587,14 @@ static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int
             for (; j >= 0 && seen[j] > v; j--) seen[j + 1] = seen[j];
             seen[j + 1] = v;
         }
-        int64_t *b = bounds + r * groups * COLUMN_KINDS;
-        for (int64_t k = 0; k < groups * COLUMN_KINDS; k++) b[k] = 0;
+        int64_t *b = bounds + r * groups * KINDS;
+        for (int64_t k = 0; k < groups * KINDS; k++) b[k] = 0;
         for (int64_t i = 0; i < seen_count; i++) {
             int m = mask[seen[i]];
-            b[seen[i] / 3 / group * COLUMN_KINDS + (m == 7 ? 3 : m == 5 ? 2 : m == 3 || m == 6 ? 1 : 0)]++;
+            b[seen[i] / 3 / group * KINDS + (registers ? 4 * (seen[i] % 3) : 0)
+              + (m == 7 ? 3 : m == 5 ? 2 : m == 3 || m == 6 ? 1 : 0)]++;
         }
-        for (int64_t k = 0; k < groups * COLUMN_KINDS; k++) {   // counts → starts
+        for (int64_t k = 0; k < groups * KINDS; k++) {   // counts → starts
             int64_t c = b[k];
             b[k] = slot[k] = n;
             n += c;
@@ -575,18 +612,19 @@ static column_taps *plan_columns(const int64_t *lo, const int64_t *hi, const int
                 taps[1] = 2;
                 held = 2;
             }
-            column_taps d = {(cell % 3 * channels + c) * padded + (kind < 2 ? first * cw : 0), {0, 0, 0}, {-1, -1, -1}};
+            int64_t copy = registers ? 1 : cell % 3;   // the copy read (s·channels + c)
+            column_taps d = {(copy * channels + c) * padded + (kind < 2 ? first * cw : 0), {0, 0, 0}, {-1, -1, -1}};
             for (int t = 0; t < held; t++) {
                 int64_t e = entry[3 * cell + taps[t]];
                 int at = kind == 2 ? 2 * t : t;   // the place of the kind's t-th tap (mask bit)
                 d.slot[at] = (int32_t)(base ? base[r] + e - lo[r] : e);
             }
-            cols[slot[c / group * COLUMN_KINDS + kind]++] = d;
-            used[cell % 3 * channels + c] = 1;
+            cols[slot[c / group * KINDS + (registers ? 4 * (cell % 3) : 0) + kind]++] = d;
+            used[copy * channels + c] = 1;
             mask[cell] = 0;
         }
     }
-    bounds[rows * groups * COLUMN_KINDS] = n;
+    bounds[rows * groups * KINDS] = n;
     free(slot);
     free(seen);
     free(entry);
@@ -765,7 +803,7 @@ static void lanes_forward(const lanes_order *o, const float *bias, int64_t rows,
 
 struct ds_conv3x3_plan {
     int64_t rows, channels, height, width, cw, padded, group, groups, paired;
-    int64_t *bounds;        // rows·groups·COLUMN_KINDS + 1 starts (plan_columns)
+    int64_t *bounds;        // rows·groups·SHIFT_KINDS + 1 starts (plan_columns)
     column_taps *cols;      // slots: the taps' entries
     uint8_t *used;          // the copies the columns read (plan_columns)
     lanes_order *lanes;     // 4×4 planes: the entries by tap (no columns)
@@ -798,14 +836,15 @@ ds_conv3x3_plan *ds_conv3x3_plan_make(const int64_t *start, const int32_t *chann
     plan->paired = pairs_fit(height, width);
     plan->cw = plan->paired ? 16 : width;
     plan->padded = (height + 2) * plan->cw;
-    plan->group = column_group(3 * (128 + 2 * plan->cw) * (int64_t)sizeof(float), count, rows, channels);
+    // One copy per channel (the columns shift in registers): groups of about 24 KB of them.
+    plan->group = column_group((128 + 2 * plan->cw) * (int64_t)sizeof(float), count, rows, channels);
     plan->groups = (channels + plan->group - 1) / plan->group;
-    plan->bounds = malloc((size_t)(rows * plan->groups * COLUMN_KINDS + 1) * sizeof(int64_t));
+    plan->bounds = malloc((size_t)(rows * plan->groups * SHIFT_KINDS + 1) * sizeof(int64_t));
     plan->used = calloc((size_t)(3 * channels), 1);
     plan->cols = plan_columns(start, start + 1, NULL, channel, tap, rows, 0, channels, plan->group, plan->groups,
-                              plan->padded, plan->cw, plan->bounds, plan->used);
+                              plan->padded, plan->cw, plan->bounds, plan->used, 1);
     if (source)
-        for (int64_t i = 0, n = plan->bounds[rows * plan->groups * COLUMN_KINDS]; i < n; i++)
+        for (int64_t i = 0, n = plan->bounds[rows * plan->groups * SHIFT_KINDS]; i < n; i++)
             for (int h = 0; h < 3; h++)
                 if (plan->cols[i].slot[h] >= 0) plan->cols[i].slot[h] = source[plan->cols[i].slot[h]];
     return plan;
@@ -827,7 +866,7 @@ void ds_conv3x3_plan_weights(ds_conv3x3_plan *plan, const float *values) {
         return;
     }
     column_taps *cols = plan->cols;
-    for (int64_t i = 0, n = plan->bounds[plan->rows * plan->groups * COLUMN_KINDS]; i < n; i++)
+    for (int64_t i = 0, n = plan->bounds[plan->rows * plan->groups * SHIFT_KINDS]; i < n; i++)
         for (int h = 0; h < 3; h++) cols[i].w[h] = cols[i].slot[h] >= 0 ? values[cols[i].slot[h]] : 0.0f;
 }
 
@@ -1201,7 +1240,7 @@ static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const in
     int64_t *cb = malloc((size_t)(rows * groups * COLUMN_KINDS + 1) * sizeof(int64_t));
     uint8_t *used = calloc((size_t)(3 * channels), 1);
     column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded, 16, cb,
-                                     used);
+                                     used, 0);
     float *buf = aligned_alloc(64, (size_t)(2 * image) * sizeof(float));
     for (int64_t n0 = 0; n0 < batch; n0 += 4) {
         int64_t left = batch - n0, first[2] = {n0, n0 + 2};
@@ -1454,7 +1493,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
         int64_t *cb = malloc((size_t)(rows * cgroups * COLUMN_KINDS + 1) * sizeof(int64_t));
         uint8_t *used = calloc((size_t)(3 * channels), 1);
         column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, cgroup, cgroups, padded,
-                                         cw, cb, used);
+                                         cw, cb, used, 0);
         for (int64_t n = 0; n < batch; n++) {
             shifted_copies(x + c0 * channel_stride + n * plane, channels, channel_stride, height, width, cw, height,
                            masks, used, buf);
