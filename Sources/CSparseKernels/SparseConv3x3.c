@@ -870,9 +870,10 @@ void ds_conv3x3_plan_weights(ds_conv3x3_plan *plan, const float *values) {
         for (int h = 0; h < 3; h++) cols[i].w[h] = cols[i].slot[h] >= 0 ? values[cols[i].slot[h]] : 0.0f;
 }
 
-/// The forward by a plan's columns: each image's shifted copies (two images side by
-/// side on paired planes, the last one alone when the count is odd) and, for each run of
-/// 8 vectors and channel group, every output row's columns (conv_columns).
+/// The forward by a plan's columns: each image's unshifted copy (the plan marks only
+/// those used; two images side by side on paired planes, the last one alone when the
+/// count is odd) and, for each run of 8 vectors and channel group, every output row's
+/// columns (conv_columns, shifting in registers).
 __attribute__((target("avx512f")))
 void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *bias, const float *x, float *y,
                                int64_t batch, int64_t n0, int64_t n1) {
