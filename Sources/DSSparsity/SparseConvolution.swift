@@ -449,14 +449,15 @@ extension SparseConvolution {
     /// (`ds_conv3x3_sparse_sampled_blocked`, on the planes it takes): always on planes of
     /// one vector (read in place, no copies); on planes of whole vectors with enough
     /// entries per input channel to pay for copying each image's inputs — at least 32
-    /// on planes 16 and more wide, 128 on narrower ones (measured on two threads:
-    /// 16→16 at 32×32 with 40 a channel 1.15x faster, 32→32 at 16×16 with 37 1.25x,
-    /// 64→64 at 8×8 with 35 slower, 256→256 at 8×8 with 276 1.09x faster; with 8×8 run
-    /// over two images side by side, on two threads: 64→64 with 35 a channel 13% slower,
-    /// 128→128 with 115 even, 256→256 with 138 11% and with 267 14% faster). Decided from
-    /// the whole pattern, so the sums do not depend on the thread count.
+    /// on planes 16 and more wide, 64 on narrower ones (measured on two threads:
+    /// 16→16 at 32×32 with 40 a channel 1.15x faster, 32→32 at 16×16 with 37 1.25x;
+    /// 8×8 planes, run over two images side by side, with the blocked form's 4-lane
+    /// sums and prefetched gradient rows: 40–58 a channel even (128→128, 256→256,
+    /// 512→256), 64→64 with 115 a channel 1.2–1.4x and ResNet-18's stride-2 phase
+    /// planes (512 phase channels, about 100 a channel) 1.2x faster). Decided from the
+    /// whole pattern, so the sums do not depend on the thread count.
     static func takesBlockedGradient(entries: Int, _ g: ConvGeometry) -> Bool {
-        g.height * g.width <= 16 || entries >= (g.width >= 16 ? 32 : 128) * g.channels
+        g.height * g.width <= 16 || entries >= (g.width >= 16 ? 32 : 64) * g.channels
     }
 
     /// The sampled weight gradient on unpadded planes by the AVX-512 kernel: blocked
