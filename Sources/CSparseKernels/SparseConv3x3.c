@@ -6,9 +6,9 @@
 /// positions (vector v covers 16v ..< 16v + 16; the last may run past the plane, those
 /// lanes are masked), in chunks of up to 8 vectors (forward) or blocks of 4 (weight
 /// gradient). Any plane size. Forward (and input gradient) on planes whose width is a
-/// multiple of 16, or at most 8, read shifted copies of each image's inputs instead
-/// (rows of 7 padded to 8); widths that are multiples of 16 also get the weight
-/// gradient's faster interior path.
+/// multiple of 16, or at most 8, read copies of each image's inputs instead (rows of 7
+/// padded to 8); widths that are multiples of 16 also get the weight gradient's faster
+/// interior path; 4×4 planes go in the lane layout (lanes_block).
 int ds_conv3x3_sparse_supported(int64_t height, int64_t width) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -364,7 +364,8 @@ static void conv3x3_from_copies(const int64_t *start, const int32_t *channel, co
     free(offset);
 }
 
-/// Planes of at most 16 positions (4×4): a vector holds one image's plane, so NI images
+/// Planes of at most 16 positions other than 4×4 (those go in the lane layout, by a
+/// plan): a vector holds one image's plane, so NI images
 /// go side by side, each tap a load under the tap's mask — one mask for all of them.
 /// (Channel groups for the first-level cache measured slower here: at such densities a
 /// row has too few entries in a group.)
