@@ -1,4 +1,5 @@
 import DSExperiment
+import DSTestSupport
 import Foundation
 import Testing
 
@@ -87,7 +88,7 @@ import Testing
     /// A run folder written before strategy options had sections still reads (compare,
     /// export, eval); the same text as a user's config names the new keys.
     @Test func runFoldersWithMovedKeysStillRead() throws {
-        let folder = NSTemporaryDirectory() + "old-run-\(UUID().uuidString)"
+        let folder = Fixtures.temporaryPath("old-run")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let old = "sparsity: {strategy: static, ablation: false, gamma_sal: 0.5, constant_fan_in: true}"
         try old.write(toFile: folder + "/config.yaml", atomically: true, encoding: .utf8)

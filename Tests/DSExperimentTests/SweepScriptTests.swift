@@ -1,3 +1,4 @@
+import DSTestSupport
 import Foundation
 import Testing
 
@@ -8,7 +9,7 @@ import Testing
 
     @Test func runsAreNamedFromTheirParametersAndFinishedOnesSkipped() throws {
         let dst = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dst").path
-        let out = NSTemporaryDirectory() + "sweep-\(UUID().uuidString)"
+        let out = Fixtures.temporaryPath("sweep")
         // A finished run (one metrics row per planned epoch) must be skipped.
         try FileManager.default.createDirectory(atPath: out + "/quickstart_srigl_s0.95_seed1", withIntermediateDirectories: true)
         try "epoch\n1\n2\n".write(toFile: out + "/quickstart_srigl_s0.95_seed1/metrics.csv", atomically: true, encoding: .utf8)
@@ -45,7 +46,7 @@ import Testing
     /// and every planned command passes `dst validate`.
     @Test func structuresAreSweptAndNamed() throws {
         let dst = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dst").path
-        let out = NSTemporaryDirectory() + "sweep-\(UUID().uuidString)"
+        let out = Fixtures.temporaryPath("sweep")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [Self.repository.path + "/experiments/sweep_sparsity.sh", Self.repository.path + "/configs/quickstart.yaml",

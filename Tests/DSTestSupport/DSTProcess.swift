@@ -24,7 +24,7 @@ public enum DSTProcess {
             p.executableURL = URL(fileURLWithPath: path)
             p.arguments = arguments
         }
-        let errPath = NSTemporaryDirectory() + "dst-stderr-\(UUID().uuidString)"
+        let errPath = Fixtures.temporaryPath("dst-stderr")
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errPath + ".out", contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: errPath + ".out")

@@ -3,9 +3,24 @@ import Foundation
 
 /// Temporary folders and small generated datasets for tests.
 public enum Fixtures {
-    /// A new empty folder under the system temp directory.
+    /// This test process's own folder under the system temp directory, removed with
+    /// everything in it when the process exits: the tests' temporary folders and files
+    /// all go inside, so repeated test runs leave nothing behind.
+    public static let root: String = {
+        let path = NSTemporaryDirectory() + "dst-tests-\(getpid())-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: Fixtures.root) }
+        return path
+    }()
+
+    /// A new path inside `root` (nothing made there yet).
+    public static func temporaryPath(_ label: String) -> String {
+        root + "/\(label)-\(UUID().uuidString)"
+    }
+
+    /// A new empty folder inside `root`.
     public static func temporaryDirectory(_ label: String = "dst") -> String {
-        let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
+        let path = temporaryPath(label)
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
