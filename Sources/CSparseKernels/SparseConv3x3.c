@@ -769,13 +769,19 @@ static void lanes_order_free(lanes_order *o) {
     free(o->w);
 }
 
+/// Whether output position (h, v) of a 4×4 plane reads a source inside it at tap (dh, dw).
+__attribute__((always_inline))
+static inline int lanes_reaches(int h, int v, int dh, int dw) {
+    return h + dh >= 0 && h + dh <= 3 && v + dw >= 0 && v + dw <= 3;
+}
+
 /// acc[p] += w · b's position p + 4·dh + dw for the positions p of a 4×4 plane whose tap
 /// (dh, dw) source lies in it.
 __attribute__((target("avx512f"), always_inline))
 static inline void lanes_tap(__m512 *acc, const float *b, __m512 w, const int dh, const int dw) {
     for (int h = 0; h < 4; h++)
         for (int v = 0; v < 4; v++) {
-            if (h + dh < 0 || h + dh > 3 || v + dw < 0 || v + dw > 3) continue;
+            if (!lanes_reaches(h, v, dh, dw)) continue;
             int p = 4 * h + v;
             acc[p] = _mm512_fmadd_ps(w, _mm512_load_ps(b + 16 * (p + 4 * dh + dw)), acc[p]);
         }
@@ -1304,21 +1310,17 @@ static inline __m512 images_dot(const __m512 *d, const int T, const float *src, 
 /// 16-lane sum per entry kept in memory instead is 64 bytes read and written per entry
 /// and unit, from a table too large for the caches at these entry counts (measured
 /// 18–33% slower).
+#define IMAGES_DOT(k) images_dot(d, KT, xn + offset[k], masks[tap[k]], plane)
 #define DS_SAMPLED_IMAGES_UNIT(T)                                                                                   \
     __attribute__((target("avx512f")))                                                                              \
     static void sampled_images_unit_##T(const int64_t *offset, const uint8_t *tap, int64_t e0, int64_t e1,          \
                                         const float *xn, const float *dr, int64_t plane, const __mmask16 *masks,   \
                                         float *sum) {                                                               \
         __mmask16 lanes = plane_lanes(0, plane);                                                                    \
+        enum { KT = T };                                                                                            \
         __m512 d[T];                                                                                                \
         for (int t = 0; t < T; t++) d[t] = _mm512_maskz_loadu_ps(lanes, dr + t * plane);                           \
-        int64_t e = e0;                                                                                             \
-        for (; e + 4 <= e1; e += 4) {                                                                               \
-            __m512 a[4];                                                                                            \
-            for (int j = 0; j < 4; j++) a[j] = images_dot(d, T, xn + offset[e + j], masks[tap[e + j]], plane);     \
-            _mm_storeu_ps(sum + e, _mm_add_ps(_mm_loadu_ps(sum + e), sums4(a[0], a[1], a[2], a[3])));                \
-        }                                                                                                           \
-        for (; e < e1; e++) sum[e] += hsum(images_dot(d, T, xn + offset[e], masks[tap[e]], plane));               \
+        DS_ADD_SUMS(e0, e1, sum, IMAGES_DOT)                                                                        \
     }
 DS_SAMPLED_IMAGES_UNIT(16)
 DS_SAMPLED_IMAGES_UNIT(1)
@@ -1361,7 +1363,7 @@ static inline __m512 lanes_dot(const __m512 *d, const float *b, const int dh, co
     int n = 0;
     for (int h = 0; h < 4; h++)
         for (int v = 0; v < 4; v++) {
-            if (h + dh < 0 || h + dh > 3 || v + dw < 0 || v + dw > 3) continue;
+            if (!lanes_reaches(h, v, dh, dw)) continue;
             int p = 4 * h + v;
             __m512 x = _mm512_load_ps(b + 16 * (p + 4 * dh + dw));
             if (n++ % 2 == 0) a0 = _mm512_fmadd_ps(d[p], x, a0);
@@ -1372,15 +1374,11 @@ static inline __m512 lanes_dot(const __m512 *d, const float *b, const int dh, co
 
 /// Tap T's entries of a row four at a time: their sums over the block, reduced (sums4)
 /// and added to `sum` in the order's slots.
+#define LANES_DOT_AT(k) lanes_dot(d, xt + o->off[k], KDH, KDW)
 #define LANES_DOT(T)                                                                                                \
     {                                                                                                               \
-        int64_t e = b[T];                                                                                           \
-        for (; e + 4 <= b[T + 1]; e += 4) {                                                                         \
-            __m512 a[4];                                                                                            \
-            for (int j = 0; j < 4; j++) a[j] = lanes_dot(d, xt + o->off[e + j], T / 3 - 1, T % 3 - 1);              \
-            _mm_storeu_ps(sum + e, _mm_add_ps(_mm_loadu_ps(sum + e), sums4(a[0], a[1], a[2], a[3])));                \
-        }                                                                                                           \
-        for (; e < b[T + 1]; e++) sum[e] += _mm512_reduce_add_ps(lanes_dot(d, xt + o->off[e], T / 3 - 1, T % 3 - 1)); \
+        enum { KDH = T / 3 - 1, KDW = T % 3 - 1 };                                                                  \
+        DS_ADD_SUMS(b[T], b[T + 1], sum, LANES_DOT_AT)                                                              \
     }
 
 /// Every row's sums over one lane block of m images (xt: lanes_block; dy: image 0 of the

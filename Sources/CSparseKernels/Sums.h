@@ -14,4 +14,15 @@ static inline __m128 sums4(__m512 a, __m512 b, __m512 c, __m512 d) {
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
 }
 
+/// SUM[e] += the sum of DOT(e)'s lanes for e in [E0, E1): four entries' vectors reduced
+/// together (sums4), the last ones one by one. DOT is a function-like macro of the entry.
+#define DS_ADD_SUMS(E0, E1, SUM, DOT)                                                                               \
+    {                                                                                                               \
+        int64_t e_ = (E0), end_ = (E1);                                                                             \
+        for (; e_ + 4 <= end_; e_ += 4)                                                                             \
+            _mm_storeu_ps((SUM) + e_, _mm_add_ps(_mm_loadu_ps((SUM) + e_),                                          \
+                                                 sums4(DOT(e_), DOT(e_ + 1), DOT(e_ + 2), DOT(e_ + 3))));           \
+        for (; e_ < end_; e_++) (SUM)[e_] += _mm512_reduce_add_ps(DOT(e_));                                         \
+    }
+
 #endif
