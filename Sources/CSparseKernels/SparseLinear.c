@@ -125,20 +125,25 @@ void ds_sparse_rows_product(const int32_t *start, const int32_t *index, const in
     }
 }
 
+/// The most vectors a block of the sampled product spans: 128 columns starting
+/// anywhere in a 64-byte line.
+#define DS_MAX_VECTORS 9
+
 /// g[e ..< e + 8] += the dot products of d (nv vectors, held in registers) with the
 /// x rows of entries e ..< e + 8 (each two accumulator chains would be too few: eight
-/// entries keep eight chains in flight).
+/// entries keep eight chains in flight). The first and last vectors are masked by
+/// `head` and `tail`.
 __attribute__((target("avx512f"), always_inline))
-static inline void sampled_block(const __m512 *d, const int nv, __mmask16 tail, const int32_t *index, int64_t e,
-                                 int count, const float *x, int64_t ldX, float *g) {
+static inline void sampled_block(const __m512 *d, const int nv, __mmask16 head, __mmask16 tail,
+                                 const int32_t *index, int64_t e, int count, const float *x, int64_t ldX, float *g) {
     __m512 s[8];
     const float *p[8];
 #pragma clang loop unroll(full)
     for (int k = 0; k < 8; k++) { s[k] = _mm512_setzero_ps(); p[k] = x + (int64_t)index[e + (k < count ? k : 0)] * ldX; }
 #pragma clang loop unroll(full)
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < DS_MAX_VECTORS; j++) {
         if (j >= nv) break;
-        __mmask16 m = j == nv - 1 ? tail : (__mmask16)0xFFFF;
+        __mmask16 m = (j == 0 ? head : (__mmask16)0xFFFF) & (j == nv - 1 ? tail : (__mmask16)0xFFFF);
 #pragma clang loop unroll(full)
         for (int k = 0; k < 8; k++) s[k] = _mm512_fmadd_ps(d[j], _mm512_maskz_loadu_ps(m, p[k] + 16 * j), s[k]);
     }
@@ -151,12 +156,13 @@ static inline void sampled_block(const __m512 *d, const int nv, __mmask16 tail, 
 #define DS_SAMPLED_ROWS(NV)                                                                                            \
     case NV:                                                                                                           \
         for (int64_t r = r0; r < r1; r++) {                                                                            \
-            __m512 d[8];                                                                                               \
+            __m512 d[NV];                                                                                              \
             for (int j = 0; j < NV; j++)                                                                               \
-                d[j] = _mm512_maskz_loadu_ps(j == NV - 1 ? tail : (__mmask16)0xFFFF, dy + r * ldDY + c + 16 * j);      \
+                d[j] = _mm512_maskz_loadu_ps((j == 0 ? head : (__mmask16)0xFFFF) & (j == NV - 1 ? tail : (__mmask16)0xFFFF), \
+                                             dy + r * ldDY + c - shift + 16 * j);                                     \
             for (int64_t e = start[r]; e < start[r + 1]; e += 8) {                                                     \
                 int64_t left = start[r + 1] - e;                                                                       \
-                sampled_block(d, NV, tail, index, e, left < 8 ? (int)left : 8, x + c, ldX, g);                         \
+                sampled_block(d, NV, head, tail, index, e, left < 8 ? (int)left : 8, x + c - shift, ldX, g);           \
             }                                                                                                          \
         }                                                                                                              \
         break;
@@ -164,13 +170,22 @@ static inline void sampled_block(const __m512 *d, const int nv, __mmask16 tail, 
 __attribute__((target("avx512f")))
 void ds_sparse_rows_sampled(const int32_t *start, const int32_t *index, int64_t r0, int64_t r1, const float *dy,
                             int64_t ldDY, const float *x, int64_t ldX, int64_t columns, float *g) {
+    // When all of x's rows share one alignment (ldX a multiple of 16), a block's loads
+    // start on the 64-byte line at or below it (up to nine vectors, the first masked
+    // below the block), so no load straddles two lines. The sums are the same to the
+    // bit wherever x lies: columns go in blocks of 128 from column 0 either way; a lane
+    // adds the block's columns that are equal modulo 16, in order (the masked lanes add
+    // zeros to sums that start at +0); and sums4 adds the 16 lanes in pairs 8, 4, 2 and
+    // 1 lanes apart, the same pairs after the lanes are turned by `shift`.
+    int64_t shift = ldX % 16 == 0 ? (int64_t)(((uintptr_t)x / sizeof(float)) % 16) : 0;
+    __mmask16 head = (__mmask16)~lanes_below(shift);
     for (int64_t c = 0; c < columns; c += 128) {
         int64_t width = columns - c < 128 ? columns - c : 128;
-        int nv = (int)((width + 15) / 16);
-        __mmask16 tail = lanes_below(width - 16 * (nv - 1));
+        int nv = (int)((width + shift + 15) / 16);
+        __mmask16 tail = lanes_below(width + shift - 16 * (nv - 1));
         switch (nv) {
             DS_SAMPLED_ROWS(1) DS_SAMPLED_ROWS(2) DS_SAMPLED_ROWS(3) DS_SAMPLED_ROWS(4)
-            DS_SAMPLED_ROWS(5) DS_SAMPLED_ROWS(6) DS_SAMPLED_ROWS(7) DS_SAMPLED_ROWS(8)
+            DS_SAMPLED_ROWS(5) DS_SAMPLED_ROWS(6) DS_SAMPLED_ROWS(7) DS_SAMPLED_ROWS(8) DS_SAMPLED_ROWS(9)
             default: break;
         }
     }

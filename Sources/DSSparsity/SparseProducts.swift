@@ -127,18 +127,23 @@ public enum SparseProducts {
 
     /// `g[e] = Σ_c dy[r][c] · x[index[e]][c]` for every entry `e` of every row `r`
     /// (`dy [rows, ldDY]`, `x [features, ldX]`, both feature-major), overwriting
-    /// `g[0..<start[rows]]`. Rows are split over threads, columns go in fixed tiles
-    /// (blocks of 128 in the AVX-512 kernel): the sums do not depend on the thread count.
+    /// `g[0..<start[rows]]`, or added to it (`accumulate`). Rows are split over threads,
+    /// columns go in fixed tiles (blocks of 128 in the AVX-512 kernel): the sums do not
+    /// depend on the thread count. `scratch` holds the aligned copy of a misaligned `x`
+    /// (the AVX-512 kernel's), kept for the next pass.
     public static func sampled(start: [Int32], index: [Int32], rows: Int, features: Int,
                                dy: UnsafePointer<Float>, ldDY: Int, x: UnsafePointer<Float>, ldX: Int, columns: Int,
-                               into g: UnsafeMutablePointer<Float>, parallel: Bool, native: Bool = nativeKernels) {
+                               into g: UnsafeMutablePointer<Float>, accumulate: Bool = false, parallel: Bool,
+                               native: Bool = nativeKernels, scratch: AlignedBuffer? = nil) {
         let count = Int(start[rows])
-        g.update(repeating: 0, count: count)
+        if !accumulate { g.update(repeating: 0, count: count) }
         guard columns > 0, count > 0 else { return }
         if native && nativeStrides(ldDY, ldX) {
-            // The kernel reads a row of x per entry: x on 64-byte boundaries halves the
-            // cache lines each read touches, so a misaligned x is copied first.
-            withAligned(x, rows: features, columns: columns, ld: ldX) { x, ldX in
+            // The kernel reads a row of x per entry. When x's rows share one alignment
+            // (ld a multiple of 16) its loads start on 64-byte lines, whatever x's
+            // address; other strides would make every load straddle two lines, so such
+            // an x is copied first.
+            withAligned(x, rows: features, columns: columns, ld: ldX, scratch: scratch) { x, ldX in
                 start.withUnsafeBufferPointer { ps in
                     index.withUnsafeBufferPointer { pi in
                         Parallel.forRanges(rows, work: parallel ? threadWork(count * columns) : 0, split: 8) { range in
@@ -215,16 +220,40 @@ public enum SparseProducts {
         return out
     }
 
-    /// Runs `body(x, ld)` on `x [rows, ld]` itself when its rows start on 64-byte
-    /// boundaries, else on an aligned copy of its first `columns` columns.
-    static func withAligned(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int,
+    /// Runs `body(x, ld)` on `x [rows, ld]` itself when its rows share one alignment
+    /// (`ld` a multiple of 16 floats), else on a copy of its first `columns` columns whose
+    /// rows start on 64-byte boundaries (in `scratch` when given, else in a buffer of
+    /// its own).
+    static func withAligned(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int, scratch: AlignedBuffer? = nil,
                             _ body: (UnsafePointer<Float>, Int) -> Void) {
-        if Int(bitPattern: x) % 64 == 0 && ld % 16 == 0 { body(x, ld); return }
+        if ld % 16 == 0 { body(x, ld); return }
         let ldCopy = (columns + 15) / 16 * 16
-        let copy = allocateAligned(rows * ldCopy)
-        defer { copy.deallocate() }
+        let own = scratch == nil ? allocateAligned(rows * ldCopy) : nil
+        defer { own?.deallocate() }
+        let copy = own ?? scratch!.reserve(rows * ldCopy)
         for r in 0..<rows { (copy + r * ldCopy).update(from: x + r * ld, count: columns) }
         body(copy, ldCopy)
+    }
+
+    /// A 64-byte aligned buffer of floats kept from pass to pass: reusing it spares the
+    /// allocation and the page faults of a fresh one on every pass.
+    public final class AlignedBuffer {
+        private var data: UnsafeMutablePointer<Float>?
+        private var capacity = 0
+
+        public init() {}
+        deinit { data?.deallocate() }
+
+        /// The buffer, with room for at least `count` floats (its contents are kept only
+        /// when it does not grow).
+        func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+            if count > capacity || data == nil {
+                data?.deallocate()
+                data = allocateAligned(count)
+                capacity = max(count, 16)
+            }
+            return data!
+        }
     }
 
     /// `count` floats on a 64-byte boundary (free with `deallocate()`).

@@ -280,16 +280,45 @@ public final class SparseWeightKernel: WeightKernel {
             DenseWeightKernel.gemmGradient(dy, x, rows: rows, fanIn: fanIn, beta: 0, into: gradient, parallel: parallel)
             return
         }
+        sampledGradient(dy, x, into: gradient, accumulate: false, parallel: parallel)
+    }
+
+    /// Adds `dy · xᵀ` into the weight's gradient: the sampled product straight into the
+    /// active gradient (no block, no pass to add it), or on dense-gradient steps the
+    /// dense product and the active entries taken from it.
+    public func backwardWeight(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {
+        guard !computesDenseGradient else {
+            let block = UnsafeMutablePointer<Float>.allocate(capacity: max(gradientCount, 1))
+            defer { block.deallocate() }
+            weightGradient(dy, x, into: block, parallel: parallel)
+            addGradient(block)
+            return
+        }
+        precondition(dy.features == rows && x.features == fanIn && dy.columns == x.columns,
+                     "SparseWeightKernel.backwardWeight: dy \(dy.features)x\(dy.columns), x \(x.features)x\(x.columns) for W \(rows)x\(fanIn)")
+        weight.activeGradient.withUnsafeMutableBufferPointer { g in
+            sampledGradient(dy, x, into: g.baseAddress!, accumulate: true, parallel: parallel)
+        }
+    }
+
+    /// The sampled weight gradient into `g` (`pattern.count` entries), added to it with
+    /// `accumulate`.
+    private func sampledGradient(_ dy: ActivationView, _ x: ActivationView, into g: UnsafeMutablePointer<Float>,
+                                 accumulate: Bool, parallel: Bool) {
         let copied = gradientCopy.fill(dy)   // false when dy is already feature-major
         let xs = inputCopy.matches(x) ? inputCopy.view : x
         SparseProducts.withFeatureMajor(copied ? gradientCopy.view : dy) { pdy, ldDY in
             SparseProducts.withFeatureMajor(xs) { px, ldX in
                 SparseProducts.sampled(start: pattern.rowStart, index: pattern.columnIndex, rows: rows, features: fanIn,
-                                       dy: pdy, ldDY: ldDY, x: px, ldX: ldX, columns: x.columns,
-                                       into: gradient, parallel: parallel, native: usesNativeKernels)
+                                       dy: pdy, ldDY: ldDY, x: px, ldX: ldX, columns: x.columns, into: g,
+                                       accumulate: accumulate, parallel: parallel, native: usesNativeKernels,
+                                       scratch: alignedInput)
             }
         }
     }
+
+    /// The aligned copy of a misaligned input for the weight gradient, kept from step to step.
+    private let alignedInput = SparseProducts.AlignedBuffer()
 
     public func addGradient(_ gradient: UnsafePointer<Float>) {
         weight.activeGradient.withUnsafeMutableBufferPointer { active in
@@ -314,21 +343,14 @@ public final class SparseWeightKernel: WeightKernel {
 final class FeatureMajorCopy {
     private(set) var source: UnsafePointer<Float>?
     private(set) var features = 0, columns = 0, leadingDimension = 0
+    private let buffer = SparseProducts.AlignedBuffer()
     private var data: UnsafeMutablePointer<Float>?
-    private var capacity = 0
-
-    deinit { data?.deallocate() }
 
     /// Copies `x` when it is batch-major and returns true; false (nothing copied) when
     /// it is already feature-major.
     func fill(_ x: ActivationView) -> Bool {
         guard x.batchMajor else { source = nil; return false }
-        let count = x.features * x.columns
-        if count > capacity {
-            data?.deallocate()
-            data = SparseProducts.allocateAligned(count)
-            capacity = max(count, 16)
-        }
+        data = buffer.reserve(x.features * x.columns)
         source = x.base; features = x.features; columns = x.columns; leadingDimension = x.leadingDimension
         BLAS.transpose(rows: columns, columns: features, x.base, lda: leadingDimension, into: data!, ldb: columns)
         return true
