@@ -117,6 +117,11 @@ extension WeightKernel {
     }
 
     public func backwardWeight(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {
+        backwardWeightThroughBlock(dy, x, parallel: parallel)
+    }
+
+    /// `weightGradient` into a block of `gradientCount` floats, then `addGradient`.
+    public func backwardWeightThroughBlock(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {
         let block = UnsafeMutablePointer<Float>.allocate(capacity: max(gradientCount, 1))
         defer { block.deallocate() }
         weightGradient(dy, x, into: block, parallel: parallel)

@@ -129,8 +129,8 @@ public enum SparseProducts {
     /// (`dy [rows, ldDY]`, `x [features, ldX]`, both feature-major), overwriting
     /// `g[0..<start[rows]]`, or added to it (`accumulate`). Rows are split over threads,
     /// columns go in fixed tiles (blocks of 128 in the AVX-512 kernel): the sums do not
-    /// depend on the thread count. `scratch` holds the aligned copy of a misaligned `x`
-    /// (the AVX-512 kernel's), kept for the next pass.
+    /// depend on the thread count. `scratch` holds the AVX-512 kernel's copy of an `x`
+    /// whose rows do not share one alignment, kept for the next pass.
     public static func sampled(start: [Int32], index: [Int32], rows: Int, features: Int,
                                dy: UnsafePointer<Float>, ldDY: Int, x: UnsafePointer<Float>, ldX: Int, columns: Int,
                                into g: UnsafeMutablePointer<Float>, accumulate: Bool = false, parallel: Bool,
@@ -235,8 +235,7 @@ public enum SparseProducts {
         body(copy, ldCopy)
     }
 
-    /// A 64-byte aligned buffer of floats kept from pass to pass: reusing it spares the
-    /// allocation and the page faults of a fresh one on every pass.
+    /// A 64-byte aligned buffer of floats kept from pass to pass (no allocation per pass).
     public final class AlignedBuffer {
         private var data: UnsafeMutablePointer<Float>?
         private var capacity = 0

@@ -274,8 +274,7 @@ public final class SparseWeightKernel: WeightKernel {
 
     public func weightGradient(_ dy: ActivationView, _ x: ActivationView, into gradient: UnsafeMutablePointer<Float>,
                                parallel: Bool) {
-        precondition(dy.features == rows && x.features == fanIn && dy.columns == x.columns,
-                     "SparseWeightKernel.weightGradient: dy \(dy.features)x\(dy.columns), x \(x.features)x\(x.columns) for W \(rows)x\(fanIn)")
+        checkGradientOperands(dy, x, "weightGradient")
         if computesDenseGradient {
             DenseWeightKernel.gemmGradient(dy, x, rows: rows, fanIn: fanIn, beta: 0, into: gradient, parallel: parallel)
             return
@@ -287,18 +286,16 @@ public final class SparseWeightKernel: WeightKernel {
     /// active gradient (no block, no pass to add it), or on dense-gradient steps the
     /// dense product and the active entries taken from it.
     public func backwardWeight(_ dy: ActivationView, _ x: ActivationView, parallel: Bool) {
-        guard !computesDenseGradient else {
-            let block = UnsafeMutablePointer<Float>.allocate(capacity: max(gradientCount, 1))
-            defer { block.deallocate() }
-            weightGradient(dy, x, into: block, parallel: parallel)
-            addGradient(block)
-            return
-        }
-        precondition(dy.features == rows && x.features == fanIn && dy.columns == x.columns,
-                     "SparseWeightKernel.backwardWeight: dy \(dy.features)x\(dy.columns), x \(x.features)x\(x.columns) for W \(rows)x\(fanIn)")
+        guard !computesDenseGradient else { backwardWeightThroughBlock(dy, x, parallel: parallel); return }
+        checkGradientOperands(dy, x, "backwardWeight")
         weight.activeGradient.withUnsafeMutableBufferPointer { g in
             sampledGradient(dy, x, into: g.baseAddress!, accumulate: true, parallel: parallel)
         }
+    }
+
+    private func checkGradientOperands(_ dy: ActivationView, _ x: ActivationView, _ caller: String) {
+        precondition(dy.features == rows && x.features == fanIn && dy.columns == x.columns,
+                     "SparseWeightKernel.\(caller): dy \(dy.features)x\(dy.columns), x \(x.features)x\(x.columns) for W \(rows)x\(fanIn)")
     }
 
     /// The sampled weight gradient into `g` (`pattern.count` entries), added to it with
@@ -317,7 +314,8 @@ public final class SparseWeightKernel: WeightKernel {
         }
     }
 
-    /// The aligned copy of a misaligned input for the weight gradient, kept from step to step.
+    /// The weight gradient's copy of an input whose rows do not share one alignment,
+    /// kept from step to step.
     private let alignedInput = SparseProducts.AlignedBuffer()
 
     public func addGradient(_ gradient: UnsafePointer<Float>) {
