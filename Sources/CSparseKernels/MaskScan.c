@@ -38,13 +38,13 @@ static int64_t flag_count_portable(const uint8_t *flags, int64_t n) {
     return m;
 }
 
-static void flag_changes_portable(const uint8_t *a, const uint8_t *b, int64_t n, int64_t *dropped, int64_t *grown,
-                                  int64_t *counts) {
+static void flag_changes_portable(const uint8_t *a, const uint8_t *b, int64_t n, int64_t first, int64_t *dropped,
+                                  int64_t *grown, int64_t *counts) {
     int64_t d = 0, g = 0;
     for (int64_t i = 0; i < n; i++) {
         if (a[i] == b[i]) continue;
-        if (a[i]) { if (dropped) dropped[d] = i; d++; }
-        else { if (grown) grown[g] = i; g++; }
+        if (a[i]) { if (dropped) dropped[d] = first + i; d++; }
+        else { if (grown) grown[g] = first + i; g++; }
     }
     counts[0] = d;
     counts[1] = g;
@@ -139,8 +139,8 @@ DS_AVX512 static int64_t flag_count_avx512(const uint8_t *flags, int64_t n) {
     return m;
 }
 
-DS_AVX512 static void flag_changes_avx512(const uint8_t *a, const uint8_t *b, int64_t n, int64_t *dropped,
-                                          int64_t *grown, int64_t *counts) {
+DS_AVX512 static void flag_changes_avx512(const uint8_t *a, const uint8_t *b, int64_t n, int64_t first,
+                                          int64_t *dropped, int64_t *grown, int64_t *counts) {
     int64_t d = 0, g = 0, i = 0;
     for (; i + 64 <= n; i += 64) {
         __m512i va = _mm512_loadu_si512((const void *)(a + i)), vb = _mm512_loadu_si512((const void *)(b + i));
@@ -148,15 +148,15 @@ DS_AVX512 static void flag_changes_avx512(const uint8_t *a, const uint8_t *b, in
         if (!differ) continue;
         uint64_t was = _mm512_test_epi8_mask(va, va);
         uint64_t lost = differ & was, gained = differ & ~was;
-        if (dropped) while (lost) { dropped[d++] = i + __builtin_ctzll(lost); lost &= lost - 1; }
+        if (dropped) while (lost) { dropped[d++] = first + i + __builtin_ctzll(lost); lost &= lost - 1; }
         else d += __builtin_popcountll(lost);
-        if (grown) while (gained) { grown[g++] = i + __builtin_ctzll(gained); gained &= gained - 1; }
+        if (grown) while (gained) { grown[g++] = first + i + __builtin_ctzll(gained); gained &= gained - 1; }
         else g += __builtin_popcountll(gained);
     }
     for (; i < n; i++) {
         if (a[i] == b[i]) continue;
-        if (a[i]) { if (dropped) dropped[d] = i; d++; }
-        else { if (grown) grown[g] = i; g++; }
+        if (a[i]) { if (dropped) dropped[d] = first + i; d++; }
+        else { if (grown) grown[g] = first + i; g++; }
     }
     counts[0] = d;
     counts[1] = g;
@@ -299,9 +299,9 @@ int64_t ds_flag_positions(const uint8_t *flags, int64_t n, int32_t *out) { retur
 
 int64_t ds_flag_count(const uint8_t *flags, int64_t n) { return DISPATCH(flag_count, flags, n); }
 
-void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t *dropped, int64_t *grown,
-                     int64_t *counts) {
-    DISPATCH(flag_changes, old, new, n, dropped, grown, counts);
+void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t first, int64_t *dropped,
+                     int64_t *grown, int64_t *counts) {
+    DISPATCH(flag_changes, old, new, n, first, dropped, grown, counts);
 }
 
 int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, uint32_t *out) {

@@ -74,15 +74,42 @@ public struct MaskChange: Equatable, Sendable {
         var dropped: [Int] = [], grown: [Int] = []
         old.active.withFlagBytes { a in
             new.active.withFlagBytes { b in
-                // A scan of 64 flags at a time (most of a mask does not change): counted
-                // first, then written.
+                // A scan of 64 flags at a time (most of a mask does not change), in
+                // parts of whole 64-flag blocks on the threads (the first scan reads the
+                // masks from memory): each part counted, then written at its offset.
                 guard let pa = a.baseAddress, let pb = b.baseAddress else { return }
-                var counts = [Int64](repeating: 0, count: 2)
-                ds_flag_changes(pa, pb, Int64(a.count), nil, nil, &counts)
-                dropped = [Int](repeating: 0, count: Int(counts[0]))
-                grown = [Int](repeating: 0, count: Int(counts[1]))
-                dropped.withInt64Buffer { d in
-                    grown.withInt64Buffer { g in ds_flag_changes(pa, pb, Int64(a.count), d, g, &counts) }
+                let n = a.count, blocks = (n + 63) / 64
+                let parts = Parallel.threads > 1 && n >= 65_536 ? min(Parallel.threads, blocks) : 1
+                func part(_ p: Int) -> Range<Int> { min(n, 64 * (blocks * p / parts))..<min(n, 64 * (blocks * (p + 1) / parts)) }
+                var counts = [Int64](repeating: 0, count: 2 * parts)
+                counts.withUnsafeMutableBufferPointer { c in
+                    let c = c.baseAddress!
+                    Parallel.forRanges(parts, work: parts > 1 ? n : 0) { ps in
+                        for p in ps {
+                            let r = part(p)
+                            ds_flag_changes(pa + r.lowerBound, pb + r.lowerBound, Int64(r.count), Int64(r.lowerBound),
+                                            nil, nil, c + 2 * p)
+                        }
+                    }
+                    var droppedAt = [0], grownAt = [0]
+                    for p in 0..<parts {
+                        droppedAt.append(droppedAt[p] + Int(c[2 * p]))
+                        grownAt.append(grownAt[p] + Int(c[2 * p + 1]))
+                    }
+                    dropped = [Int](repeating: 0, count: droppedAt[parts])
+                    grown = [Int](repeating: 0, count: grownAt[parts])
+                    dropped.withInt64Buffer { d in
+                        grown.withInt64Buffer { g in
+                            Parallel.forRanges(parts, work: parts > 1 ? n : 0) { ps in
+                                for p in ps {
+                                    let r = part(p)
+                                    ds_flag_changes(pa + r.lowerBound, pb + r.lowerBound, Int64(r.count),
+                                                    Int64(r.lowerBound), d.map { $0 + droppedAt[p] },
+                                                    g.map { $0 + grownAt[p] }, c + 2 * p)
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

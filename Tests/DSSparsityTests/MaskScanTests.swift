@@ -49,18 +49,37 @@ import Testing
                             #expect(out.prefix(m).map(Int.init) == set && out[m] == -1, "\(path) n \(n)")
                             guard n > 0 else { return }
                             var counts: [Int64] = [0, 0]
-                            ds_flag_changes(fa.baseAddress!, fb.baseAddress!, Int64(n), nil, nil, &counts)
+                            ds_flag_changes(fa.baseAddress!, fb.baseAddress!, Int64(n), 0, nil, nil, &counts)
                             #expect(counts == [Int64(dropped.count), Int64(grown.count)], "\(path) n \(n)")
+                            // Positions from `first` (a part of a longer mask).
                             var d = [Int64](repeating: -1, count: n), g = [Int64](repeating: -1, count: n)
-                            ds_flag_changes(fa.baseAddress!, fb.baseAddress!, Int64(n), &d, &g, &counts)
-                            #expect(d.prefix(dropped.count).map(Int.init) == dropped, "\(path) n \(n)")
-                            #expect(g.prefix(grown.count).map(Int.init) == grown, "\(path) n \(n)")
+                            ds_flag_changes(fa.baseAddress!, fb.baseAddress!, Int64(n), 7, &d, &g, &counts)
+                            #expect(d.prefix(dropped.count).map(Int.init) == dropped.map { $0 + 7 }, "\(path) n \(n)")
+                            #expect(g.prefix(grown.count).map(Int.init) == grown.map { $0 + 7 }, "\(path) n \(n)")
                         }
                     }
                     let change = MaskChange(from: SparseMask(rows: 1, columns: n, active: a),
                                             to: SparseMask(rows: 1, columns: n, active: b))
                     #expect(change.dropped == dropped && change.grown == grown, "\(path) n \(n)")
                 }
+            }
+        }
+    }
+
+    /// Masks long enough to be scanned in parts on the threads give the same change as
+    /// on one thread, and as the flags say.
+    @Test func longMasksChangeTheSameOnAnyThreadCount() {
+        var rng = Xoshiro256(seed: 23)
+        for n in [65_536, 70_001, 200_003] {
+            let a = flags(n, density: 10, &rng)
+            var b = a
+            for i in b.indices where rng.index(below: 20) == 0 { b[i].toggle() }
+            let dropped = a.indices.filter { a[$0] && !b[$0] }, grown = a.indices.filter { !a[$0] && b[$0] }
+            for threads in [1, 2, 3] {
+                let change = Parallel.withThreads(threads) {
+                    MaskChange(from: SparseMask(rows: 1, columns: n, active: a), to: SparseMask(rows: 1, columns: n, active: b))
+                }
+                #expect(change.dropped == dropped && change.grown == grown, "n \(n) threads \(threads)")
             }
         }
     }

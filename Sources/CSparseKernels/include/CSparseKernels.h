@@ -141,11 +141,11 @@ int64_t ds_flag_positions(const uint8_t *flags, int64_t n, int32_t *out);
 /// How many of flags[0 ..< n] are set.
 int64_t ds_flag_count(const uint8_t *flags, int64_t n);
 
-/// The positions where `old` and `new` differ, ascending: set in old (into dropped) and
-/// set in new (into grown); either may be NULL to count only. counts[0], counts[1] get
-/// the two counts.
-void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t *dropped, int64_t *grown,
-                     int64_t *counts);
+/// The positions `first + i` (i < n) where `old` and `new` differ, ascending: set in old
+/// (into dropped) and set in new (into grown); either may be NULL to count only.
+/// counts[0], counts[1] get the two counts.
+void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t first, int64_t *dropped,
+                     int64_t *grown, int64_t *counts);
 
 /// The magnitude keys of v[0 ..< n] at or above `bound`, in order, into out (room for n);
 /// returns how many.
