@@ -399,11 +399,10 @@ int ds_select_largest_nonzero_at(const int32_t *position, const float *values, i
     return nan;
 }
 
-void ds_build_row_order(const uint8_t *flags, int64_t rows, int64_t columns, int32_t *restrict rowStart,
-                        int32_t *restrict columnIndex, int32_t *restrict positions) {
-    int64_t e = 0;
-    rowStart[0] = 0;
-    for (int64_t r = 0; r < rows; r++) {
+void ds_build_row_order(const uint8_t *flags, int64_t columns, int64_t r0, int64_t r1, int64_t e0,
+                        int32_t *restrict rowStart, int32_t *restrict columnIndex, int32_t *restrict positions) {
+    int64_t e = e0;
+    for (int64_t r = r0; r < r1; r++) {
         int64_t n = ds_flag_positions(flags + r * columns, columns, columnIndex + e);
         int32_t base = (int32_t)(r * columns);
         for (int64_t j = e; j < e + n; j++) positions[j] = base + columnIndex[j];

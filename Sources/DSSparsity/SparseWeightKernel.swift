@@ -50,7 +50,26 @@ public struct SparsePattern: Equatable {
         precondition(mask.rows * mask.columns <= Int(Int32.max), "SparsePattern: \(mask.rows)x\(mask.columns) is too large")
         let rows = mask.rows, columns = mask.columns
         self.rows = rows; self.columns = columns
-        let count = mask.active.withFlagBytes { $0.isEmpty ? 0 : Int(ds_flag_count($0.baseAddress!, Int64($0.count))) }
+        // Large masks go in parts of whole rows on the threads: each part's entries
+        // counted, then its rows written from the entries before it.
+        let flags = rows * columns
+        let parts = Parallel.threads > 1 && flags >= 65_536 && rows > 1 ? min(Parallel.threads, rows) : 1
+        func part(_ p: Int) -> Range<Int> { (rows * p / parts)..<(rows * (p + 1) / parts) }
+        var before = [Int](repeating: 0, count: parts + 1)   // entries before part p's rows
+        if flags > 0 {
+            mask.active.withFlagBytes { active in
+                before.withUnsafeMutableBufferPointer { b in
+                    Parallel.forRanges(parts, work: parts > 1 ? flags : 0) { ps in
+                        for p in ps {
+                            let r = part(p)
+                            b[p + 1] = Int(ds_flag_count(active.baseAddress! + r.lowerBound * columns, Int64(r.count * columns)))
+                        }
+                    }
+                }
+            }
+            for p in 0..<parts { before[p + 1] += before[p] }
+        }
+        let count = before[parts]
         func entries() -> [Int32] { [Int32](unsafeUninitializedCapacity: count) { _, n in n = count } }
         var rowStart = [Int32](repeating: 0, count: rows + 1)
         var columnIndex = entries(), positions = entries()
@@ -63,8 +82,14 @@ public struct SparsePattern: Equatable {
                 rowStart.withUnsafeMutableBufferPointer { rs in
                     columnIndex.withUnsafeMutableBufferPointer { ci in
                         positions.withUnsafeMutableBufferPointer { pos in
-                            ds_build_row_order(active.baseAddress!, Int64(rows), Int64(columns), rs.baseAddress!,
-                                               ci.baseAddress, pos.baseAddress)
+                            Parallel.forRanges(parts, work: parts > 1 ? flags : 0) { ps in
+                                for p in ps {
+                                    let r = part(p)
+                                    ds_build_row_order(active.baseAddress!, Int64(columns), Int64(r.lowerBound),
+                                                       Int64(r.upperBound), Int64(before[p]), rs.baseAddress!,
+                                                       ci.baseAddress, pos.baseAddress)
+                                }
+                            }
                             if order != nil { Self.buildColumnOrder(&order!, active.baseAddress!, rows, columns, rs, ci) }
                         }
                     }

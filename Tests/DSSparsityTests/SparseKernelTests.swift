@@ -223,6 +223,22 @@ import Testing
         #expect(empty.count == 0 && empty.constantFanIn == nil)
     }
 
+    /// Masks large enough to be built in parts on the threads (rows of one part empty,
+    /// constant fan-in and not) give the patterns of one thread.
+    @Test func largePatternsAreTheSameOnAnyThreadCount() {
+        for (rows, columns, k) in [(300, 784, Optional(62)), (257, 300, nil), (5, 20_000, nil)] {
+            var m = mask(rows: rows, columns: columns, constantFanIn: k, density: 0.08, seed: UInt64(rows))
+            for c in 0..<columns { m.active[c] = false }   // an empty first row
+            let one = Parallel.withThreads(1) { SparsePattern(mask: m) }
+            #expect(one.positions.map(Int.init) == m.activeIndices, "\(rows)x\(columns)")
+            for threads in [2, 3] {
+                let p = Parallel.withThreads(threads) { SparsePattern(mask: m) }
+                #expect(p == one && p.positions == one.positions && p.columnStart == one.columnStart
+                        && p.transposedEntries == one.transposedEntries, "\(rows)x\(columns) threads \(threads)")
+            }
+        }
+    }
+
     @Test(arguments: [true, false])
     func emptyLayerOutputsItsBias(native: Bool) {
         let m = SparseMask(rows: 3, columns: 4, active: [Bool](repeating: false, count: 12))

@@ -175,10 +175,12 @@ int ds_select_largest_nonzero(const uint8_t *eligible, const float *w, int64_t n
 int ds_select_largest_nonzero_at(const int32_t *position, const float *values, int64_t m, int64_t count,
                                  uint8_t *flags);
 
-/// The row order of a sparse pattern from its [rows, columns] flags: rowStart [rows + 1],
-/// and for each entry its column (ascending within a row) and flat position.
-void ds_build_row_order(const uint8_t *flags, int64_t rows, int64_t columns, int32_t *rowStart,
-                        int32_t *columnIndex, int32_t *positions);
+/// Rows [r0, r1) of the row order of a sparse pattern from its [rows, columns] flags:
+/// rowStart[r + 1] for those rows, and from entry e0 (the entries of the rows before r0)
+/// each entry's column (ascending within a row) and flat position. rowStart[0] = 0 is
+/// the caller's.
+void ds_build_row_order(const uint8_t *flags, int64_t columns, int64_t r0, int64_t r1, int64_t e0,
+                        int32_t *rowStart, int32_t *columnIndex, int32_t *positions);
 
 /// The column order of the same pattern: columnStart [columns + 1], and for each entry
 /// (rows ascending within a column) its row, flat position and row-order entry. `next`
