@@ -74,9 +74,9 @@ public struct MaskChange: Equatable, Sendable {
         var dropped: [Int] = [], grown: [Int] = []
         old.active.withFlagBytes { a in
             new.active.withFlagBytes { b in
-                // A scan of 64 flags at a time (most of a mask does not change), in
-                // parts of whole 64-flag blocks on the threads (the first scan reads the
-                // masks from memory): each part counted, then written at its offset.
+                // A scan of 64 flags at a time (most of a mask does not change); on
+                // large masks in parts of whole 64-flag blocks on the threads, each part
+                // counted, then written at its offset (the lists stay ascending).
                 guard let pa = a.baseAddress, let pb = b.baseAddress else { return }
                 let n = a.count, blocks = (n + 63) / 64
                 let parts = Parallel.threads > 1 && n >= 65_536 ? min(Parallel.threads, blocks) : 1
