@@ -1,5 +1,6 @@
 /// Small vectorised reductions over raw buffers (several accumulators, since Swift
-/// does not vectorise float reductions on its own).
+/// does not vectorise float reductions on its own), and the gather and scatter of a
+/// sparse weight's active values.
 public enum Vector {
     /// `Σ x[i]`.
     @inlinable
@@ -52,5 +53,25 @@ public enum Vector {
         var s = (a0 + a1).sum()
         while i < count { let d = x[i] - mean; s += d * d; i &+= 1 }
         return s
+    }
+
+    /// `out[e] = source[positions[e]]` for every `e`: the active values of a sparse
+    /// weight, and their optimizer state, read from the dense tensor. Each read is a
+    /// cache line of its own, so many of them go on the threads.
+    public static func gather(_ source: UnsafePointer<Float>, at positions: UnsafeBufferPointer<Int32>,
+                              into out: UnsafeMutablePointer<Float>) {
+        guard let p = positions.baseAddress else { return }
+        Parallel.forRanges(positions.count, work: positions.count * 4) { r in
+            for e in r { out[e] = source[Int(p[e])] }
+        }
+    }
+
+    /// `target[positions[e]] = values[e]` for every `e` (the write of `gather`).
+    public static func scatter(_ values: UnsafePointer<Float>, at positions: UnsafeBufferPointer<Int32>,
+                               into target: UnsafeMutablePointer<Float>) {
+        guard let p = positions.baseAddress else { return }
+        Parallel.forRanges(positions.count, work: positions.count * 4) { r in
+            for e in r { target[Int(p[e])] = values[e] }
+        }
     }
 }

@@ -89,7 +89,8 @@ extension Parameter {
         storedValue.storage.withUnsafeMutableBufferPointer { w in
             positions.withUnsafeBufferPointer { p in
                 activeValues.withUnsafeBufferPointer { v in
-                    for e in 0..<p.count { w[Int(p[e])] = v[e] }
+                    guard let v = v.baseAddress else { return }
+                    Vector.scatter(v, at: p, into: w.baseAddress!)
                 }
             }
         }
@@ -106,7 +107,8 @@ extension Parameter {
         storedValue.storage.withUnsafeBufferPointer { w in
             positions.withUnsafeBufferPointer { p in
                 values.withUnsafeMutableBufferPointer { v in
-                    for e in 0..<p.count { v[e] = w[Int(p[e])] }
+                    guard let v = v.baseAddress else { return }
+                    Vector.gather(w.baseAddress!, at: p, into: v)
                 }
             }
         }

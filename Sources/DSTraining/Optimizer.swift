@@ -198,7 +198,10 @@ final class OptimizerState {
             arrays = dense.map { t in
                 let a = UnsafeMutablePointer<Float>.allocate(capacity: max(positions.count, 1))
                 t.storage.withUnsafeBufferPointer { d in
-                    for (e, p) in positions.enumerated() { a[e] = d[Int(p)] }
+                    positions.withUnsafeBufferPointer { p in
+                        guard let d = d.baseAddress else { return }
+                        Vector.gather(d, at: p, into: a)
+                    }
                 }
                 return a
             }
@@ -241,7 +244,10 @@ final class OptimizerState {
         guard let copy = compact.removeValue(forKey: i) else { return }
         for s in dense.indices {
             dense[s][i].storage.withUnsafeMutableBufferPointer { d in
-                for (e, p) in copy.positions.enumerated() { d[Int(p)] = copy.arrays[s][e] }
+                copy.positions.withUnsafeBufferPointer { p in
+                    guard let d = d.baseAddress else { return }
+                    Vector.scatter(copy.arrays[s], at: p, into: d)
+                }
             }
         }
     }

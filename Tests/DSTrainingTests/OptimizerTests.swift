@@ -175,4 +175,31 @@ import Testing
         p.activePositions = nil
         #expect(p.activeValues.isEmpty)
     }
+
+    /// The same with enough active values for the gather and scatter to run on the
+    /// threads, and an optimizer's compact state through a change of positions.
+    @Test func manyActiveValuesFollowTheirPositions() {
+        let n = 200_000
+        let p = Parameter(name: "w", role: .weight, value: Tensor(shape: [n], values: (0..<n).map(Float.init)))
+        let first = (0..<n).filter { $0 % 3 == 0 }.map(Int32.init), second = (0..<n).filter { $0 % 5 == 1 }.map(Int32.init)
+        // Counts of the values that differ (a failure then prints two numbers, not 200,000).
+        func differing(_ a: [Float], _ b: [Float]) -> Int { a.count == b.count ? zip(a, b).filter { $0 != $1 }.count : -1 }
+        Parallel.withThreads(2) {
+            p.activePositions = first
+            #expect(differing(p.activeValues, first.map(Float.init)) == 0)
+            p.withMutableActiveValues { v in for e in v.indices { v[e] = -v[e] } }
+            p.activePositions = second   // the old positions written back, the new ones read
+            func written(_ i: Int) -> Float { i % 3 == 0 ? -Float(i) : Float(i) }
+            let expectedActive: [Float] = second.map { written(Int($0)) }
+            let expectedDense: [Float] = (0..<n).map(written)
+            #expect(differing(p.activeValues, expectedActive) == 0)
+            #expect(differing(p.value.storage, expectedDense) == 0)
+            let sgd = SGD(parameters: [p], momentum: 0.9)
+            p.activeGradient = [Float](repeating: 1, count: second.count)
+            sgd.step(learningRate: 1)
+            let momentum = sgd.state("momentum", parameter: 0).storage   // written back from the compact copy
+            let expectedMomentum: [Float] = (0..<n).map { $0 % 5 == 1 ? 1 : 0 }
+            #expect(differing(momentum, expectedMomentum) == 0)
+        }
+    }
 }
