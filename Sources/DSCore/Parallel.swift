@@ -63,12 +63,20 @@ public enum Parallel {
         }
     }
 
+    /// How many ranges `forRanges(total, work: work, split: split)` runs: 1 when `work`
+    /// is too small to pay for waking a thread. Two-phase loops (each part counted, then
+    /// written at its offset) size their parts with it.
+    @inlinable
+    public static func parts(_ total: Int, work: Int, split: Int = 1) -> Int {
+        (work < 65_536 || threads <= 1) ? 1 : max(min(threads * max(split, 1), total), 1)
+    }
+
     /// Splits `0..<total` into `threads · split` contiguous ranges and runs them in
     /// parallel (serially when `work` is small). A `split` above 1 lets a thread that
     /// starts late take fewer ranges, at the cost of more, smaller bodies.
     @inlinable
     public static func forRanges(_ total: Int, work: Int, split: Int = 1, _ body: (Range<Int>) -> Void) {
-        let parts = (work < 65_536 || threads <= 1) ? 1 : min(threads * max(split, 1), total)
+        let parts = parts(total, work: work, split: split)
         if parts <= 1 { body(0..<total); return }
         run(parts) { p in body((total * p / parts)..<(total * (p + 1) / parts)) }
     }

@@ -79,12 +79,12 @@ public struct MaskChange: Equatable, Sendable {
                 // counted, then written at its offset (the lists stay ascending).
                 guard let pa = a.baseAddress, let pb = b.baseAddress else { return }
                 let n = a.count, blocks = (n + 63) / 64
-                let parts = Parallel.threads > 1 && n >= 65_536 ? min(Parallel.threads, blocks) : 1
+                let parts = Parallel.parts(blocks, work: n)
                 func part(_ p: Int) -> Range<Int> { min(n, 64 * (blocks * p / parts))..<min(n, 64 * (blocks * (p + 1) / parts)) }
                 var counts = [Int64](repeating: 0, count: 2 * parts)
                 counts.withUnsafeMutableBufferPointer { c in
                     let c = c.baseAddress!
-                    Parallel.forRanges(parts, work: parts > 1 ? n : 0) { ps in
+                    Parallel.forRanges(parts, work: n) { ps in
                         for p in ps {
                             let r = part(p)
                             ds_flag_changes(pa + r.lowerBound, pb + r.lowerBound, Int64(r.count), Int64(r.lowerBound),
@@ -100,7 +100,7 @@ public struct MaskChange: Equatable, Sendable {
                     grown = [Int](repeating: 0, count: grownAt[parts])
                     dropped.withInt64Buffer { d in
                         grown.withInt64Buffer { g in
-                            Parallel.forRanges(parts, work: parts > 1 ? n : 0) { ps in
+                            Parallel.forRanges(parts, work: n) { ps in
                                 for p in ps {
                                     let r = part(p)
                                     ds_flag_changes(pa + r.lowerBound, pb + r.lowerBound, Int64(r.count),

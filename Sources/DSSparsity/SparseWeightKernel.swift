@@ -53,13 +53,13 @@ public struct SparsePattern: Equatable {
         // Large masks go in parts of whole rows on the threads: each part's entries
         // counted, then its rows written from the entries before it.
         let flags = rows * columns
-        let parts = Parallel.threads > 1 && flags >= 65_536 && rows > 1 ? min(Parallel.threads, rows) : 1
+        let parts = Parallel.parts(rows, work: flags)
         func part(_ p: Int) -> Range<Int> { (rows * p / parts)..<(rows * (p + 1) / parts) }
         var before = [Int](repeating: 0, count: parts + 1)   // entries before part p's rows
         if flags > 0 {
             mask.active.withFlagBytes { active in
                 before.withUnsafeMutableBufferPointer { b in
-                    Parallel.forRanges(parts, work: parts > 1 ? flags : 0) { ps in
+                    Parallel.forRanges(parts, work: flags) { ps in
                         for p in ps {
                             let r = part(p)
                             b[p + 1] = Int(ds_flag_count(active.baseAddress! + r.lowerBound * columns, Int64(r.count * columns)))
@@ -82,7 +82,7 @@ public struct SparsePattern: Equatable {
                 rowStart.withUnsafeMutableBufferPointer { rs in
                     columnIndex.withUnsafeMutableBufferPointer { ci in
                         positions.withUnsafeMutableBufferPointer { pos in
-                            Parallel.forRanges(parts, work: parts > 1 ? flags : 0) { ps in
+                            Parallel.forRanges(parts, work: flags) { ps in
                                 for p in ps {
                                     let r = part(p)
                                     ds_build_row_order(active.baseAddress!, Int64(columns), Int64(r.lowerBound),
