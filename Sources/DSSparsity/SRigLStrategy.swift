@@ -60,8 +60,8 @@ public struct SRigLStrategy: SparsityScheduler {
         var kept: [Bool]?
         if ablation && layer.mayAblate {
             let largest = layer.largestNonzero(keep, in: structure.groups(rows: rows, columns: columns))
-            kept = largest.flags
             let salientPerRow = Self.salientPerRow(layer, keep: keep, drop: drop, largest: largest.keptNaN ? nil : largest.flags)
+            kept = largest.flags
             let k0 = budget / rows
             var threshold = salienceThreshold >= 1
                 ? max(1, Int(salienceThreshold))
@@ -82,7 +82,10 @@ public struct SRigLStrategy: SparsityScheduler {
         //      the nKeep largest nonzero |w|, cut any row above the new fan-in to its
         //      largest |w|, and fill every active row to exactly the new fan-in by |g|.
         let counts = isAblated.map { $0 ? 0 : fanIn }
-        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, kept: ablated.isEmpty ? kept : nil,
+        // The flags are handed over (consumed), so drop-and-grow changes them in place
+        // rather than copying a layer-sized array.
+        if !ablated.isEmpty { kept = nil }
+        let next = layer.dropAndGrow(in: structure, counts: counts, keep: keep, kept: consume kept,
                                      growingLargest: layer.denseGradient).mask
         return LayerUpdateResult(mask: next, ablatedRows: ablated)
     }

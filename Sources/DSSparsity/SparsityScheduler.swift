@@ -71,7 +71,8 @@ public struct LayerUpdateInput {
     /// from a shared random generator).
     public func dropAndGrow(in structure: any MaskStructure, counts: [Int]? = nil, keep: Int? = nil,
                             grow: (_ free: [Int], _ count: Int) -> [Int]) -> LayerUpdateResult {
-        withoutActuallyEscaping(grow) { dropAndGrow(structure, counts, keep, kept: nil, scores: nil, grow: $0) }
+        var kept: [Bool]? = nil
+        return withoutActuallyEscaping(grow) { dropAndGrow(structure, counts, keep, kept: &kept, scores: nil, grow: $0) }
     }
 
     /// The same drop-and-grow, growing in every group the free positions with the
@@ -85,12 +86,14 @@ public struct LayerUpdateInput {
 
     /// The same, with the kept weights given: `kept` must be
     /// `largestNonzero(keep, in: the groups whose count is not 0).flags` (SRigL has that
-    /// selection already), or nil to select them here.
-    func dropAndGrow(in structure: any MaskStructure, counts: [Int]?, keep: Int?, kept: [Bool]?,
+    /// selection already), or nil to select them here. Passed consumed, they become the
+    /// new mask's flags without a copy.
+    func dropAndGrow(in structure: any MaskStructure, counts: [Int]?, keep: Int?, kept: consuming [Bool]?,
                      growingLargest scores: [Float]) -> LayerUpdateResult {
         precondition(scores.count == mask.active.count, "dropAndGrow: \(scores.count) scores for \(mask.active.count) positions")
+        var kept = kept
         return scores.withUnsafeBufferPointer {
-            dropAndGrow(structure, counts, keep, kept: kept, scores: $0.baseAddress, grow: nil)
+            dropAndGrow(structure, counts, keep, kept: &kept, scores: $0.baseAddress, grow: nil)
         }
     }
 
@@ -133,7 +136,7 @@ public struct LayerUpdateInput {
         return (flags, outcome == 1)
     }
 
-    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, kept: [Bool]?,
+    private func dropAndGrow(_ structure: any MaskStructure, _ counts: [Int]?, _ keep: Int?, kept: inout [Bool]?,
                              scores: UnsafePointer<Float>?,
                              grow: ((_ free: [Int], _ count: Int) -> [Int])?) -> LayerUpdateResult {
         let rows = mask.rows, columns = mask.columns
@@ -143,7 +146,7 @@ public struct LayerUpdateInput {
         let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: keep == nil ? active : mask.count)
         precondition(counts.count == groups.count, "dropAndGrow: \(counts.count) counts for \(groups.count) groups")
         // The nKeep largest nonzero |w| in groups whose count is not 0.
-        var next = kept ?? largestNonzero(keepCount, in: zip(groups, counts).filter { $0.1 > 0 }.map(\.0)).flags
+        var next = kept.take() ?? largestNonzero(keepCount, in: zip(groups, counts).filter { $0.1 > 0 }.map(\.0)).flags
         precondition(next.count == rows * columns, "dropAndGrow: \(next.count) kept flags for \(rows * columns) positions")
         weights.withUnsafeBufferPointer { wb in
             next.withMutableFlagBytes { flags in

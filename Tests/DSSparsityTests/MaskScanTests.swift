@@ -107,8 +107,9 @@ import Testing
         return Set(candidates.sorted { m($0) > m($1) || (m($0) == m($1) && $0 < $1) }.prefix(count))
     }
 
-    /// Growth fills the clear flags with the largest |v| there; the short sampled
-    /// selection, its fallback and the full one all run.
+    /// Growth fills the clear flags with the largest |v| there; the two-pass selection
+    /// for up to eight winners (16 and 32 sets), the short sampled selection, its
+    /// fallback and the full one all run.
     @Test func growingTheLargestMatchesAFullSort() {
         var rng = Xoshiro256(seed: 23)
         for n in Self.lengths where n > 0 {
