@@ -204,8 +204,25 @@ public enum Selection {
         // one pass keeps the keys at or above the bound; when at least k pass, the cut
         // and the count above it are found among those (else the full selection runs).
         if let bound = sampledBound(k, count: n, key: { magnitudeKey(v[$0]) }) {
+            // Long inputs in parts on the threads, each part's keys at its own start,
+            // then moved up behind the previous part's.
+            let parts = Parallel.parts(n, work: n)
             let passing = [UInt32](unsafeUninitializedCapacity: n) { out, initialized in
-                initialized = Int(ds_magnitude_keys_at_least(v.baseAddress!, Int64(n), bound, out.baseAddress!))
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: parts) { counts in
+                    let (v, out) = (v.baseAddress!, out.baseAddress!)
+                    Parallel.forRanges(parts, work: n) { ps in
+                        for p in ps {
+                            let lo = n * p / parts, hi = n * (p + 1) / parts
+                            counts[p] = Int(ds_magnitude_keys_at_least(v + lo, Int64(hi - lo), bound, out + lo))
+                        }
+                    }
+                    var m = counts[0]
+                    for p in 1..<parts {
+                        (out + m).update(from: out + n * p / parts, count: counts[p])
+                        m += counts[p]
+                    }
+                    initialized = m
+                }
             }
             if passing.count >= k { return cut(k, of: passing) }
         }
@@ -228,18 +245,19 @@ public enum Selection {
     }
 
     /// For `count` keys of which the `k` largest are wanted (k at most a quarter, count
-    /// at least 32768): a key that about 1.25 k + 4 √k-in-sample keys reach, from a
-    /// regular sample of 2048 (nil for short inputs or large k).
+    /// at least 8192): a key that about 1.25 k + 4 √k-in-sample keys reach, from a
+    /// regular sample of 2048 (512 below 32,768 keys; nil for short inputs or large k).
     @inline(__always)
     static func sampledBound(_ k: Int, count: Int, key: (Int) -> UInt32) -> UInt32? {
-        guard count >= 32_768 && k <= count / 4 else { return nil }
-        let stride = count / 2048
-        var sample = [UInt32](unsafeUninitializedCapacity: 2048) { b, m in
-            for j in 0..<2048 { b[j] = key(j &* stride) }
-            m = 2048
+        guard count >= 8192 && k <= count / 4 else { return nil }
+        let samples = count >= 32_768 ? 2048 : 512
+        let stride = count / samples
+        var sample = [UInt32](unsafeUninitializedCapacity: samples) { b, m in
+            for j in 0..<samples { b[j] = key(j &* stride) }
+            m = samples
         }
-        let expected = Double(k) * 2048 / Double(count)
-        let rank = min(2048, Int(expected * 1.25 + 4 * expected.squareRoot() + 16))
+        let expected = Double(k) * Double(samples) / Double(count)
+        let rank = min(samples, Int(expected * 1.25 + 4 * expected.squareRoot() + 16))
         return quickselect(&sample, rank)
     }
 

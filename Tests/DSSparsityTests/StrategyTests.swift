@@ -254,13 +254,13 @@ import Foundation
         }
     }
 
-    /// The magnitude forms (heap, quickselect, long and sampled paths, and both sampled
+    /// The magnitude forms (heap, quickselect, long and sampled paths, and the sampled
     /// bounds' fallbacks) pick the winners of a full sort on `|v|`, and the cut marks
     /// exactly them.
     @Test func magnitudeSelectionsMatchAFullSort() {
         var rng = Xoshiro256(seed: 9)
-        for trial in 0..<42 {
-            let n = trial == 40 ? 65_536 : trial == 41 ? 722
+        for trial in 0..<44 {
+            let n = trial == 40 ? 65_536 : trial == 41 ? 722 : trial == 42 ? 10_000 : trial == 43 ? 100_000
                 : [1 + rng.index(below: 800), 4096 + rng.index(below: 9000), 40_000 + rng.index(below: 30_000)][trial % 3]
             var v: [Float] = (0..<n).map { _ in
                 let r = rng.index(below: 20)
@@ -281,6 +281,15 @@ import Foundation
                 for i in 0..<n { v[i] = (0..<64).contains { $0 * n / 64 == i } ? 100 + Float(i % 5) : rng.uniformFloat() }
                 k = 40
             }
+            if trial == 43 {
+                // Long enough for the cut's scan in parts, winners in both halves.
+                k = 3000
+            }
+            if trial == 42 {
+                // The same for the cut's smaller sample (512 of 10,000 keys, every 19th).
+                for i in 0..<n { v[i] = i % 19 == 0 && i / 19 < 512 ? 100 + Float(i % 7) : rng.uniformFloat() }
+                k = 1000
+            }
             let m = { (i: Int) -> Float in v[i].isNaN ? -1 : abs(v[i]) }
             let expected = Set((0..<n).sorted { m($0) > m($1) || (m($0) == m($1) && $0 < $1) }.prefix(k))
             let candidates = trial == 41 ? Array(0..<n) : Array(0..<n).shuffled(using: &rng)
@@ -289,13 +298,16 @@ import Foundation
                 candidates.withUnsafeBufferPointer { Selection.largestMagnitudes(k, of: $0, in: vb.baseAddress!) { got.append($0) } }
             }
             #expect(got.count == expected.count && Set(got).symmetricDifference(expected).isEmpty, "trial \(trial): n \(n), k \(k)")
-            var (key, ties) = v.withUnsafeBufferPointer { Selection.magnitudeCut(k, of: $0) }
-            var marked = Set<Int>()
-            for i in 0..<n {
-                let mk = Selection.magnitudeKey(v[i])
-                if mk > key || (mk == key && ties > 0) { marked.insert(i); if mk == key { ties -= 1 } }
+            // The cut, on one thread and on two (long inputs are scanned in parts).
+            for threads in [1, 2] {
+                var (key, ties) = Parallel.withThreads(threads) { v.withUnsafeBufferPointer { Selection.magnitudeCut(k, of: $0) } }
+                var marked = Set<Int>()
+                for i in 0..<n {
+                    let mk = Selection.magnitudeKey(v[i])
+                    if mk > key || (mk == key && ties > 0) { marked.insert(i); if mk == key { ties -= 1 } }
+                }
+                #expect(marked.symmetricDifference(expected).isEmpty, "trial \(trial): n \(n), k \(k), \(threads) threads")
             }
-            #expect(marked.symmetricDifference(expected).isEmpty, "trial \(trial): n \(n), k \(k)")
         }
     }
 
