@@ -56,6 +56,18 @@ static int64_t keys_at_least_portable(const float *v, int64_t n, uint32_t bound,
     return m;
 }
 
+static int64_t flagged_or_above_portable(const uint8_t *flags, const float *v, int64_t n, uint32_t key,
+                                         int64_t *equal) {
+    int64_t m = 0, e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t k = magnitude_key(v[i]);
+        m += (flags[i] != 0) | (k > key);
+        e += k == key;
+    }
+    *equal = e;
+    return m;
+}
+
 static void free_keys_portable(const uint8_t *flags, const float *v, int64_t n, uint32_t *keys) {
     for (int64_t i = 0; i < n; i++) keys[i] = flags[i] ? 0 : magnitude_key(v[i]);
 }
@@ -182,6 +194,22 @@ DS_AVX512 static int64_t keys_at_least_avx512(const float *v, int64_t n, uint32_
         m += __builtin_popcount(pass);
     }
     return m + keys_at_least_portable(v + i, n - i, bound, out + m);
+}
+
+DS_AVX512 static int64_t flagged_or_above_avx512(const uint8_t *flags, const float *v, int64_t n, uint32_t key,
+                                                 int64_t *equal) {
+    int64_t m = 0, e = 0, i = 0;
+    __m512i vk = _mm512_set1_epi32((int)key);
+    for (; i + 16 <= n; i += 16) {
+        __m128i f = _mm_loadu_si128((const __m128i *)(flags + i));
+        __m512i k = magnitude_keys16(_mm512_loadu_ps(v + i));
+        m += __builtin_popcount((unsigned)(_mm_test_epi8_mask(f, f) | _mm512_cmpgt_epu32_mask(k, vk)));
+        e += __builtin_popcount((unsigned)_mm512_cmpeq_epu32_mask(k, vk));
+    }
+    int64_t tail;
+    m += flagged_or_above_portable(flags + i, v + i, n - i, key, &tail);
+    *equal = e + tail;
+    return m;
 }
 
 DS_AVX512 static void free_keys_avx512(const uint8_t *flags, const float *v, int64_t n, uint32_t *keys) {
@@ -413,6 +441,10 @@ void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t 
     DISPATCH(flag_changes, old, new, n, first, dropped, grown, counts);
 }
 
+int64_t ds_flagged_or_above(const uint8_t *flags, const float *v, int64_t n, uint32_t key, int64_t *equal) {
+    return DISPATCH(flagged_or_above, flags, v, n, key, equal);
+}
+
 int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, uint32_t *out) {
     return DISPATCH(keys_at_least, v, n, bound, out);
 }
@@ -524,53 +556,26 @@ void ds_build_row_order(const uint8_t *flags, int64_t columns, int64_t r0, int64
     }
 }
 
-/// Bits of the nonzero bytes among p[0 ..< width] (width ≤ 64).
-static inline uint64_t nonzero_bits(const uint8_t *p, int64_t width);
-
-void ds_build_column_order(const uint8_t *flags, int64_t rows, int64_t columns, const int32_t *restrict rowStart,
+void ds_build_column_order(int64_t rows, int64_t columns, const int32_t *restrict rowStart,
                            const int32_t *restrict columnIndex, int32_t *restrict columnStart,
                            int32_t *restrict rowIndex, int32_t *restrict transposedPositions,
-                           int32_t *restrict transposedEntries, int32_t *restrict next, int32_t *restrict cursor) {
+                           int32_t *restrict transposedEntries, int32_t *restrict next) {
     memset(columnStart, 0, (size_t)(columns + 1) * sizeof(int32_t));
     int64_t count = rowStart[rows];
     for (int64_t e = 0; e < count; e++) columnStart[columnIndex[e] + 1]++;
     for (int64_t c = 0; c < columns; c++) columnStart[c + 1] += columnStart[c];
     memcpy(next, columnStart, (size_t)columns * sizeof(int32_t));
-    memcpy(cursor, rowStart, (size_t)rows * sizeof(int32_t));
-    // Blocks of 64 columns, every row in order within a block: the writes of a block
-    // stay within its columns' stretches of the column order (cache-resident), and rows
-    // ascend within each column. cursor[r] is row r's next row-order entry.
-    for (int64_t c0 = 0; c0 < columns; c0 += 64) {
-        int64_t width = columns - c0 < 64 ? columns - c0 : 64;
-        for (int64_t r = 0; r < rows; r++) {
-            uint64_t bits = nonzero_bits(flags + r * columns + c0, width);
-            int32_t e = cursor[r];
-            while (bits) {
-                int64_t c = c0 + __builtin_ctzll(bits);
-                int32_t slot = next[c]++;
-                rowIndex[slot] = (int32_t)r;
-                transposedPositions[slot] = (int32_t)(r * columns + c);
-                transposedEntries[slot] = e++;
-                bits &= bits - 1;
-            }
-            cursor[r] = e;
+    // The row order's entries in turn, each to its column's next slot: O(entries +
+    // columns), and rows ascend within each column. (A scan of the flags in blocks of
+    // 64 columns took longer at every density measured: 100×300 at 2% 11 against 7 µs.)
+    for (int64_t r = 0; r < rows; r++) {
+        int32_t base = (int32_t)(r * columns);
+        for (int32_t e = rowStart[r]; e < rowStart[r + 1]; e++) {
+            int32_t c = columnIndex[e];
+            int32_t slot = next[c]++;
+            rowIndex[slot] = (int32_t)r;
+            transposedPositions[slot] = base + c;
+            transposedEntries[slot] = e;
         }
     }
-}
-
-#if defined(__x86_64__)
-DS_AVX512 static inline uint64_t nonzero_bits_avx512(const uint8_t *p, int64_t width) {
-    __mmask64 m = width >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << width) - 1);
-    __m512i v = _mm512_maskz_loadu_epi8(m, (const void *)p);
-    return _mm512_test_epi8_mask(v, v);
-}
-#endif
-
-static inline uint64_t nonzero_bits(const uint8_t *p, int64_t width) {
-#if defined(__x86_64__)
-    if (has_avx512()) return nonzero_bits_avx512(p, width);
-#endif
-    uint64_t bits = 0;
-    for (int64_t i = 0; i < width; i++) bits |= (uint64_t)(p[i] != 0) << i;
-    return bits;
 }

@@ -1,3 +1,4 @@
+import CSparseKernels
 import DSCore
 
 /// SRigL (Lasby et al. 2024): RigL under a constant fan-in constraint, with neuron
@@ -68,8 +69,10 @@ public struct SRigLStrategy: SparsityScheduler {
                 : max(1, Int((salienceThreshold * Double(k0)).rounded(.down)))
             let fewestRows = budget / columns
             if fewestRows < rows {
-                let descending = salientPerRow.sorted(by: >)
-                threshold = min(threshold, descending[fewestRows])
+                // The (fewestRows + 1)-th largest count (a sort without a closure, which
+                // the compiler specialises: `sorted(by: >)` took 5 µs more on 300 rows).
+                let ascending = salientPerRow.sorted()
+                threshold = min(threshold, ascending[rows - 1 - fewestRows])
             }
             for r in 0..<rows where salientPerRow[r] < threshold { isAblated[r] = true }
         }
@@ -98,6 +101,7 @@ public struct SRigLStrategy: SparsityScheduler {
         let rows = layer.mask.rows, columns = layer.mask.columns
         var perRow = [Int](repeating: 0, count: rows)
         var atCut = [Int](repeating: 0, count: rows)
+        guard columns > 0 else { return perRow }
         let salient = largest ?? {
             var flags = [Bool](repeating: false, count: rows * columns)
             let active = layer.mask.activeIndices
@@ -116,14 +120,10 @@ public struct SRigLStrategy: SparsityScheduler {
                     atCut.withUnsafeMutableBufferPointer { cut in
                         Parallel.forRanges(rows, work: rows * columns) { part in
                             for r in part {
-                                var count = 0, equal = 0
-                                for i in (r * columns)..<((r + 1) * columns) {   // branch-free: vectorises
-                                    let k = Selection.magnitudeKey(g[i])
-                                    count &+= Int(s[i]) | (k > key).bit
-                                    equal &+= (k == key).bit
-                                }
-                                counts[r] = count
-                                cut[r] = equal
+                                var equal: Int64 = 0
+                                counts[r] = Int(ds_flagged_or_above(s.baseAddress! + r * columns, g.baseAddress! + r * columns,
+                                                                    Int64(columns), key, &equal))
+                                cut[r] = Int(equal)
                             }
                         }
                     }

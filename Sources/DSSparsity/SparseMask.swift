@@ -117,6 +117,49 @@ public struct MaskChange: Equatable, Sendable {
     }
 }
 
+extension MaskChange {
+    /// The change between two masks whose active positions (each ascending) are known:
+    /// a merge of the two lists, O(active weights), where comparing the flags is
+    /// O(positions). The merge is taken when the lists hold under an eighth as many
+    /// entries as the mask has positions, else the flags are compared.
+    public init(from old: SparseMask, positions oldPositions: [Int32], to new: SparseMask, positions newPositions: [Int32],
+                ablatedRows: [Int] = []) {
+        let n = oldPositions.count, m = newPositions.count
+        guard 8 * (n + m) <= old.active.count else {
+            self.init(from: old, to: new, ablatedRows: ablatedRows)
+            return
+        }
+        var dropped = [Int](repeating: 0, count: n), grown = [Int](repeating: 0, count: m)
+        var dc = 0, gc = 0
+        oldPositions.withUnsafeBufferPointer { a in
+            newPositions.withUnsafeBufferPointer { b in
+                dropped.withUnsafeMutableBufferPointer { d in
+                    grown.withUnsafeMutableBufferPointer { g in
+                        // Most positions stay: the branch on equal heads predicts well
+                        // (measured faster than a branch-free merge).
+                        var i = 0, j = 0
+                        while i < n && j < m {
+                            let x = a[i], y = b[j]
+                            if x == y {
+                                i &+= 1; j &+= 1
+                            } else if x < y {
+                                d[dc] = Int(x); dc &+= 1; i &+= 1
+                            } else {
+                                g[gc] = Int(y); gc &+= 1; j &+= 1
+                            }
+                        }
+                        for k in i..<n { d[dc] = Int(a[k]); dc &+= 1 }
+                        for k in j..<m { g[gc] = Int(b[k]); gc &+= 1 }
+                    }
+                }
+            }
+        }
+        dropped.removeLast(n - dc)
+        grown.removeLast(m - gc)
+        self.init(dropped: dropped, grown: grown, ablatedRows: ablatedRows)
+    }
+}
+
 extension Array where Element == Int {
     /// The elements as `Int64`s (the same bytes on 64-bit platforms), for C kernels
     /// that write positions; the pointer may be nil for an empty array.

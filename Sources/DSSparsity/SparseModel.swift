@@ -357,7 +357,16 @@ public final class SparseModel {
                 return settings.strategy.update(input, rng: &rng)
             }(&rng)
             let t1 = DispatchTime.now().uptimeNanoseconds
-            let change = MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
+            // On a sparse kernel the new pattern (built for the kernel anyway) and the
+            // old one list the active positions: the change is a merge of the two lists.
+            let pattern = layer.kernel.map { SparsePattern(mask: result.mask, columnOrder: $0.needsColumnOrder) }
+            let tp = DispatchTime.now().uptimeNanoseconds
+            let change = if let kernel = layer.kernel, let pattern {
+                MaskChange(from: mask, positions: kernel.pattern.positions, to: result.mask, positions: pattern.positions,
+                           ablatedRows: result.ablatedRows)
+            } else {
+                MaskChange(from: mask, to: result.mask, ablatedRows: result.ablatedRows)
+            }
             layer.mask = result.mask
             layer.parameter.value.storage.withUnsafeMutableBufferPointer { w in
                 layer.everActive.withUnsafeMutableBufferPointer { ever in
@@ -366,10 +375,10 @@ public final class SparseModel {
                 for i in change.dropped { w[i] = 0 }
             }
             let t2 = DispatchTime.now().uptimeNanoseconds
-            layer.kernel?.update(mask: result.mask)
+            if let pattern { layer.kernel?.update(pattern: pattern) }
             let t3 = DispatchTime.now().uptimeNanoseconds
             timings.append(UpdateTiming(layer: layer.name, selection: Double(t1 - t0) * 1e-9,
-                                        change: Double(t2 - t1) * 1e-9, rebuild: Double(t3 - t2) * 1e-9))
+                                        change: Double(t2 - tp) * 1e-9, rebuild: Double(tp - t1 + t3 - t2) * 1e-9))
             if change.dropped.count != change.grown.count, let switched = rechooseKernel(layer) {
                 lastKernelSwitches.append(switched)
             }

@@ -90,7 +90,7 @@ public struct SparsePattern: Equatable {
                                                        ci.baseAddress, pos.baseAddress)
                                 }
                             }
-                            if order != nil { Self.buildColumnOrder(&order!, active.baseAddress!, rows, columns, rs, ci) }
+                            if order != nil { Self.buildColumnOrder(&order!, rows, columns, rs, ci) }
                         }
                     }
                 }
@@ -107,18 +107,17 @@ public struct SparsePattern: Equatable {
         constantFanIn = uniform ? fanIn : nil
     }
 
-    private static func buildColumnOrder(_ a: inout ColumnOrder, _ flags: UnsafePointer<UInt8>, _ rows: Int, _ columns: Int,
+    private static func buildColumnOrder(_ a: inout ColumnOrder, _ rows: Int, _ columns: Int,
                                          _ rowStart: UnsafeMutableBufferPointer<Int32>,
                                          _ columnIndex: UnsafeMutableBufferPointer<Int32>) {
-        let next = UnsafeMutablePointer<Int32>.allocate(capacity: columns + rows)
+        let next = UnsafeMutablePointer<Int32>.allocate(capacity: columns)
         defer { next.deallocate() }
         a.columnStart.withUnsafeMutableBufferPointer { cs in
             a.rowIndex.withUnsafeMutableBufferPointer { ri in
                 a.transposedPositions.withUnsafeMutableBufferPointer { tp in
                     a.transposedEntries.withUnsafeMutableBufferPointer { te in
-                        ds_build_column_order(flags, Int64(rows), Int64(columns), rowStart.baseAddress!,
-                                              columnIndex.baseAddress, cs.baseAddress!, ri.baseAddress,
-                                              tp.baseAddress, te.baseAddress, next, next + columns)
+                        ds_build_column_order(Int64(rows), Int64(columns), rowStart.baseAddress!, columnIndex.baseAddress,
+                                              cs.baseAddress!, ri.baseAddress, tp.baseAddress, te.baseAddress, next)
                     }
                 }
             }
@@ -207,7 +206,16 @@ public final class SparseWeightKernel: WeightKernel {
 
     /// Rebuilds the structure after a mask update (the gradients restart at zero).
     public func update(mask: SparseMask) {
-        pattern = SparsePattern(mask: mask, columnOrder: needsColumnOrder)
+        update(pattern: SparsePattern(mask: mask, columnOrder: needsColumnOrder))
+    }
+
+    /// The same with the new mask's pattern built already (with its column order when
+    /// `needsColumnOrder`).
+    public func update(pattern: SparsePattern) {
+        precondition(pattern.rows == self.pattern.rows && pattern.columns == self.pattern.columns
+                     && (pattern.hasColumnOrder || !needsColumnOrder),
+                     "SparseWeightKernel.update: a \(pattern.rows)x\(pattern.columns) pattern for \(rows)x\(fanIn)")
+        self.pattern = pattern
         phaseFormCache = nil
         transposedConvolutionCache = nil
         columnPlans = [:]

@@ -151,7 +151,9 @@ public struct LayerUpdateInput {
         weights.withUnsafeBufferPointer { wb in
             next.withMutableFlagBytes { flags in
                 let w = wb.baseAddress!
-                let largestGroup = groups.map(\.count).max() ?? 0
+                // (Not `groups.map(\.count).max()`: the key path is not specialised, and
+                // took 14 µs over a 300-row layer's groups.)
+                let largestGroup = groups.reduce(0) { max($0, $1.upperBound - $1.lowerBound) }
                 let flags = flags
                 func fill(_ part: Range<Int>) {
                     let scratch = UnsafeMutablePointer<Int>.allocate(capacity: max(largestGroup, 1))
@@ -188,8 +190,11 @@ public struct LayerUpdateInput {
                 }
                 if scores != nil && groups.count > 1 {
                     // About 1 ns per position (the C growth): a 100×300 layer's 30 µs is
-                    // not worth waking a thread for.
-                    Parallel.forRanges(groups.count, work: rows * columns * 2, split: 8) { fill($0) }
+                    // not worth waking a thread for. One range per thread, the halves the
+                    // salient count read before (SRigL), rather than 8 per thread taken in
+                    // turn: a whole update step of the 300×784 layer's model 4% (99%) and
+                    // 6% (90%) shorter, its growth 37 against 41 µs (75 against 97).
+                    Parallel.forRanges(groups.count, work: rows * columns * 2) { fill($0) }
                 } else {
                     fill(0..<groups.count)
                 }

@@ -84,6 +84,24 @@ import Testing
         }
     }
 
+    /// The change from the two masks' position lists (a merge on sparse masks, the flags
+    /// compared on denser ones) is the change the flags give.
+    @Test func changesFromPositionListsMatchTheFlags() {
+        var rng = Xoshiro256(seed: 24)
+        for n in [0, 1, 17, 200, 4099, 40_000] {
+            for density in [0, 1, 3, 10, 50] {
+                let a = flags(n, density: density, &rng)
+                var b = a
+                for i in b.indices where rng.index(below: 50) == 0 { b[i].toggle() }
+                if n > 1 { b[0] = true; b[n - 1] = !a[n - 1] }   // changes at both ends
+                let (old, new) = (SparseMask(rows: 1, columns: n, active: a), SparseMask(rows: 1, columns: n, active: b))
+                let positions = { (f: [Bool]) in f.indices.filter { f[$0] }.map { Int32($0) } }
+                let change = MaskChange(from: old, positions: positions(a), to: new, positions: positions(b), ablatedRows: [3])
+                #expect(change == MaskChange(from: old, to: new, ablatedRows: [3]), "n \(n) density \(density)")
+            }
+        }
+    }
+
     @Test func magnitudeKeysAtLeastABound() {
         var rng = Xoshiro256(seed: 22)
         for n in Self.lengths where n > 0 {
@@ -95,6 +113,29 @@ import Testing
                     var out = [UInt32](repeating: 0, count: n)
                     let m = Int(ds_magnitude_keys_at_least(v, Int64(n), bound, &out))
                     #expect(Array(out.prefix(m)) == expected, "\(path) n \(n) bound \(bound)")
+                }
+            }
+        }
+    }
+
+    /// Flagged or above a key (SRigL's salient count): each position counted once, and
+    /// the keys equal to it counted whether flagged or not.
+    @Test func flaggedOrAboveAKey() {
+        var rng = Xoshiro256(seed: 26)
+        for n in Self.lengths {
+            let v = values(n, &rng)
+            for density in [0, 30, 100] {
+                let f = flags(n, density: density, &rng)
+                for key in [0, Selection.magnitudeKey(.nan), Selection.magnitudeKey(0), Selection.magnitudeKey(1),
+                            Selection.magnitudeKey(2.5)] {
+                    let keys = v.map(Selection.magnitudeKey)
+                    let count = keys.indices.filter { f[$0] || keys[$0] > key }.count
+                    let equal = keys.filter { $0 == key }.count
+                    onBothPaths { path in
+                        var e: Int64 = -1
+                        let c = f.withFlagBytes { ds_flagged_or_above($0.baseAddress, v, Int64(n), key, &e) }
+                        #expect(Int(c) == count && Int(e) == equal, "\(path) n \(n) density \(density) key \(key)")
+                    }
                 }
             }
         }
@@ -171,7 +212,7 @@ import Testing
         }
     }
 
-    /// Both orders of a pattern against a naive build, across 64-column blocks; a
+    /// Both orders of a pattern against a naive build; a
     /// pattern built without its column order has the same row order.
     @Test func patternOrdersMatchANaiveBuild() {
         var rng = Xoshiro256(seed: 25)

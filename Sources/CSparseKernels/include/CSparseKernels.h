@@ -151,6 +151,10 @@ void ds_flag_changes(const uint8_t *old, const uint8_t *new, int64_t n, int64_t 
 /// returns how many.
 int64_t ds_magnitude_keys_at_least(const float *v, int64_t n, uint32_t bound, uint32_t *out);
 
+/// Among positions i < n: how many have flags[i] set or the magnitude key of v[i] above
+/// `key` (returned), and in *equal how many have a key equal to it (set or not).
+int64_t ds_flagged_or_above(const uint8_t *flags, const float *v, int64_t n, uint32_t key, int64_t *equal);
+
 /// The count-th largest of keys[0 ..< n] (1 ≤ count ≤ n; keys unchanged). scratch: 2n keys.
 uint32_t ds_kth_largest(const uint32_t *keys, int64_t n, int64_t count, uint32_t *scratch);
 
@@ -183,10 +187,10 @@ void ds_build_row_order(const uint8_t *flags, int64_t columns, int64_t r0, int64
                         int32_t *rowStart, int32_t *columnIndex, int32_t *positions);
 
 /// The column order of the same pattern: columnStart [columns + 1], and for each entry
-/// (rows ascending within a column) its row, flat position and row-order entry. `next`
-/// [columns] and `cursor` [rows] are scratch.
-void ds_build_column_order(const uint8_t *flags, int64_t rows, int64_t columns, const int32_t *rowStart,
-                           const int32_t *columnIndex, int32_t *columnStart, int32_t *rowIndex,
-                           int32_t *transposedPositions, int32_t *transposedEntries, int32_t *next, int32_t *cursor);
+/// (rows ascending within a column) its row, flat position and row-order entry, from
+/// the row order (rowStart [rows + 1], columnIndex). `next` [columns] is scratch.
+void ds_build_column_order(int64_t rows, int64_t columns, const int32_t *rowStart, const int32_t *columnIndex,
+                           int32_t *columnStart, int32_t *rowIndex, int32_t *transposedPositions,
+                           int32_t *transposedEntries, int32_t *next);
 
 #endif
