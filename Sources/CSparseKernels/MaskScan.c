@@ -330,6 +330,29 @@ DS_AVX512 static uint32_t kth_largest_small(const uint32_t *x, int64_t m, int64_
         b[j] = _mm512_max_epu32(b[j], k);                                                                         \
     } while (0)
 
+/// grow_few_avx512's way out when more than n / 4 free keys reach the bound: when fewer
+/// than `count` lie above it, the bound is the count-th largest key itself (at least
+/// `count` keys reach it), and the winners are the keys above it and the first keys at
+/// it in index order — a row of equal gradients, such as a neuron whose gradient is
+/// all zero, grows its first free positions. Returns 0, having changed nothing,
+/// otherwise (rare: the general selection runs).
+DS_AVX512 static int grow_tied_at_bound(uint8_t *flags, const uint32_t *keys, int64_t n, int64_t count,
+                                        uint32_t bound) {
+    int64_t above = 0, i = 0;
+    __m512i vb = _mm512_set1_epi32((int)bound);
+    for (; i + 16 <= n; i += 16) above += __builtin_popcount(_mm512_cmpgt_epu32_mask(_mm512_loadu_si512(keys + i), vb));
+    for (; i < n; i++) above += keys[i] > bound;
+    if (above >= count) return 0;
+    // Up to the last winner (soon, in a row of equal keys); taken positions hold key 0,
+    // below the bound here (above ≥ count when the bound is 0).
+    int64_t ties = count - above;
+    for (i = 0; above > 0 || ties > 0; i++) {
+        if (keys[i] > bound) { flags[i] = 1; above--; }
+        else if (keys[i] == bound && ties > 0) { flags[i] = 1; ties--; }
+    }
+    return 1;
+}
+
 /// ds_grow_largest for few winners (count ≤ 8, count ≤ n / 4, n ≥ 256), in two passes
 /// over the row instead of five. The first writes the free keys and keeps the largest
 /// key of each of 64 disjoint sets of positions (lane l of the vectors j ≡ a mod 4),
@@ -337,9 +360,10 @@ DS_AVX512 static uint32_t kth_largest_small(const uint32_t *x, int64_t m, int64_
 /// maxima is a key that at least count positions reach, so the winners are among the
 /// keys at or above it — about S·ln(S / (S − count)) ≤ 1.15·count of them on untied
 /// keys. The second pass lists those (in index order), and the cut is found among the
-/// list alone. Returns 0, having changed nothing, when the list would hold more than
-/// n / 4 keys (many ties at the bound); keys and scratch are ds_grow_largest's. (Up to
-/// 32 winners with 128 sets measured slower than ds_cut_top on 300×784 gradients.)
+/// list alone. When the list would hold more than n / 4 keys (many ties at the bound),
+/// grow_tied_at_bound decides, or 0 is returned having changed nothing; keys and
+/// scratch are ds_grow_largest's. (Up to 32 winners with 128 sets measured slower than
+/// ds_cut_top on 300×784 gradients.)
 DS_AVX512 static int grow_few_avx512(uint8_t *flags, const float *v, int64_t n, int64_t count, uint32_t *keys,
                                      uint32_t *scratch) {
     __m512i b[4];
@@ -374,7 +398,7 @@ DS_AVX512 static int grow_few_avx512(uint8_t *flags, const float *v, int64_t n, 
         __mmask16 pass = _mm512_mask_cmpge_epu32_mask(lanes, k, vb);
         if (!pass) continue;
         int c = __builtin_popcount(pass);
-        if (m + c > limit) return 0;
+        if (m + c > limit) return grow_tied_at_bound(flags, keys, n, count, bound);
         __mmask16 first = (__mmask16)((1u << c) - 1);
         _mm512_mask_storeu_epi32(scratch + m, first, _mm512_maskz_compress_epi32(pass, k));
         _mm512_mask_storeu_epi32(at + m, first, _mm512_maskz_compress_epi32(pass, index));

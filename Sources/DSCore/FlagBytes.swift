@@ -14,6 +14,20 @@ extension Array where Element == Bool {
         try withUnsafeMutableBufferPointer { try $0.withMemoryRebound(to: UInt8.self, body) }
     }
 
+    /// `count` clear flags, zeroed in parts on the threads when long: each part's
+    /// lines start in the cache of the thread that later reads that part of the
+    /// layer (the row halves of a mask update's passes).
+    public init(clearedInParts count: Int) {
+        self.init(unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let base = UnsafeMutableRawPointer(buffer.baseAddress) {
+                Parallel.forRanges(count, work: count) { part in
+                    (base + part.lowerBound).initializeMemory(as: UInt8.self, repeating: 0, count: part.count)
+                }
+            }
+            initialized = count
+        }
+    }
+
     /// Number of true flags.
     @inlinable
     public var trueCount: Int {

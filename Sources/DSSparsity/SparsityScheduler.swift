@@ -103,7 +103,7 @@ public struct LayerUpdateInput {
     /// the mask unless `active` lists them.
     func largestNonzero(_ keep: Int, in groups: [Range<Int>]) -> (flags: [Bool], keptNaN: Bool) {
         let n = mask.active.count
-        var flags = [Bool](repeating: false, count: n)
+        var flags = [Bool](clearedInParts: n)
         guard n > 0, keep > 0 else { return (flags, false) }
         // Groups are disjoint: when they cover the layer, its active flags are the
         // candidates' (the common case), else the flags inside the groups.

@@ -175,6 +175,38 @@ import Testing
         }
     }
 
+    /// Growth of up to eight weights in rows whose keys tie at the two-pass bound: rows of
+    /// equal values (a neuron with an all-zero gradient grows its first free positions),
+    /// a few larger values above a tied rest (the winners then include the first tied
+    /// ones), and more larger values than winners (the general selection decides).
+    @Test func growingAmongTiedKeysMatchesAFullSort() {
+        var rng = Xoshiro256(seed: 27)
+        for n in [256, 300, 784, 1000] {
+            for larger in [0, 1, 3, 12] {
+                for tied: Float in [0, -0.5] {
+                    var v = [Float](repeating: tied, count: n)
+                    for _ in 0..<larger { v[rng.index(below: n)] = 1 + Float(rng.index(below: 3)) }
+                    let start = flags(n, density: 30, &rng)
+                    let free = start.indices.filter { !start[$0] }
+                    for count in [1, 2, 5, 8] {
+                        let expected = largest(count, of: free, in: v).union(start.indices.filter { start[$0] })
+                        onBothPaths { path in
+                            var f = start
+                            var keys = [UInt32](repeating: 0, count: 3 * n)
+                            f.withMutableFlagBytes { fb in
+                                keys.withUnsafeMutableBufferPointer { k in
+                                    ds_grow_largest(fb.baseAddress!, v, Int64(n), Int64(count), k.baseAddress!, k.baseAddress! + n)
+                                }
+                            }
+                            #expect(Set(f.indices.filter { f[$0] }) == expected,
+                                    "\(path) n \(n) larger \(larger) tied \(tied) count \(count)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The keep selection takes the largest nonzero |w| among eligible positions and
     /// reports whether a NaN is among them.
     @Test func selectingTheLargestNonzeroMatchesAFullSort() {
