@@ -148,6 +148,18 @@ import Testing
         return Set(candidates.sorted { m($0) > m($1) || (m($0) == m($1) && $0 < $1) }.prefix(count))
     }
 
+    /// The set flags after `ds_grow_largest` grows `count` of `start`'s clear ones by |v|.
+    func grown(_ start: [Bool], _ v: [Float], _ count: Int) -> Set<Int> {
+        var f = start
+        var keys = [UInt32](repeating: 0, count: 3 * v.count)
+        f.withMutableFlagBytes { fb in
+            keys.withUnsafeMutableBufferPointer { k in
+                ds_grow_largest(fb.baseAddress!, v, Int64(v.count), Int64(count), k.baseAddress!, k.baseAddress! + v.count)
+            }
+        }
+        return Set(f.indices.filter { f[$0] })
+    }
+
     /// Growth fills the clear flags with the largest |v| there; the two-pass selection
     /// for up to eight winners (16 and 32 sets), the short sampled selection, its
     /// fallback and the full one all run.
@@ -161,14 +173,7 @@ import Testing
                 for count in Set([0, 1, free.count / 20, free.count / 3, free.count]) {
                     let expected = largest(count, of: free, in: v).union(start.indices.filter { start[$0] })
                     onBothPaths { path in
-                        var f = start
-                        var keys = [UInt32](repeating: 0, count: 3 * n)
-                        f.withMutableFlagBytes { fb in
-                            keys.withUnsafeMutableBufferPointer { k in
-                                ds_grow_largest(fb.baseAddress!, v, Int64(n), Int64(count), k.baseAddress!, k.baseAddress! + n)
-                            }
-                        }
-                        #expect(Set(f.indices.filter { f[$0] }) == expected, "\(path) n \(n) density \(density) count \(count)")
+                        #expect(grown(start, v, count) == expected, "\(path) n \(n) density \(density) count \(count)")
                     }
                 }
             }
@@ -191,15 +196,7 @@ import Testing
                     for count in [1, 2, 5, 8] {
                         let expected = largest(count, of: free, in: v).union(start.indices.filter { start[$0] })
                         onBothPaths { path in
-                            var f = start
-                            var keys = [UInt32](repeating: 0, count: 3 * n)
-                            f.withMutableFlagBytes { fb in
-                                keys.withUnsafeMutableBufferPointer { k in
-                                    ds_grow_largest(fb.baseAddress!, v, Int64(n), Int64(count), k.baseAddress!, k.baseAddress! + n)
-                                }
-                            }
-                            #expect(Set(f.indices.filter { f[$0] }) == expected,
-                                    "\(path) n \(n) larger \(larger) tied \(tied) count \(count)")
+                            #expect(grown(start, v, count) == expected, "\(path) n \(n) larger \(larger) tied \(tied) count \(count)")
                         }
                     }
                 }
