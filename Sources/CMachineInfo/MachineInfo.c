@@ -1,5 +1,9 @@
 #include "CMachineInfo.h"
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -46,3 +50,54 @@ void dst_cpu_identity(char *out, int32_t *family, int32_t *model) { out[0] = 0; 
 static _Thread_local int32_t parallel_depth;
 int32_t dst_parallel_depth(void) { return parallel_depth; }
 void dst_set_parallel_depth(int32_t depth) { parallel_depth = depth; }
+
+/// The shared line of dst_thread_round_trip_ns: the caller stores odd values, the
+/// partner answers with the next even one; 0 until the partner runs, -1 to stop.
+typedef struct { _Alignas(64) int64_t turn; int64_t rounds; } round_trip_line;
+
+static void *round_trip_partner(void *arg) {
+    round_trip_line *line = arg;
+    for (int64_t i = 0; i < line->rounds; i++) {
+        while (dst_atomic_load(&line->turn) != 2 * i + 1) dst_cpu_relax();
+        dst_atomic_store(&line->turn, 2 * i + 2);
+    }
+    return NULL;
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double dst_thread_round_trip_ns(int32_t rounds) {
+    enum { BATCHES = 9 };
+    if (rounds < BATCHES) rounds = BATCHES;
+    int64_t per = rounds / BATCHES;
+    round_trip_line *line = aligned_alloc(64, sizeof(round_trip_line));
+    if (!line) return -1;
+    line->turn = 0;
+    line->rounds = per * BATCHES;
+    usleep(2000);   // an idle worker pool goes to sleep and leaves its core
+    pthread_t partner;
+    if (pthread_create(&partner, NULL, round_trip_partner, line) != 0) { free(line); return -1; }
+    double batch[BATCHES];
+    int64_t i = 0;
+    for (int b = 0; b < BATCHES; b++) {
+        double start = seconds_now();
+        for (int64_t end = i + per; i < end; i++) {
+            dst_atomic_store(&line->turn, 2 * i + 1);
+            while (dst_atomic_load(&line->turn) != 2 * i + 2) dst_cpu_relax();
+        }
+        batch[b] = (seconds_now() - start) / (double)per * 1e9;
+    }
+    pthread_join(partner, NULL);
+    free(line);
+    qsort(batch, BATCHES, sizeof(double), compare_doubles);
+    return batch[BATCHES / 2];
+}

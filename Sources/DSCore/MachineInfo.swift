@@ -34,6 +34,19 @@ public struct CPUInfo: Equatable, Sendable {
                        features: featureBits.filter { bits & $0.0 != 0 }.map(\.1))
     }()
 
+    /// How long a cache line takes to go from the calling thread to another thread and
+    /// back, in nanoseconds (median of 9 batches of `rounds / 9`); nil on one CPU (the
+    /// threads could only take turns) or when no thread could be started. About
+    /// 50–150 ns between cores sharing a cache; several hundred
+    /// when a virtual machine's CPUs sit on distant cores, which slows every parallel
+    /// loop that hands data from one thread to the other. It can change while a process
+    /// runs (the host moves virtual CPUs), so benchmarks measure it next to each result.
+    public static func threadRoundTripNanoseconds(rounds: Int = 18_000) -> Double? {
+        guard Parallel.processors > 1 else { return nil }
+        let ns = dst_thread_round_trip_ns(Int32(clamping: rounds))
+        return ns >= 0 ? ns : nil
+    }
+
     /// The widest vector level the CPU can use: 3 AVX-512 (F, BW, DQ, VL), 2 AVX2 with
     /// FMA, 1 AVX, 0 none of these.
     public var vectorLevel: Int {

@@ -40,7 +40,7 @@ struct SparseTrainThroughput: ParsableCommand {
 
     func measure() throws {
         var lines = ["model,strategy,sparsity,batch,threads,path,step_ms,update_step_ms,dense_step_ms,speedup_vs_dense,"
-                     + "sparse_kernel_layers"]
+                     + "sparse_kernel_layers,round_trip_ns_before,round_trip_ns_after"]
         guard images == "cifar" || images == "fmnist" else { throw ValidationError("--images \(images): valid: cifar, fmnist") }
         guard let sparseMode = SparseKernelMode(rawValue: sparseKernels), sparseMode != .off else {
             throw ValidationError("--sparse-kernels \(sparseKernels): valid: auto, on")
@@ -68,6 +68,9 @@ struct SparseTrainThroughput: ParsableCommand {
                             schedule: UpdateSchedule(interval: interval, endStep: Int.max, initialDropFraction: 0.3),
                             kernels: path == "sparse" ? sparseMode : .off)
                         let c = try Case(model: name, input: input, sparse: settings)
+                        // The threads' cache-line round trip before and after the case: on a
+                        // virtual machine the host may move the CPUs apart while it runs.
+                        let tripBefore = CPUInfo.threadRoundTripNanoseconds() ?? .nan
                         // Ordinary steps are 1, 2, …; update steps ΔT, 2ΔT, … (dense gradient + update).
                         // Each is timed right after a step of the dense model, and the case's
                         // ratios use those dense steps: on a shared machine the speed drifts
@@ -89,6 +92,7 @@ struct SparseTrainThroughput: ParsableCommand {
                                 }
                             } : ordinary
                         let amortised = (Double(interval - 1) * ordinary + update) / Double(interval)
+                        let tripAfter = CPUInfo.threadRoundTripNanoseconds() ?? .nan
                         let choices = c.sparse?.kernelChoices ?? []
                         let onSparse = choices.filter(\.sparse).count
                         let ratio = dense ? String(format: "%.2fx vs dense (%.2f ms, timed alongside)", pairedDense / amortised,
@@ -96,12 +100,14 @@ struct SparseTrainThroughput: ParsableCommand {
                         // Three decimals for sub-millisecond steps (the MLP's).
                         let f = ordinary < 0.001 ? "%.3f" : "%.2f"
                         print(String(format: "%-9@ %-6@ %.2f %-6@: \(f) ms/step amortised (ordinary \(f), update \(f)); "
-                                     + "%@; %d of %d sparse layers on sparse kernels", name as NSString,
-                                     strategyName as NSString, sparsity, path as NSString, amortised * 1000,
-                                     ordinary * 1000, update * 1000, ratio as NSString, onSparse, choices.count))
-                        lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f,%d/%d", name, strategyName,
-                                            sparsity, batch, threads, path, amortised * 1000, update * 1000,
-                                            pairedDense * 1000, pairedDense / amortised, onSparse, choices.count))
+                                     + "%@; %d of %d sparse layers on sparse kernels; threads' round trip %.0f/%.0f ns",
+                                     name as NSString, strategyName as NSString, sparsity, path as NSString,
+                                     amortised * 1000, ordinary * 1000, update * 1000, ratio as NSString, onSparse,
+                                     choices.count, tripBefore, tripAfter))
+                        lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f,%d/%d,%.0f,%.0f", name,
+                                            strategyName, sparsity, batch, threads, path, amortised * 1000, update * 1000,
+                                            pairedDense * 1000, pairedDense / amortised, onSparse, choices.count,
+                                            tripBefore, tripAfter))
                         if strategy.isDynamic {
                             // The mask update within the update step (selections, change,
                             // kernel rebuild), and its share of training at ΔT.

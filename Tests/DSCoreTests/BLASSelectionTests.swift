@@ -64,4 +64,16 @@ import Testing
         #endif
         #expect(BLASInfo.measureSGEMM(size: 64) > 0)
     }
+
+    /// The threads' round trip is a time a cache line can take between two CPUs: above a
+    /// nanosecond, and under 0.1 s even when other tests keep the second CPU busy and the
+    /// partner answers only between time slices (none is measured on one CPU).
+    @Test func threadRoundTripIsMeasured() throws {
+        guard Parallel.processors > 1 else {
+            #expect(CPUInfo.threadRoundTripNanoseconds(rounds: 90) == nil)
+            return
+        }
+        let ns = try #require(CPUInfo.threadRoundTripNanoseconds(rounds: 90))
+        #expect(ns > 1 && ns < 1e8, "\(ns) ns")
+    }
 }

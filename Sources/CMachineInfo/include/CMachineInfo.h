@@ -23,6 +23,14 @@ uint32_t dst_cpu_features(void);
 /// family and model numbers; an empty string and zeros where CPUID is unavailable.
 void dst_cpu_identity(char *out, int32_t *family, int32_t *model);
 
+/// The median time of a cache line's round trip between the calling thread and a thread
+/// it starts (each waits for the other's store), in nanoseconds, over `rounds` round
+/// trips in 9 batches; -1 when no thread could be started. Between cores that share a
+/// cache this is about 50–150 ns; on a virtual machine whose two virtual CPUs the host
+/// has put on distant cores it is several hundred, and work handed between threads
+/// slows down with it. Call it with the library's worker pool idle.
+double dst_thread_round_trip_ns(int32_t rounds);
+
 /// Atomics and a spin hint for the library's worker pool (DSCore's Parallel): sequentially
 /// consistent operations on a shared 64-bit counter.
 static inline int64_t dst_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
