@@ -51,8 +51,8 @@ static _Thread_local int32_t parallel_depth;
 int32_t dst_parallel_depth(void) { return parallel_depth; }
 void dst_set_parallel_depth(int32_t depth) { parallel_depth = depth; }
 
-/// The shared line of dst_thread_round_trip_ns: the caller stores odd values, the
-/// partner answers with the next even one; 0 until the partner runs, -1 to stop.
+/// The shared line of dst_thread_round_trip_ns: round i is the caller's store of 2i + 1
+/// and the partner's answer 2i + 2, for `rounds` rounds (0 before the first).
 typedef struct { _Alignas(64) int64_t turn; int64_t rounds; } round_trip_line;
 
 static void *round_trip_partner(void *arg) {
