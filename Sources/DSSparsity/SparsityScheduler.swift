@@ -146,7 +146,7 @@ public struct LayerUpdateInput {
         let counts = counts ?? structure.groupCounts(rows: rows, columns: columns, total: keep == nil ? active : mask.count)
         precondition(counts.count == groups.count, "dropAndGrow: \(counts.count) counts for \(groups.count) groups")
         // The nKeep largest nonzero |w| in groups whose count is not 0.
-        var next = kept.take() ?? largestNonzero(keepCount, in: zip(groups, counts).filter { $0.1 > 0 }.map(\.0)).flags
+        var next = kept.take() ?? largestNonzero(keepCount, in: zip(groups, counts).filter { $0.1 > 0 }.map { $0.0 }).flags
         precondition(next.count == rows * columns, "dropAndGrow: \(next.count) kept flags for \(rows * columns) positions")
         weights.withUnsafeBufferPointer { wb in
             next.withMutableFlagBytes { flags in

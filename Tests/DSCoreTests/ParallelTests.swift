@@ -26,6 +26,20 @@ import Testing
         }
     }
 
+    /// Flags cleared in parts are all clear, in memory a set array of the same size
+    /// just gave back, on one thread and in parts on two.
+    @Test func flagsClearedInPartsAreClear() {
+        for threads in [1, 2] {
+            Parallel.withThreads(threads) {
+                for count in [0, 1, 65_535, 65_536, 200_003] {
+                    do { let set = [Bool](repeating: true, count: count); #expect(set.trueCount == count) }
+                    let flags = [Bool](clearedInParts: count)
+                    #expect(flags.count == count && flags.trueCount == 0, "threads \(threads) count \(count)")
+                }
+            }
+        }
+    }
+
     @Test func nestedLoopsRunEveryIndex() {
         Parallel.withThreads(2) {
             let total = UnsafeMutablePointer<Int>.allocate(capacity: 8 * 8)
