@@ -1240,7 +1240,8 @@ DS_SAMPLED_PAIRS(1)
 __attribute__((target("avx512f")))
 static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const int64_t *base, const int32_t *channel,
                                   const uint8_t *tap, int64_t count, int64_t rows, int64_t c0, int64_t channels,
-                                  const float *x, const float *dy, int64_t batch, int64_t height, __m128 *acc) {
+                                  const float *x, const float *dy, int64_t batch, int64_t images, int64_t height,
+                                  __m128 *acc) {
     int64_t plane = height * 8, channel_stride = batch * plane, padded = (height + 2) * 16;
     int64_t image = 3 * channels * padded;
     int64_t group = column_group(2 * 3 * (128 + 32) * (int64_t)sizeof(float), count, rows, channels);
@@ -1250,8 +1251,8 @@ static void sampled_pairs_blocked(const int64_t *lo, const int64_t *hi, const in
     column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, group, groups, padded, 16, cb,
                                      used, 0);
     float *buf = aligned_alloc(64, (size_t)(2 * image) * sizeof(float));
-    for (int64_t n0 = 0; n0 < batch; n0 += 4) {
-        int64_t left = batch - n0, first[2] = {n0, n0 + 2};
+    for (int64_t n0 = 0; n0 < images; n0 += 4) {
+        int64_t left = images - n0, first[2] = {n0, n0 + 2};
         int pairs = left >= 3 ? 2 : 1, two[2] = {left >= 2, left >= 4};
         for (int t = 0; t < pairs; t++)
             paired_copies(x + c0 * channel_stride + first[t] * plane,
@@ -1332,13 +1333,13 @@ DS_SAMPLED_IMAGES_UNIT(1)
 __attribute__((target("avx512f")))
 static void sampled_images_blocked(const int64_t *lo, const int64_t *hi, const int64_t *base, const int64_t *bounds,
                                    int64_t groups, const int64_t *offset, const uint8_t *taps, int64_t count,
-                                   int64_t rows, const float *x, const float *dy, int64_t batch, int64_t height,
-                                   int64_t width, float *g) {
+                                   int64_t rows, const float *x, const float *dy, int64_t batch, int64_t images,
+                                   int64_t height, int64_t width, float *g) {
     int64_t plane = height * width, channel_stride = batch * plane;
     float *sum = calloc((size_t)count, sizeof(float));
     __mmask16 *masks = vector_masks(height, width);
-    for (int64_t n0 = 0; n0 < batch;) {
-        int t = batch - n0 >= 16 ? 16 : 1;
+    for (int64_t n0 = 0; n0 < images;) {
+        int t = images - n0 >= 16 ? 16 : 1;
         for (int64_t q = 0; q < groups; q++)
             for (int64_t r = 0; r < rows; r++) {
                 const int64_t *b = bounds + r * (groups + 1);
@@ -1403,13 +1404,13 @@ static void lanes_sampled(const lanes_order *o, int64_t rows, const float *xt, c
 __attribute__((target("avx512f")))
 static void lanes_gradient(const int64_t *lo, const int64_t *hi, const int32_t *channel, const uint8_t *tap,
                            int64_t rows, int64_t c0, int64_t channels, const float *x, const float *dy, int64_t batch,
-                           float *g) {
+                           int64_t images, float *g) {
     int64_t channel_stride = batch * 16;
     lanes_order o = lanes_order_make(lo, hi, channel, tap, rows, c0);
     float *xt = aligned_alloc(64, (size_t)channels * 256 * sizeof(float));
     float *sum = calloc((size_t)(o.count > 0 ? o.count : 1), sizeof(float));
-    for (int64_t n = 0; n < batch; n += 16) {
-        int m = batch - n >= 16 ? 16 : (int)(batch - n);
+    for (int64_t n = 0; n < images; n += 16) {
+        int m = images - n >= 16 ? 16 : (int)(images - n);
         lanes_block(x + c0 * channel_stride + 16 * n, channels, channel_stride, m, xt);
         lanes_sampled(&o, rows, xt, dy + 16 * n, channel_stride, m, sum);
     }
@@ -1426,8 +1427,10 @@ static void lanes_gradient(const int64_t *lo, const int64_t *hi, const int32_t *
 __attribute__((target("avx512f")))
 void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
                                        int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,
-                                       int64_t batch, int64_t height, int64_t width, float *g) {
-    int64_t plane = height * width, channel_stride = batch * plane;
+                                       int64_t batch, int64_t n0, int64_t n1, int64_t height, int64_t width, float *g) {
+    int64_t plane = height * width, channel_stride = batch * plane, images = n1 - n0;
+    x += n0 * plane;
+    dy += n0 * plane;
     int64_t cw = width, vectors = plane / 16, padded = (height + 2) * cw, channels = c1 - c0;
     if (channels <= 0) return;
     int64_t image = 3 * channels * padded, one_vector = plane <= 16;
@@ -1455,7 +1458,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     }
     if (count == 0) { free(lo); return; }
     if (height == 4 && width == 4) {
-        lanes_gradient(lo, hi, channel, tap, rows, c0, channels, x, dy, batch, g);
+        lanes_gradient(lo, hi, channel, tap, rows, c0, channels, x, dy, batch, images, g);
         free(lo);
         return;
     }
@@ -1473,7 +1476,8 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
         uint8_t *taps = malloc((size_t)count);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t e = lo[r]; e < hi[r]; e++) taps[base[r] + e - lo[r]] = tap[e];
-        sampled_images_blocked(lo, hi, base, bounds, groups, offset, taps, count, rows, x, dy, batch, height, width, g);
+        sampled_images_blocked(lo, hi, base, bounds, groups, offset, taps, count, rows, x, dy, batch, images, height,
+                               width, g);
         free(taps);
         free(bounds);
         free(offset);
@@ -1485,7 +1489,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     float *buf = NULL;
     __mmask16 *masks = NULL;
     if (pairs_fit(height, width)) {   // 8 wide: by columns over two images side by side
-        sampled_pairs_blocked(lo, hi, base, channel, tap, count, rows, c0, channels, x, dy, batch, height, acc);
+        sampled_pairs_blocked(lo, hi, base, channel, tap, count, rows, c0, channels, x, dy, batch, images, height, acc);
     } else if (bv == 16 && columns_fit(height, width)) {   // rows of whole vectors: by columns (same sums)
         buf = aligned_alloc(64, (size_t)image * sizeof(float));
         masks = copy_masks(height, width, cw);
@@ -1494,7 +1498,7 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
         uint8_t *used = calloc((size_t)(3 * channels), 1);
         column_taps *cols = plan_columns(lo, hi, base, channel, tap, rows, c0, channels, cgroup, cgroups, padded,
                                          cw, cb, used, 0);
-        for (int64_t n = 0; n < batch; n++) {
+        for (int64_t n = 0; n < images; n++) {
             shifted_copies(x + c0 * channel_stride + n * plane, channels, channel_stride, height, width, cw, height,
                            masks, used, buf);
             for (int64_t v0 = 0; v0 < vectors; v0 += 16)
@@ -1517,8 +1521,8 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
     } else {
         buf = aligned_alloc(64, (size_t)(t_images * image) * sizeof(float));
         masks = copy_masks(height, width, cw);
-        for (int64_t n0 = 0; n0 < batch;) {
-            int t = batch - n0 >= t_images ? t_images : 1;   // the last images one at a time
+        for (int64_t n0 = 0; n0 < images;) {
+            int t = images - n0 >= t_images ? t_images : 1;   // the last images one at a time
             for (int i = 0; i < t; i++)
                 shifted_copies(x + c0 * channel_stride + (n0 + i) * plane, channels, channel_stride, height, width,
                                cw, height, masks, NULL, buf + i * image);
@@ -1551,9 +1555,11 @@ void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *chan
 /// does not depend on the thread split (rows).
 __attribute__((target("avx512f")))
 void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, const uint8_t *tap, int64_t r0,
-                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
-                               int64_t width, float *g) {
-    int64_t plane = height * width, channel_stride = batch * plane;
+                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t n0, int64_t n1,
+                               int64_t height, int64_t width, float *g) {
+    int64_t plane = height * width, channel_stride = batch * plane, images = n1 - n0;
+    x += n0 * plane;
+    dy += n0 * plane;
     int64_t first = start[r0], count = start[r1] - first;
     if (count <= 0) return;
     int64_t *offset = malloc((size_t)count * sizeof(int64_t));
@@ -1580,10 +1586,10 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
             const float *dr = dy + r * channel_stride;
             for (int64_t e = start[r] - first, end = start[r + 1] - first; e < end;) {
                 if (end - e >= 4) {
-                    sampled_one_block_4(offset, taps, e, x, dr, batch, plane, masks, acc + 2 * e);
+                    sampled_one_block_4(offset, taps, e, x, dr, images, plane, masks, acc + 2 * e);
                     e += 4;
                 } else {
-                    sampled_one_block_1(offset, taps, e, x, dr, batch, plane, masks, acc + 2 * e);
+                    sampled_one_block_1(offset, taps, e, x, dr, images, plane, masks, acc + 2 * e);
                     e += 1;
                 }
             }
@@ -1595,14 +1601,14 @@ void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, con
         for (int64_t e = 0; e < count; e++) channels = channel[first + e] >= channels ? channel[first + e] + 1 : channels;
         int64_t tile = (256 * 1024) / (channels * plane * (int64_t)sizeof(float));
         if (tile < 1) tile = 1;
-        for (int64_t n0 = 0; n0 < batch; n0 += tile) {
-            int64_t n1 = n0 + tile < batch ? n0 + tile : batch;
+        for (int64_t t0 = 0; t0 < images; t0 += tile) {
+            int64_t t1 = t0 + tile < images ? t0 + tile : images;
             for (int64_t r = r0; r < r1; r++) {
                 const float *dr = dy + r * channel_stride;
                 int64_t e = start[r] - first, end = start[r + 1] - first;
                 while (e < end) {
                     int width_e = end - e >= 4 ? 4 : 1;
-                    sampled_kernel(width_e, (int)period)(offset, taps, e, x, dr, n0, n1, lo, hi, blocks, masks, per_row,
+                    sampled_kernel(width_e, (int)period)(offset, taps, e, x, dr, t0, t1, lo, hi, blocks, masks, per_row,
                                                          plane, acc + 2 * e);
                     e += width_e;
                 }
@@ -1631,9 +1637,9 @@ void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *bias, c
 int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width) { (void)height; (void)width; return 0; }
 void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
                                        int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,
-                                       int64_t batch, int64_t height, int64_t width, float *g) {
+                                       int64_t batch, int64_t n0, int64_t n1, int64_t height, int64_t width, float *g) {
     (void)start; (void)channel; (void)tap; (void)rows; (void)c0; (void)c1; (void)x; (void)dy; (void)batch;
-    (void)height; (void)width; (void)g;
+    (void)n0; (void)n1; (void)height; (void)width; (void)g;
 }
 void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8_t *tap, const float *values,
                        const float *bias, int64_t rows, const float *x, float *y, int64_t batch, int64_t height,
@@ -1642,9 +1648,9 @@ void ds_conv3x3_sparse(const int64_t *start, const int32_t *channel, const uint8
     (void)batch; (void)height; (void)width; (void)n0; (void)n1;
 }
 void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, const uint8_t *tap, int64_t r0,
-                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
-                               int64_t width, float *g) {
-    (void)start; (void)channel; (void)tap; (void)r0; (void)r1; (void)x; (void)dy; (void)batch; (void)height;
-    (void)width; (void)g;
+                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t n0, int64_t n1,
+                               int64_t height, int64_t width, float *g) {
+    (void)start; (void)channel; (void)tap; (void)r0; (void)r1; (void)x; (void)dy; (void)batch; (void)n0; (void)n1;
+    (void)height; (void)width; (void)g;
 }
 #endif

@@ -101,10 +101,11 @@ extension Tensor {
     /// Elementwise `self += other` (same element count).
     public mutating func add(_ other: Tensor) {
         precondition(count == other.count, "add: \(shape) vs \(other.shape)")
+        let shape = shape
         storage.withUnsafeMutableBufferPointer { p in
             other.storage.withUnsafeBufferPointer { q in
                 guard let a = p.baseAddress, let b = q.baseAddress else { return }
-                Parallel.forRanges(p.count, work: p.count) { r in
+                Parallel.forElements(of: shape, count: p.count, work: p.count) { r in
                     for i in r { a[i] += b[i] }
                 }
             }

@@ -16,16 +16,24 @@ import Darwin
 /// `spinSeconds` before it sleeps on a condition variable, so back-to-back loops start
 /// within a microsecond.
 ///
-/// A loop is published as one atomic ticket `generation (24 bits) | count (20) | next
-/// index (20)`: participants claim iterations by compare-and-swap on it, so a worker that
-/// looks late at a finished loop cannot claim an iteration of another. The iteration
-/// bodies and their order per index are the caller's; which thread runs an index does
-/// not change any result.
+/// A loop is published as one atomic ticket `generation (24 bits) | pinned (1) | count
+/// (19) | claims (20)`: participants claim iterations by compare-and-swap on it, so a
+/// worker that looks late at a finished loop cannot claim an iteration of another. In an
+/// ordinary loop `claims` is the next index, taken in turn by whoever comes first. In a
+/// *pinned* loop (`pinned` set, at most 20 iterations) it is a bit per iteration, and
+/// participant `p` (the caller is 0, worker `w` is `w`) claims iteration `p` first, then
+/// any left unclaimed: loops that split the same data the same way then leave each part
+/// in the caches of the core that made it, while a worker that is asleep or descheduled
+/// still only delays its part until another participant takes it. The iteration bodies
+/// and their order per index are the caller's; which thread runs an index does not
+/// change any result.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool(workers: Parallel.processors - 1)
 
     /// Iterations per loop the ticket can count (larger loops are run in ranges).
-    static let maxCount = (1 << 20) - 1
+    static let maxCount = (1 << 19) - 1
+    /// Iterations of a pinned loop (a claim bit each).
+    static let maxPinned = 20
     /// How long an idle worker polls before it sleeps.
     static let spinSeconds = 0.0005
 
@@ -58,14 +66,16 @@ final class WorkerPool: @unchecked Sendable {
     private func word(_ w: Word) -> UnsafeMutablePointer<Int64> { words + w.rawValue * 8 }
 
     private static func generation(of ticket: Int64) -> Int64 { ticket >> 40 }
-    private static func count(of ticket: Int64) -> Int { Int((ticket >> 20) & 0xFFFFF) }
+    private static func pinned(_ ticket: Int64) -> Bool { (ticket >> 39) & 1 != 0 }
+    private static func count(of ticket: Int64) -> Int { Int((ticket >> 20) & 0x7FFFF) }
     private static func index(of ticket: Int64) -> Int { Int(ticket & 0xFFFFF) }
 
     /// Runs `body(i)` for `i` in `0..<count` on the calling thread and up to
-    /// `participants - 1` workers. False (nothing run) when the pool is serving another
-    /// caller or `count` is too large.
-    func run(_ count: Int, participants: Int, _ body: (Int) -> Void) -> Bool {
-        guard count <= Self.maxCount, workers > 0,
+    /// `participants - 1` workers; `pinned`: iteration `p` on participant `p` unless
+    /// that one is late (at most `maxPinned` iterations). False (nothing run) when the
+    /// pool is serving another caller or `count` is too large.
+    func run(_ count: Int, participants: Int, pinned: Bool = false, _ body: (Int) -> Void) -> Bool {
+        guard count <= (pinned ? Self.maxPinned : Self.maxCount), workers > 0,
               dst_atomic_compare_exchange(word(.busy), 0, 1) != 0 else { return false }
         withoutActuallyEscaping(body) { escapable in
             generation = (generation + 1) & 0xFFFFFF
@@ -73,14 +83,14 @@ final class WorkerPool: @unchecked Sendable {
             slot.initialize(to: escapable)
             dst_atomic_store(word(.done), 0)
             dst_atomic_store(word(.participants), Int64(participants))
-            let ticket = (generation << 40) | (Int64(count) << 20)
+            let ticket = (generation << 40) | (pinned ? 1 << 39 : 0) | (Int64(count) << 20)
             dst_atomic_store(word(.ticket), ticket)
             if dst_atomic_load(word(.sleepers)) > 0 {
                 pthread_mutex_lock(mutex)
                 pthread_cond_broadcast(wake)
                 pthread_mutex_unlock(mutex)
             }
-            claim(generation: generation)
+            claim(generation: generation, participant: 0)
             var spins = 0
             while dst_atomic_load(word(.done)) < Int64(count) {
                 spins += 1
@@ -92,16 +102,27 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 
-    /// Claims and runs iterations of `generation` until none is left.
-    private func claim(generation: Int64) {
+    /// Claims and runs iterations of `generation` until none is left (in a pinned loop
+    /// iteration `participant` first).
+    private func claim(generation: Int64, participant: Int) {
         let depth = dst_parallel_depth()
         dst_set_parallel_depth(depth + 1)
         defer { dst_set_parallel_depth(depth) }
         while true {
             let t = dst_atomic_load(word(.ticket))
-            let i = Self.index(of: t)
-            guard Self.generation(of: t) == generation, i < Self.count(of: t) else { return }
-            if dst_atomic_compare_exchange(word(.ticket), t, t + 1) != 0 {
+            guard Self.generation(of: t) == generation else { return }
+            let i: Int, claimed: Int64
+            if Self.pinned(t) {
+                let free = ~Self.index(of: t) & ((1 << Self.count(of: t)) - 1)
+                guard free != 0 else { return }
+                i = free >> participant & 1 != 0 ? participant : free.trailingZeroBitCount
+                claimed = t | Int64(1 << i)
+            } else {
+                i = Self.index(of: t)
+                guard i < Self.count(of: t) else { return }
+                claimed = t + 1
+            }
+            if dst_atomic_compare_exchange(word(.ticket), t, claimed) != 0 {
                 bodies[Int(generation & 1)](i)
                 _ = dst_atomic_fetch_add(word(.done), 1)
             }
@@ -127,7 +148,7 @@ final class WorkerPool: @unchecked Sendable {
                 _ = dst_atomic_fetch_add(word(.sleepers), -1)
             }
             seen = Self.generation(of: dst_atomic_load(word(.ticket)))
-            if index < Int(dst_atomic_load(word(.participants))) { claim(generation: seen) }
+            if index < Int(dst_atomic_load(word(.participants))) { claim(generation: seen, participant: index) }
         }
     }
 

@@ -17,7 +17,7 @@ public final class ReLU: Layer {
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
                 guard let src = px.baseAddress, let dst = py.baseAddress else { return }
-                Parallel.forRanges(py.count, work: py.count) { r in
+                Parallel.forElements(of: x.shape, count: py.count, work: py.count) { r in
                     for i in r { dst[i] = max(src[i], 0) }
                 }
             }
@@ -38,7 +38,7 @@ public final class ReLU: Layer {
             output.storage.withUnsafeBufferPointer { py in
                 dx.storage.withUnsafeMutableBufferPointer { pd in
                     guard let g = pg.baseAddress, let y = py.baseAddress, let d = pd.baseAddress else { return }
-                    Parallel.forRanges(pd.count, work: pd.count) { r in
+                    Parallel.forElements(of: dy.shape, count: pd.count, work: pd.count) { r in
                         for i in r { d[i] = y[i] > 0 ? g[i] : 0 }   // a select, not a branch
                     }
                 }

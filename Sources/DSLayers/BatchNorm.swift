@@ -67,15 +67,56 @@ public final class BatchNorm: Layer {
         return normalize(x, adding: residual, relu: true, training: training)
     }
 
+    /// Images and positions per image of a channel-major `[C, M]` input of shape `shape`.
+    private static func batchAndPlane(_ shape: [Int], perChannel m: Int) -> (batch: Int, plane: Int) {
+        let batch = shape.count == 4 ? shape[1] : shape[0]
+        return (batch, batch > 0 ? m / batch : 0)
+    }
+
+    // Both passes split the batch by images (`Parallel.forImages`, as the convolutions
+    // around them do). The statistics are taken per half of the batch
+    // (`Parallel.forHalves`) and combined, so they do not depend on the thread count.
     private func normalize(_ x: Tensor, adding residual: Tensor?, relu: Bool, training: Bool) -> Tensor {
         let xc = channelMajor(x)
         let m = xc.count / features
+        let (batch, plane) = Self.batchAndPlane(x.shape, perChannel: m)
         var y = Tensor(uninitializedShape: xc.shape)
         var means = [Float](repeating: 0, count: features)
         var inverse = [Float](repeating: 0, count: features)
         var variances = [Float](repeating: 0, count: features)
         if training {
             precondition(m > 1, "BatchNorm in training needs more than one value per channel, got \(x.shape)")
+            // Each half's mean and sum of squared deviations, then Chan et al.'s combination.
+            var halfStats = [Float](repeating: 0, count: 2 * Parallel.halves * features)
+            xc.storage.withUnsafeBufferPointer { px in
+                halfStats.withUnsafeMutableBufferPointer { ps in
+                    Parallel.forHalves(items: features, work: xc.count) { h, channels in
+                        let images = Parallel.halfImages(h, batch: batch), n = images.count * plane
+                        guard n > 0 else { return }
+                        for c in channels {
+                            let src = px.baseAddress! + c * m + images.lowerBound * plane
+                            let mean = Vector.sum(src, count: n) / Float(n)
+                            ps[2 * (h * features + c)] = mean
+                            ps[2 * (h * features + c) + 1] = Vector.sumOfSquaredDeviations(src, from: mean, count: n)
+                        }
+                    }
+                }
+            }
+            for c in 0..<features {
+                var count = 0.0, mean = 0.0, squares = 0.0
+                for h in 0..<Parallel.halves {
+                    let n = Double(Parallel.halfImages(h, batch: batch).count * plane)
+                    guard n > 0 else { continue }
+                    let hm = Double(halfStats[2 * (h * features + c)]), hs = Double(halfStats[2 * (h * features + c) + 1])
+                    let total = count + n, delta = hm - mean
+                    mean += delta * n / total
+                    squares += hs + delta * delta * count * n / total
+                    count = total
+                }
+                means[c] = Float(mean)
+                variances[c] = Float(squares / count)
+                inverse[c] = 1 / (variances[c] + epsilon).squareRoot()
+            }
         } else {
             for c in 0..<features {
                 means[c] = runningMean.value.storage[c]
@@ -86,25 +127,16 @@ public final class BatchNorm: Layer {
         xc.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
                 rc.storage.withUnsafeBufferPointer { pr in
-                    means.withUnsafeMutableBufferPointer { pmean in
-                        inverse.withUnsafeMutableBufferPointer { pinv in
-                            variances.withUnsafeMutableBufferPointer { pvar in
-                                let gamma = scale.value.storage, beta = shift.value.storage, eps = epsilon
-                                let hasResidual = residual != nil
-                                Parallel.forEach(features, work: xc.count) { c in
-                                    let src = px.baseAddress! + c * m
-                                    if training {
-                                        let mean = Vector.sum(src, count: m) / Float(m)
-                                        let variance = Vector.sumOfSquaredDeviations(src, from: mean, count: m) / Float(m)
-                                        pmean[c] = mean
-                                        pvar[c] = variance
-                                        pinv[c] = 1 / (variance + eps).squareRoot()
-                                    }
-                                    Self.affine(src, mean: pmean[c], inverse: pinv[c], scale: gamma[c], shift: beta[c],
-                                                residual: hasResidual ? pr.baseAddress! + c * m : nil, relu: relu,
-                                                into: py.baseAddress! + c * m, count: m)
-                                }
-                            }
+                    let gamma = scale.value.storage, beta = shift.value.storage
+                    let hasResidual = residual != nil, features = features
+                    Parallel.forImages(batch, work: xc.count) { images in
+                        guard !images.isEmpty else { return }
+                        let offset = images.lowerBound * plane, n = images.count * plane
+                        for c in 0..<features {
+                            let at = c * m + offset
+                            Self.affine(px.baseAddress! + at, mean: means[c], inverse: inverse[c], scale: gamma[c],
+                                        shift: beta[c], residual: hasResidual ? pr.baseAddress! + at : nil, relu: relu,
+                                        into: py.baseAddress! + at, count: n)
                         }
                     }
                 }
@@ -153,26 +185,44 @@ public final class BatchNorm: Layer {
         precondition(dy.shape == inputShape, "BatchNorm.backward: gradient \(dy.shape) vs input \(inputShape)")
         let dyc = channelMajor(dy)
         let m = dyc.count / features
+        let (batch, plane) = Self.batchAndPlane(inputShape, perChannel: m)
         var dx = Tensor(uninitializedShape: dyc.shape)
+        // Each half's (Σ g, Σ g·x̂) per channel, added; then the input gradient.
+        var halfSums = [Float](repeating: 0, count: 2 * Parallel.halves * features)
         var dGamma = [Float](repeating: 0, count: features)
         var dBeta = [Float](repeating: 0, count: features)
+        let gamma = scale.value.storage, beta = shift.value.storage
+        let inv = inverseStd, means = batchMeans, relu = fusedReLU, features = features
+        func pass(_ c: Int, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>) -> BackwardPass {
+            BackwardPass(x: x + c * m, dy: dy + c * m, mean: means[c], inverse: inv[c], scale: gamma[c], shift: beta[c],
+                         relu: relu)
+        }
         dyc.storage.withUnsafeBufferPointer { pdy in
             input.storage.withUnsafeBufferPointer { px in
+                halfSums.withUnsafeMutableBufferPointer { ps in
+                    Parallel.forHalves(items: features, work: dyc.count) { h, channels in
+                        let images = Parallel.halfImages(h, batch: batch)
+                        for c in channels {
+                            let (sumDy, sumDyH) = pass(c, px.baseAddress!, pdy.baseAddress!)
+                                .sums(from: images.lowerBound * plane, count: images.count * plane)
+                            ps[2 * (h * features + c)] = sumDy
+                            ps[2 * (h * features + c) + 1] = sumDyH
+                        }
+                    }
+                }
+                for c in 0..<features {
+                    for h in 0..<Parallel.halves {
+                        dBeta[c] += halfSums[2 * (h * features + c)]
+                        dGamma[c] += halfSums[2 * (h * features + c) + 1]
+                    }
+                }
                 dx.storage.withUnsafeMutableBufferPointer { pdx in
-                    dGamma.withUnsafeMutableBufferPointer { pdg in
-                        dBeta.withUnsafeMutableBufferPointer { pdb in
-                            let gamma = scale.value.storage, beta = shift.value.storage
-                            let inv = inverseStd, means = batchMeans, relu = fusedReLU
-                            Parallel.forEach(features, work: dyc.count) { c in
-                                let pass = BackwardPass(x: px.baseAddress! + c * m, dy: pdy.baseAddress! + c * m,
-                                                        mean: means[c], inverse: inv[c], scale: gamma[c],
-                                                        shift: beta[c], relu: relu)
-                                let (sumDy, sumDyH) = pass.sums(count: m)
-                                pdg[c] = sumDyH
-                                pdb[c] = sumDy
-                                pass.inputGradient(sumDy: sumDy, sumDyH: sumDyH, into: pdx.baseAddress! + c * m,
-                                                   count: m)
-                            }
+                    Parallel.forImages(batch, work: dyc.count) { images in
+                        guard !images.isEmpty else { return }
+                        for c in 0..<features {
+                            pass(c, px.baseAddress!, pdy.baseAddress!)
+                                .inputGradient(sumDy: dBeta[c], sumDyH: dGamma[c], total: m, into: pdx.baseAddress! + c * m,
+                                               from: images.lowerBound * plane, count: images.count * plane)
                         }
                     }
                 }
@@ -193,9 +243,10 @@ private struct BackwardPass {
     let x: UnsafePointer<Float>, dy: UnsafePointer<Float>
     let mean: Float, inverse: Float, scale: Float, shift: Float, relu: Bool
 
-    /// `(Σ g, Σ g·x̂)` for the (masked) gradient `g`.
+    /// `(Σ g, Σ g·x̂)` for the (masked) gradient `g` over values `start ..< start + m`.
     @inline(__always)
-    func sums(count m: Int) -> (Float, Float) {
+    func sums(from start: Int, count m: Int) -> (Float, Float) {
+        let x = x + start, dy = dy + start
         let mv = SIMD16<Float>(repeating: mean), iv = SIMD16<Float>(repeating: inverse)
         let gv = SIMD16<Float>(repeating: scale), bv = SIMD16<Float>(repeating: shift), zero = SIMD16<Float>()
         var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), h0 = SIMD16<Float>(), h1 = SIMD16<Float>()
@@ -223,10 +274,13 @@ private struct BackwardPass {
         return (sum, sumH)
     }
 
-    /// `dx = γ·inv/M · (M·g − Σg − x̂·Σg·x̂)`.
+    /// `dx = γ·inv/M · (M·g − Σg − x̂·Σg·x̂)` over values `start ..< start + m` of the
+    /// channel's `total`.
     @inline(__always)
-    func inputGradient(sumDy: Float, sumDyH: Float, into out: UnsafeMutablePointer<Float>, count m: Int) {
-        let k = scale * inverse / Float(m), fm = Float(m)
+    func inputGradient(sumDy: Float, sumDyH: Float, total: Int, into out: UnsafeMutablePointer<Float>, from start: Int,
+                       count m: Int) {
+        let x = x + start, dy = dy + start, out = out + start
+        let k = scale * inverse / Float(total), fm = Float(total)
         let mv = SIMD16<Float>(repeating: mean), iv = SIMD16<Float>(repeating: inverse)
         let gv = SIMD16<Float>(repeating: scale), bv = SIMD16<Float>(repeating: shift), zero = SIMD16<Float>()
         let kv = SIMD16<Float>(repeating: k), fmv = SIMD16<Float>(repeating: fm)

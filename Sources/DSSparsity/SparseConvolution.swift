@@ -365,7 +365,7 @@ extension SparseConvolution {
             channel.withUnsafeBufferPointer { pc in
                 tap.withUnsafeBufferPointer { pt in
                     values.withUnsafeBufferPointer { pv in
-                        Parallel.forRanges(g.batch, work: values.count * plane * g.batch, split: 4) { images in
+                        Parallel.forImages(g.batch, work: values.count * plane * g.batch) { images in
                             ds_conv3x3_sparse(ps.baseAddress!, pc.baseAddress, pt.baseAddress, pv.baseAddress, bias,
                                               Int64(rows), x, y, Int64(g.batch), Int64(g.height), Int64(g.width),
                                               Int64(images.lowerBound), Int64(images.upperBound))
@@ -411,7 +411,7 @@ final class ColumnPlan {
                  y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         let plan = plan, plane = g.height * g.width
         values.withUnsafeBufferPointer { ds_conv3x3_plan_weights(plan, $0.baseAddress) }
-        Parallel.forRanges(g.batch, work: values.count * plane * g.batch, split: 4) { images in
+        Parallel.forImages(g.batch, work: values.count * plane * g.batch) { images in
             ds_conv3x3_sparse_planned(plan, bias, x, y, Int64(g.batch), Int64(images.lowerBound),
                                       Int64(images.upperBound))
         }
@@ -462,35 +462,53 @@ extension SparseConvolution {
 
     /// The sampled weight gradient on unpadded planes by the AVX-512 kernel: blocked
     /// (`blocked`, or as `takesBlockedGradient` decides when nil) with input channels split
-    /// over threads, else with output channels split over threads. Either way each entry
-    /// is summed by one thread in a fixed order: the result does not depend on the thread
-    /// count.
+    /// over threads, else with output channels split over threads. Each half of the batch
+    /// is summed on its own (`Parallel.forHalves`: on two threads each thread takes the
+    /// images it ran forward and backward) and the halves are added: each entry's sum has a
+    /// fixed order, so the result does not depend on the thread count.
     static func nativeSampled(start: [Int32], entries: [Int32], x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                               _ g: ConvGeometry, blocked: Bool?, into gradient: UnsafeMutablePointer<Float>) {
         let (channel, tap) = channelsAndTaps(entries, flipped: false)
         let starts = start.map(Int64.init)
-        let rows = start.count - 1, plane = g.height * g.width, work = entries.count * plane * g.batch
-        let byGroups = (blocked ?? takesBlockedGradient(entries: entries.count, g))
+        let rows = start.count - 1, plane = g.height * g.width, count = entries.count, work = count * plane * g.batch
+        let byGroups = (blocked ?? takesBlockedGradient(entries: count, g))
             && ds_conv3x3_sparse_blocked_supported(Int64(g.height), Int64(g.width)) != 0
+        let secondHalf = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        defer { secondHalf.deallocate() }
         starts.withUnsafeBufferPointer { ps in
             channel.withUnsafeBufferPointer { pc in
                 tap.withUnsafeBufferPointer { pt in
-                    if byGroups {
-                        Parallel.forRanges(g.channels, work: work, split: 2) { range in
+                    Parallel.forHalves(items: byGroups ? g.channels : rows, work: work) { half, range in
+                        let images = Parallel.halfImages(half, batch: g.batch)
+                        let out = half == 0 ? gradient : secondHalf
+                        guard !images.isEmpty else {
+                            if byGroups {
+                                for r in 0..<rows {
+                                    for e in Int(ps[r])..<Int(ps[r + 1]) where range.contains(Int(pc[e])) { out[e] = 0 }
+                                }
+                            } else {
+                                out.advanced(by: Int(ps[range.lowerBound])).update(
+                                    repeating: 0, count: Int(ps[range.upperBound] - ps[range.lowerBound]))
+                            }
+                            return
+                        }
+                        if byGroups {
                             ds_conv3x3_sparse_sampled_blocked(ps.baseAddress!, pc.baseAddress, pt.baseAddress, Int64(rows),
                                                               Int64(range.lowerBound), Int64(range.upperBound), x, dy,
-                                                              Int64(g.batch), Int64(g.height), Int64(g.width), gradient)
+                                                              Int64(g.batch), Int64(images.lowerBound),
+                                                              Int64(images.upperBound), Int64(g.height), Int64(g.width),
+                                                              out)
+                        } else {
+                            ds_conv3x3_sparse_sampled(ps.baseAddress!, pc.baseAddress, pt.baseAddress,
+                                                      Int64(range.lowerBound), Int64(range.upperBound), x, dy,
+                                                      Int64(g.batch), Int64(images.lowerBound), Int64(images.upperBound),
+                                                      Int64(g.height), Int64(g.width), out)
                         }
-                        return
-                    }
-                    Parallel.forRanges(rows, work: work, split: 4) { range in
-                        ds_conv3x3_sparse_sampled(ps.baseAddress!, pc.baseAddress, pt.baseAddress,
-                                                  Int64(range.lowerBound), Int64(range.upperBound), x, dy,
-                                                  Int64(g.batch), Int64(g.height), Int64(g.width), gradient)
                     }
                 }
             }
         }
+        for e in 0..<count { gradient[e] += secondHalf[e] }
     }
 }
 

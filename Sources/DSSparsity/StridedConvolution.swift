@@ -127,17 +127,22 @@ struct PhaseForm {
 
     /// The phase planes of `x`, into `out` (as many floats as `x`).
     static func split(_ x: UnsafePointer<Float>, _ g: ConvGeometry, into out: UnsafeMutablePointer<Float>) {
-        Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
-            ds_phase_split(x, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
-                           Int64(planes.upperBound), out)
-        }
+        forPlanes(g) { q0, q1 in ds_phase_split(x, Int64(g.batch), Int64(g.height), Int64(g.width), q0, q1, out) }
     }
 
     /// `dx` from the phase planes' gradient.
     static func merge(_ phases: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        Parallel.forRanges(g.channels * g.batch, work: g.channels * g.batch * g.height * g.width, split: 4) { planes in
-            ds_phase_merge(phases, Int64(g.batch), Int64(g.height), Int64(g.width), Int64(planes.lowerBound),
-                           Int64(planes.upperBound), dx)
+        forPlanes(g) { q0, q1 in ds_phase_merge(phases, Int64(g.batch), Int64(g.height), Int64(g.width), q0, q1, dx) }
+    }
+
+    /// Runs `body(q0, q1)` over runs of planes `q = c·N + n`, each thread on its images
+    /// of every channel (`Parallel.forImages`).
+    private static func forPlanes(_ g: ConvGeometry, _ body: (Int64, Int64) -> Void) {
+        Parallel.forImages(g.batch, work: g.channels * g.batch * g.height * g.width) { images in
+            guard !images.isEmpty else { return }
+            for c in 0..<g.channels {
+                body(Int64(c * g.batch + images.lowerBound), Int64(c * g.batch + images.upperBound))
+            }
         }
     }
 }

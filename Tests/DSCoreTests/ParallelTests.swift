@@ -1,3 +1,4 @@
+import CMachineInfo
 import Foundation
 import Testing
 @testable import DSCore
@@ -5,7 +6,8 @@ import Testing
 /// The worker pool behind `Parallel`: every index runs exactly once, whatever the loop
 /// size, back to back (the workers' polling window), after the workers fell asleep,
 /// nested inside a loop body (run serially) and from two callers at once (one of
-/// them falls back to GCD).
+/// them falls back to GCD); pinned loops run part 0 on the caller and the others on the
+/// workers that own them; batches split by images and halves cover every image once.
 @Suite struct ParallelTests {
     /// Runs `Parallel.forEach(count)` and returns how often each index ran.
     func counts(_ count: Int) -> [Int] {
@@ -82,6 +84,68 @@ import Testing
                         "total \(total) split \(split)")
                 let count = UnsafeBufferPointer(start: starts, count: total).reduce(0, +)
                 #expect(count == parts, "total \(total) split \(split): \(count) ranges")
+            }
+        }
+    }
+
+    /// A pinned loop runs each part once, part 0 on the calling thread (part 1 waits
+    /// until part 0 has started, so a worker that finished its own part early cannot
+    /// take part 0 first), and part 1 on the worker in at least some of 100 loops back
+    /// to back (it is taken by the caller only when the worker is late).
+    @Test func pinnedLoopsRunEachPartOnItsThread() {
+        let started = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        let ran = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        let onCaller = UnsafeMutablePointer<Bool>.allocate(capacity: 2)
+        defer { started.deallocate(); ran.deallocate(); onCaller.deallocate() }
+        var served = 0, partOneOnWorker = 0
+        for _ in 0..<100 {
+            started.initialize(to: 0)
+            ran.initialize(repeating: 0, count: 2)
+            let caller = pthread_self()
+            let pooled = WorkerPool.shared.run(2, participants: 2, pinned: true) { p in
+                if p == 1 {
+                    let deadline = Date().addingTimeInterval(1)
+                    while dst_atomic_load(started) == 0 && Date() < deadline {}
+                } else {
+                    dst_atomic_store(started, 1)
+                }
+                onCaller[p] = pthread_equal(pthread_self(), caller) != 0
+                ran[p] += 1
+            }
+            guard pooled else { continue }   // the pool served another test's loop
+            served += 1
+            #expect(ran[0] == 1 && ran[1] == 1)
+            #expect(onCaller[0], "part 0 ran on the calling thread")
+            if !onCaller[1] { partOneOnWorker += 1 }
+        }
+        #expect(served == 0 || partOneOnWorker > 0, "part 1 ran on the worker in \(partOneOnWorker) of \(served) loops")
+    }
+
+    /// `forImages` gives each thread one contiguous range in order, `forHalves` each
+    /// (half, item) pair exactly once, for one to five threads.
+    @Test func imagePartsAndHalvesCoverEveryImageOnce() {
+        for threads in 1...5 {
+            Parallel.withThreads(threads) {
+                for batch in [1, 2, 7, 128] {
+                    let hits = UnsafeMutablePointer<Int>.allocate(capacity: batch)
+                    hits.initialize(repeating: 0, count: batch)
+                    defer { hits.deallocate() }
+                    Parallel.forImages(batch, work: Int.max) { images in for n in images { hits[n] += 1 } }
+                    #expect(Array(UnsafeBufferPointer(start: hits, count: batch)) == [Int](repeating: 1, count: batch),
+                            "threads \(threads) batch \(batch)")
+                    #expect(Parallel.halfImages(0, batch: batch).upperBound == Parallel.halfImages(1, batch: batch).lowerBound
+                            && Parallel.halfImages(1, batch: batch).upperBound == batch)
+                }
+                for items in [0, 1, 7, 64] {
+                    let hits = UnsafeMutablePointer<Int>.allocate(capacity: 2 * max(items, 1))
+                    hits.initialize(repeating: 0, count: 2 * max(items, 1))
+                    defer { hits.deallocate() }
+                    Parallel.forHalves(items: items, work: Int.max) { half, range in
+                        for i in range { hits[half * items + i] += 1 }
+                    }
+                    #expect(Array(UnsafeBufferPointer(start: hits, count: 2 * items)) == [Int](repeating: 1, count: 2 * items),
+                            "threads \(threads) items \(items)")
+                }
             }
         }
     }

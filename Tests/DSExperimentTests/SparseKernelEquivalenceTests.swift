@@ -74,7 +74,14 @@ import Testing
                               schedule: LearningRateSchedule(base: name == "sgd" ? 0.05 : 0.01, decay: .constant,
                                                              totalEpochs: 1, stepsPerEpoch: 8),
                               sparse: sparse)
-        let data = Fixtures.bandImages(count: 64, classes: 4, size: 16, seed: 3)
+        // Rounding differs between the paths, so an activation that lands within rounding
+        // of zero can pass a ReLU on one path and not on the other, and from then on the
+        // runs differ by much more than rounding (measured: with data seed 3 and the
+        // batch norm that sums each half of the batch on its own, a value of 3e-8 on one
+        // path and -1e-7 on the other in the residual model's third step, then 8e-4 of
+        // a tensor's norm; seeds 4, 5 and 6 pass every case, 7 flips one too). The data
+        // seed is one without such a tie.
+        let data = Fixtures.bandImages(count: 64, classes: 4, size: 16, seed: 4)
         let loader = BatchLoader(dataset: ImageDataset(pixels: data.pixels, labels: data.labels, channels: 1, height: 16, width: 16),
                                  batchSize: 8, mean: [0.5], std: [0.25])
         var dataRNG = Xoshiro256(seed: 1), maskRNG = Xoshiro256(seed: 2)

@@ -151,6 +151,37 @@ import Testing
         #expect(d1 == d2)
     }
 
+    /// Batch norm splits its passes by images over the threads and sums each half of the
+    /// batch on its own: outputs, input gradients, parameter gradients and running
+    /// statistics are the same to the bit on one thread and on two (an odd batch, large
+    /// enough to run in parts), and match the two-pass statistics of the whole batch.
+    @Test func batchNormDoesNotDependOnTheThreadCount() {
+        let shape = [6, 45, 16, 16], x = randomTensor(shape, seed: 50), dy = randomTensor(shape, seed: 51)
+        var results: [[[Float]]] = []
+        for threads in [1, 2] {
+            let bn = BatchNorm(features: 6, fusedReLU: true)
+            bn.shift.value = randomTensor([6], seed: 52)
+            let (y, dx) = Parallel.withThreads(threads) { () -> (Tensor, Tensor) in
+                let y = bn.forward(x, training: true)
+                return (y, bn.backward(dy))
+            }
+            results.append([y.storage, dx.storage, bn.scale.gradient.storage, bn.shift.gradient.storage,
+                            bn.runningMean.value.storage, bn.runningVariance.value.storage])
+        }
+        for (k, name) in ["output", "input gradient", "scale gradient", "shift gradient", "running mean",
+                          "running variance"].enumerated() {
+            #expect(results[0][k] == results[1][k], "\(name)")
+        }
+        let m = 45 * 256
+        for c in 0..<6 {
+            let values = x.storage[(c * m)..<((c + 1) * m)].map(Double.init)
+            let mean = values.reduce(0, +) / Double(m)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(m - 1)
+            #expect(abs(Double(results[0][4][c]) - 0.1 * mean) < 1e-6)
+            #expect(abs(Double(results[0][5][c]) - (0.9 + 0.1 * variance)) < 1e-6)
+        }
+    }
+
     @Test func batchNormUsesRunningStatisticsInEvaluation() {
         let bn = BatchNorm(features: 2, momentum: 1)   // running stats = last batch's
         let x = randomTensor([2, 8, 2, 2], seed: 32)

@@ -70,13 +70,14 @@ void ds_conv3x3_plan_weights(ds_conv3x3_plan *plan, const float *values);
 void ds_conv3x3_sparse_planned(const ds_conv3x3_plan *plan, const float *bias, const float *x, float *y,
                                int64_t batch, int64_t n0, int64_t n1);
 
-/// The sampled weight gradient of the same convolution, for rows [r0, r1):
-///   g[e] = Σ_n Σ_{h,w} dy[r][n][h][w] · x[channel[e]][n][h + dh][w + dw]
+/// The sampled weight gradient of the same convolution, for rows [r0, r1) over images
+/// [n0, n1) of the batch:
+///   g[e] = Σ_{n0 ≤ n < n1} Σ_{h,w} dy[r][n][h][w] · x[channel[e]][n][h + dh][w + dw]
 /// summed per 64-output block, then over blocks and images in order (a 16-lane
 /// accumulator per entry, reduced once at the end).
 void ds_conv3x3_sparse_sampled(const int64_t *start, const int32_t *channel, const uint8_t *tap, int64_t r0,
-                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t height,
-                               int64_t width, float *g);
+                               int64_t r1, const float *x, const float *dy, int64_t batch, int64_t n0, int64_t n1,
+                               int64_t height, int64_t width, float *g);
 
 /// 1 when the blocked weight gradient takes planes of height × width (whole vectors:
 /// W a multiple of 16, or dividing 16 with H·W a multiple of 16).
@@ -87,11 +88,11 @@ int ds_conv3x3_sparse_blocked_supported(int64_t height, int64_t width);
 /// image's channels [c0, c1) copied shifted, the plane in units of 16 vectors (or four
 /// images of four), the channels in groups whose copies for a unit take about 24 KB;
 /// per unit, group and row the row's dy block in registers and a 16-lane sum in memory
-/// per entry. Each sum runs over the units in order: the result does not depend on
-/// how [c0, c1) is split.
+/// per entry. Each sum runs over the units of images [n0, n1) in order: the result does
+/// not depend on how [c0, c1) is split.
 void ds_conv3x3_sparse_sampled_blocked(const int64_t *start, const int32_t *channel, const uint8_t *tap,
                                        int64_t rows, int64_t c0, int64_t c1, const float *x, const float *dy,
-                                       int64_t batch, int64_t height, int64_t width, float *g);
+                                       int64_t batch, int64_t n0, int64_t n1, int64_t height, int64_t width, float *g);
 
 /// The phase planes of a stride-2 convolution's input x [C, N, H, W] (H, W even):
 ///   out[c·4 + 2·pr + pc][n][i][j] = x[c][n][2i + pr][2j + pc]   ([4C, N, H/2, W/2])
