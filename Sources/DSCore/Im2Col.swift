@@ -190,12 +190,12 @@ public enum Im2Col {
 
 extension Im2Col {
     /// The positions a strided 1×1 unpadded convolution reads: `out[p][i][j] =
-    /// x[p][i·s][j·s]` for each of `planes` planes of H×W (`out` planes of
-    /// ⌈H/s⌉×⌈W/s⌉), over threads by planes.
-    public static func subsample(_ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int, stride s: Int,
-                                 into out: UnsafeMutablePointer<Float>) {
+    /// x[p][i·s][j·s]` for each of the `channels · batch` planes of H×W of a channel-major
+    /// `[C, N, H, W]` input (`out` planes of ⌈H/s⌉×⌈W/s⌉), over threads by images.
+    public static func subsample(_ x: UnsafePointer<Float>, channels: Int, batch: Int, height: Int, width: Int,
+                                 stride s: Int, into out: UnsafeMutablePointer<Float>) {
         let oh = (height - 1) / s + 1, ow = (width - 1) / s + 1
-        Parallel.forRanges(planes, work: planes * oh * ow) { range in
+        Parallel.forImageRuns(channels: channels, batch: batch, plane: 1, work: channels * batch * oh * ow) { range in
             for p in range {
                 let src = x + p * height * width, dst = out + p * oh * ow
                 for i in 0..<oh {
@@ -208,10 +208,10 @@ extension Im2Col {
 
     /// The input gradient of that convolution: `dx[p][i·s][j·s] = d[p][i][j]`, zero at
     /// every other position.
-    public static func upsample(_ d: UnsafePointer<Float>, planes: Int, height: Int, width: Int, stride s: Int,
-                                into dx: UnsafeMutablePointer<Float>) {
+    public static func upsample(_ d: UnsafePointer<Float>, channels: Int, batch: Int, height: Int, width: Int,
+                                stride s: Int, into dx: UnsafeMutablePointer<Float>) {
         let oh = (height - 1) / s + 1, ow = (width - 1) / s + 1
-        Parallel.forRanges(planes, work: planes * height * width) { range in
+        Parallel.forImageRuns(channels: channels, batch: batch, plane: 1, work: channels * batch * height * width) { range in
             for p in range {
                 let dst = dx + p * height * width, src = d + p * oh * ow
                 dst.update(repeating: 0, count: height * width)

@@ -76,12 +76,14 @@ public final class Conv2d: TimedLayer {
         return min(bySize, byThreads)
     }
 
-    /// Calls `body(chunkIndex, images)` for consecutive image ranges, in parallel.
+    /// Calls `body(chunkIndex, images)` for consecutive image ranges, in parallel: each
+    /// thread takes a contiguous run of chunks (`Parallel.forImages`), so it works on the
+    /// images it ran in the layers before and after.
     private func forEachChunk(_ g: ConvGeometry, _ body: (Int, Range<Int>) -> Void) {
         let per = imagesPerChunk(g)
         let chunks = (g.batch + per - 1) / per
-        Parallel.forEach(chunks, work: g.columnRows * g.columnCount) { i in
-            body(i, (i * per)..<min((i + 1) * per, g.batch))
+        Parallel.forImages(chunks, work: g.columnRows * g.columnCount) { run in
+            for i in run { body(i, (i * per)..<min((i + 1) * per, g.batch)) }
         }
     }
 
@@ -333,7 +335,7 @@ public final class Conv2d: TimedLayer {
             var full = Tensor(uninitializedShape: [g.channels, g.batch, plane.height, plane.width])
             dx.storage.withUnsafeBufferPointer { d in
                 full.storage.withUnsafeMutableBufferPointer { f in
-                    Im2Col.upsample(d.baseAddress!, planes: g.channels * g.batch, height: plane.height,
+                    Im2Col.upsample(d.baseAddress!, channels: g.channels, batch: g.batch, height: plane.height,
                                     width: plane.width, stride: stride, into: f.baseAddress!)
                 }
             }
@@ -349,7 +351,7 @@ public final class Conv2d: TimedLayer {
         var out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], (h - 1) / stride + 1, (w - 1) / stride + 1])
         x.storage.withUnsafeBufferPointer { px in
             out.storage.withUnsafeMutableBufferPointer { po in
-                Im2Col.subsample(px.baseAddress!, planes: x.shape[0] * x.shape[1], height: h, width: w, stride: stride,
+                Im2Col.subsample(px.baseAddress!, channels: x.shape[0], batch: x.shape[1], height: h, width: w, stride: stride,
                                  into: po.baseAddress!)
             }
         }
