@@ -40,7 +40,7 @@ final class WorkerPool: @unchecked Sendable {
     let workers: Int
     /// Shared words, one per cache line (`Word` is the line index).
     private let words: UnsafeMutablePointer<Int64>
-    private enum Word: Int { case ticket = 0, done, participants, sleepers, busy }
+    private enum Word: Int { case ticket = 0, done, participants, sleepers, busy, probe }
     /// The loop bodies of the current and the previous generation.
     private let bodies: UnsafeMutablePointer<(Int) -> Void>
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -50,8 +50,8 @@ final class WorkerPool: @unchecked Sendable {
 
     private init(workers: Int) {
         self.workers = max(workers, 0)
-        words = .allocate(capacity: 5 * 8)
-        words.initialize(repeating: 0, count: 5 * 8)
+        words = .allocate(capacity: 6 * 8)
+        words.initialize(repeating: 0, count: 6 * 8)
         bodies = .allocate(capacity: 2)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -74,9 +74,11 @@ final class WorkerPool: @unchecked Sendable {
     /// `participants - 1` workers; `pinned`: iteration `p` on participant `p` unless
     /// that one is late (at most `maxPinned` iterations). False (nothing run) when the
     /// pool is serving another caller or `count` is too large.
-    func run(_ count: Int, participants: Int, pinned: Bool = false, _ body: (Int) -> Void) -> Bool {
+    func run(_ count: Int, participants: Int, pinned: Bool = false, prepare: () -> Void = {},
+             _ body: (Int) -> Void) -> Bool {
         guard count <= (pinned ? Self.maxPinned : Self.maxCount), workers > 0,
               dst_atomic_compare_exchange(word(.busy), 0, 1) != 0 else { return false }
+        prepare()   // while the pool is this caller's alone
         withoutActuallyEscaping(body) { escapable in
             generation = (generation + 1) & 0xFFFFFF
             let slot = bodies + Int(generation & 1)
@@ -129,6 +131,60 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// The cache-line round trip between the calling thread and worker 1, in ns: a
+    /// pinned loop of two parts that pass a line back and forth, the median of three
+    /// batches of `rounds` trips. Nil when there is no worker, the pool is serving another
+    /// caller, or the worker did not take its part within a millisecond. No wait is
+    /// unbounded: a side that hears nothing for 10 ms (or sees the other give up, −1)
+    /// gives up too.
+    func roundTrip(rounds: Int = 16) -> Double? {
+        let line = word(.probe)
+        var batches: [Double] = []
+        /// Waits until the line holds `value` (true), or −1 or 10 ms passed (false).
+        func reached(_ value: Int64) -> Bool {
+            var spins = 0, deadline = 0.0
+            while true {
+                let v = dst_atomic_load(line)
+                if v == value { return true }
+                if v == -1 { return false }
+                spins += 1
+                if spins & 255 == 0 {
+                    let now = Self.seconds()
+                    if deadline == 0 { deadline = now + 0.01 } else if now > deadline { return false }
+                }
+                dst_cpu_relax()
+            }
+        }
+        let ran = run(2, participants: 2, pinned: true, prepare: { dst_atomic_store(line, 0) }) { part in
+            if part == 1 {
+                // Say hello (0 → 1) unless the caller gave up (0 → −1), then answer.
+                guard dst_atomic_compare_exchange(line, 0, 1) != 0 else { return }
+                for i in 0..<(3 * rounds) {
+                    guard reached(Int64(2 * i + 2)) else { dst_atomic_store(line, -1); return }
+                    dst_atomic_store(line, Int64(2 * i + 3))
+                }
+                return
+            }
+            let deadline = Self.seconds() + 0.001
+            while true {
+                let v = dst_atomic_load(line)
+                if v == 1 { break }
+                if v == -1 { return }   // the worker said hello and gave up waiting for us
+                if Self.seconds() > deadline, dst_atomic_compare_exchange(line, 0, -1) != 0 { return }
+                dst_cpu_relax()
+            }
+            for b in 0..<3 {
+                let start = Self.seconds()
+                for i in (b * rounds)..<((b + 1) * rounds) {
+                    dst_atomic_store(line, Int64(2 * i + 2))
+                    guard reached(Int64(2 * i + 3)) else { dst_atomic_store(line, -1); return }
+                }
+                batches.append((Self.seconds() - start) / Double(rounds) * 1e9)
+            }
+        }
+        return ran && batches.count == 3 ? batches.sorted()[1] : nil
+    }
+
     private func workerLoop(index: Int) {
         var seen = Self.generation(of: dst_atomic_load(word(.ticket)))
         while true {
@@ -152,7 +208,7 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    private static func seconds() -> Double {
+    static func seconds() -> Double {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9

@@ -51,6 +51,7 @@ public final class Trainer {
     /// and the mask changes (empty unless an update ran). A loss that is not a finite
     /// number throws `TrainingDiverged` before any weight changes.
     public func trainStep(_ batch: Batch, sparsityRNG: inout Xoshiro256) throws -> (loss: Float, correct: Int, updates: MaskUpdates) {
+        Parallel.refreshPlacement()   // whether the threads share a cache, re-measured every quarter of a second
         model.zeroGradients()
         let logits = model.forward(batch.images, training: true)
         let result = loss.evaluate(logits: logits, labels: batch.labels)

@@ -68,6 +68,8 @@ struct SparseTrainThroughput: ParsableCommand {
                             schedule: UpdateSchedule(interval: interval, endStep: Int.max, initialDropFraction: 0.3),
                             kernels: path == "sparse" ? sparseMode : .off)
                         let c = try Case(model: name, input: input, sparse: settings)
+                        Parallel.placementProbes = (0, 0, 0)
+                        Parallel.refreshPlacement(interval: 0)   // each case starts from a fresh measurement
                         // The threads' cache-line round trip before and after the case: on a
                         // virtual machine the host may move the CPUs apart while it runs.
                         let tripBefore = CPUInfo.threadRoundTripNanoseconds() ?? .nan
@@ -100,10 +102,12 @@ struct SparseTrainThroughput: ParsableCommand {
                         // Three decimals for sub-millisecond steps (the MLP's).
                         let f = ordinary < 0.001 ? "%.3f" : "%.2f"
                         print(String(format: "%-9@ %-6@ %.2f %-6@: \(f) ms/step amortised (ordinary \(f), update \(f)); "
-                                     + "%@; %d of %d sparse layers on sparse kernels; threads' round trip %.0f/%.0f ns",
+                                     + "%@; %d of %d sparse layers on sparse kernels; threads' round trip %.0f/%.0f ns; "
+                                     + "placement probes: %d close, %d apart, %d not taken",
                                      name as NSString, strategyName as NSString, sparsity, path as NSString,
                                      amortised * 1000, ordinary * 1000, update * 1000, ratio as NSString, onSparse,
-                                     choices.count, tripBefore, tripAfter))
+                                     choices.count, tripBefore, tripAfter, Parallel.placementProbes.close,
+                                     Parallel.placementProbes.apart, Parallel.placementProbes.failed))
                         lines.append(String(format: "%@,%@,%.2f,%d,%d,%@,%.3f,%.3f,%.3f,%.3f,%d/%d,%.0f,%.0f", name,
                                             strategyName, sparsity, batch, threads, path, amortised * 1000, update * 1000,
                                             pairedDense * 1000, pairedDense / amortised, onSparse, choices.count,
@@ -160,6 +164,7 @@ struct SparseTrainThroughput: ParsableCommand {
         @discardableResult
         func step(_ x: Tensor, _ labels: [Int], n: Int) -> Double {
             var maskRNG = Xoshiro256(seed: UInt64(n))
+            Parallel.refreshPlacement()   // as the trainer does at every step
             model.zeroGradients()
             let r = CrossEntropy().evaluate(logits: model.forward(x, training: true), labels: labels)
             sparse?.prepareBackward(forStep: n)

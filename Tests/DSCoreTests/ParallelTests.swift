@@ -88,27 +88,26 @@ import Testing
         }
     }
 
-    /// A pinned loop runs each part once, part 0 on the calling thread (part 1 waits
-    /// until part 0 has started, so a worker that finished its own part early cannot
-    /// take part 0 first), and part 1 on the worker in at least some of 100 loops back
-    /// to back (it is taken by the caller only when the worker is late).
+    /// A pinned loop runs each part once, part 0 on the calling thread and part 1 on the
+    /// worker in at least some of 100 loops back to back (it goes to the caller only when
+    /// the worker is late). Each part waits a while for the other to start, so that the
+    /// caller, done with a part that takes no time, does not take part 1 before an
+    /// awake worker could (part 0 waits up to 1 ms, part 1 up to 100 ms, so a worker that
+    /// finished part 1 cannot take part 0 unless the caller stalls that long).
     @Test func pinnedLoopsRunEachPartOnItsThread() {
-        let started = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        let started = UnsafeMutablePointer<Int64>.allocate(capacity: 2)
         let ran = UnsafeMutablePointer<Int>.allocate(capacity: 2)
         let onCaller = UnsafeMutablePointer<Bool>.allocate(capacity: 2)
         defer { started.deallocate(); ran.deallocate(); onCaller.deallocate() }
         var served = 0, partOneOnWorker = 0
         for _ in 0..<100 {
-            started.initialize(to: 0)
+            started.initialize(repeating: 0, count: 2)
             ran.initialize(repeating: 0, count: 2)
             let caller = pthread_self()
             let pooled = WorkerPool.shared.run(2, participants: 2, pinned: true) { p in
-                if p == 1 {
-                    let deadline = Date().addingTimeInterval(1)
-                    while dst_atomic_load(started) == 0 && Date() < deadline {}
-                } else {
-                    dst_atomic_store(started, 1)
-                }
+                dst_atomic_store(started + p, 1)
+                let deadline = Date().addingTimeInterval(p == 0 ? 0.001 : 0.1)
+                while dst_atomic_load(started + (1 - p)) == 0 && Date() < deadline {}
                 onCaller[p] = pthread_equal(pthread_self(), caller) != 0
                 ran[p] += 1
             }
@@ -147,6 +146,48 @@ import Testing
                             "threads \(threads) items \(items)")
                 }
             }
+        }
+    }
+
+    /// The pool's round-trip probe returns a plausible time or nil (the pool busy with
+    /// another test's loop, or the worker too late), and never waits for a part that
+    /// does not come: back to back, and after the worker fell asleep.
+    @Test func roundTripProbeAlwaysReturns() {
+        var measured = 0
+        let start = Date()
+        for i in 0..<40 {
+            if i == 20 { Thread.sleep(forTimeInterval: 0.01) }   // past the polling window
+            if let t = WorkerPool.shared.roundTrip() {
+                #expect(t > 0 && t < 1e6, "round trip \(t) ns")
+                measured += 1
+            }
+        }
+        // Other tests' loops may hold the pool: keep trying for a while.
+        while measured == 0 && Date().timeIntervalSince(start) < 5 {
+            if WorkerPool.shared.roundTrip() != nil { measured += 1 }
+        }
+        #expect(measured > 0)
+    }
+
+    /// Probes from several threads at once (training runs in parallel tests) all return:
+    /// only one holds the pool at a time, and a side left waiting gives up.
+    @Test(.timeLimit(.minutes(1))) func concurrentProbesAllReturn() {
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<50 { _ = WorkerPool.shared.roundTrip() }
+        }
+    }
+
+    /// With the threads apart, loops that are not pinned need sixteen times more work
+    /// before they split; pinned ones keep the plain threshold.
+    @Test func threadsApartRaiseTheUnpinnedThreshold() {
+        Parallel.withThreads(2) {
+            defer { Parallel.assumeThreadsApart(false) }
+            Parallel.assumeThreadsApart(false)
+            #expect(Parallel.parts(100, work: 100_000) == 2)
+            Parallel.assumeThreadsApart(true)
+            #expect(Parallel.parts(100, work: 100_000) == 1)
+            #expect(Parallel.parts(100, work: 16 * 65_536) == 2)
+            #expect(Parallel.pinnedParts(100, work: 100_000) == 2)
         }
     }
 }
