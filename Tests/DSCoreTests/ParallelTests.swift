@@ -177,7 +177,7 @@ import Testing
         }
     }
 
-    /// With the threads apart, loops that are not pinned need sixteen times more work
+    /// With the threads apart, loops that are not pinned need eight times more work
     /// before they split; pinned ones keep the plain threshold.
     @Test func threadsApartRaiseTheUnpinnedThreshold() {
         Parallel.withThreads(2) {
