@@ -134,24 +134,22 @@ final class WorkerPool: @unchecked Sendable {
     /// The cache-line round trip between the calling thread and worker 1, in ns: a
     /// pinned loop of two parts that pass a line back and forth, the median of three
     /// batches of `rounds` trips. Nil when there is no worker, the pool is serving another
-    /// caller, or the worker did not take its part within a millisecond. No wait is
-    /// unbounded: a side that hears nothing for 10 ms (or sees the other give up, −1)
-    /// gives up too.
+    /// caller, the worker did not take its part within a millisecond, or the trips took
+    /// more than 2 ms in all (the worker descheduled: a busy machine). No wait is
+    /// unbounded: a side that gives up says so (−1), and the worker gives up after 10 ms
+    /// without a ping.
     func roundTrip(rounds: Int = 16) -> Double? {
         let line = word(.probe)
         var batches: [Double] = []
-        /// Waits until the line holds `value` (true), or −1 or 10 ms passed (false).
-        func reached(_ value: Int64) -> Bool {
-            var spins = 0, deadline = 0.0
+        /// Waits until the line holds `value` (true), or −1, or `deadline` (false).
+        func reached(_ value: Int64, by deadline: Double) -> Bool {
+            var spins = 0
             while true {
                 let v = dst_atomic_load(line)
                 if v == value { return true }
                 if v == -1 { return false }
                 spins += 1
-                if spins & 255 == 0 {
-                    let now = Self.seconds()
-                    if deadline == 0 { deadline = now + 0.01 } else if now > deadline { return false }
-                }
+                if spins & 255 == 0 && Self.seconds() > deadline { return false }
                 dst_cpu_relax()
             }
         }
@@ -159,9 +157,12 @@ final class WorkerPool: @unchecked Sendable {
             if part == 1 {
                 // Say hello (0 → 1) unless the caller gave up (0 → −1), then answer.
                 guard dst_atomic_compare_exchange(line, 0, 1) != 0 else { return }
+                var deadline = Self.seconds() + 0.01
                 for i in 0..<(3 * rounds) {
-                    guard reached(Int64(2 * i + 2)) else { dst_atomic_store(line, -1); return }
-                    dst_atomic_store(line, Int64(2 * i + 3))
+                    guard reached(Int64(2 * i + 2), by: deadline) else { dst_atomic_store(line, -1); return }
+                    deadline = Self.seconds() + 0.01
+                    // An answer unless the caller gave up in between (−1 stays).
+                    guard dst_atomic_compare_exchange(line, Int64(2 * i + 2), Int64(2 * i + 3)) != 0 else { return }
                 }
                 return
             }
@@ -173,11 +174,12 @@ final class WorkerPool: @unchecked Sendable {
                 if Self.seconds() > deadline, dst_atomic_compare_exchange(line, 0, -1) != 0 { return }
                 dst_cpu_relax()
             }
+            let giveUp = Self.seconds() + 0.002
             for b in 0..<3 {
                 let start = Self.seconds()
                 for i in (b * rounds)..<((b + 1) * rounds) {
                     dst_atomic_store(line, Int64(2 * i + 2))
-                    guard reached(Int64(2 * i + 3)) else { dst_atomic_store(line, -1); return }
+                    guard reached(Int64(2 * i + 3), by: giveUp) else { dst_atomic_store(line, -1); return }
                 }
                 batches.append((Self.seconds() - start) / Double(rounds) * 1e9)
             }

@@ -158,12 +158,12 @@ import Testing
         for i in 0..<40 {
             if i == 20 { Thread.sleep(forTimeInterval: 0.01) }   // past the polling window
             if let t = WorkerPool.shared.roundTrip() {
-                #expect(t > 0 && t < 1e6, "round trip \(t) ns")
+                #expect(t > 0 && t <= 2e6 / 16, "round trip \(t) ns")   // at most 2 ms for 48 trips
                 measured += 1
             }
         }
         // Other tests' loops may hold the pool: keep trying for a while.
-        while measured == 0 && Date().timeIntervalSince(start) < 5 {
+        while measured == 0 && Date().timeIntervalSince(start) < 30 {
             if WorkerPool.shared.roundTrip() != nil { measured += 1 }
         }
         #expect(measured > 0)
@@ -171,9 +171,9 @@ import Testing
 
     /// Probes from several threads at once (training runs in parallel tests) all return:
     /// only one holds the pool at a time, and a side left waiting gives up.
-    @Test(.timeLimit(.minutes(1))) func concurrentProbesAllReturn() {
+    @Test(.timeLimit(.minutes(5))) func concurrentProbesAllReturn() {
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
-            for _ in 0..<50 { _ = WorkerPool.shared.roundTrip() }
+            for _ in 0..<20 { _ = WorkerPool.shared.roundTrip() }
         }
     }
 
