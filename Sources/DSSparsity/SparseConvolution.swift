@@ -480,18 +480,9 @@ extension SparseConvolution {
                 tap.withUnsafeBufferPointer { pt in
                     Parallel.forHalves(items: byGroups ? g.channels : rows, work: work) { half, range in
                         let images = Parallel.halfImages(half, batch: g.batch)
+                        // Each kernel writes every entry of its range, zeros for a half of no
+                        // images (a batch of one).
                         let out = half == 0 ? gradient : secondHalf
-                        guard !images.isEmpty else {
-                            if byGroups {
-                                for r in 0..<rows {
-                                    for e in Int(ps[r])..<Int(ps[r + 1]) where range.contains(Int(pc[e])) { out[e] = 0 }
-                                }
-                            } else {
-                                out.advanced(by: Int(ps[range.lowerBound])).update(
-                                    repeating: 0, count: Int(ps[range.upperBound] - ps[range.lowerBound]))
-                            }
-                            return
-                        }
                         if byGroups {
                             ds_conv3x3_sparse_sampled_blocked(ps.baseAddress!, pc.baseAddress, pt.baseAddress, Int64(rows),
                                                               Int64(range.lowerBound), Int64(range.upperBound), x, dy,

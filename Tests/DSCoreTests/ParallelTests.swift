@@ -149,6 +149,24 @@ import Testing
         }
     }
 
+    /// `forElements` covers every element of a rank-4 activation (split by images of
+    /// every channel) and of any other shape (contiguous ranges) exactly once.
+    @Test func elementPartsCoverEveryElementOnce() {
+        for threads in 1...3 {
+            Parallel.withThreads(threads) {
+                for shape in [[3, 5, 4, 4], [2, 1, 3, 3], [7, 9]] {
+                    let count = shape.reduce(1, *)
+                    let hits = UnsafeMutablePointer<Int>.allocate(capacity: count)
+                    hits.initialize(repeating: 0, count: count)
+                    defer { hits.deallocate() }
+                    Parallel.forElements(of: shape, count: count, work: Int.max) { r in for i in r { hits[i] += 1 } }
+                    #expect(Array(UnsafeBufferPointer(start: hits, count: count)) == [Int](repeating: 1, count: count),
+                            "threads \(threads) shape \(shape)")
+                }
+            }
+        }
+    }
+
     /// The pool's round-trip probe returns a plausible time or nil (the pool busy with
     /// another test's loop, or the worker too late), and never waits for a part that
     /// does not come: back to back, and after the worker fell asleep.
